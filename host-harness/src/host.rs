@@ -1,0 +1,329 @@
+//! The imports, implemented over [`Backends`], with everything the guest did recorded per call.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::backends::{Backends, GroupStatus, OutboundRequest};
+use crate::bindings::jira_sync::plugin::{
+    cache, clock, group_assignment, group_status, http, installations, log, types,
+};
+use crate::egress::Egress;
+
+/// One HTTP exchange as the guest saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpExchange {
+    pub method: String,
+    pub url: String,
+    pub headers: serde_json::Map<String, Value>,
+    pub body: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    pub issue_key: String,
+    pub email: Option<String>,
+    pub result: &'static str,
+    pub groups: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub issue_key: String,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<&'static str>,
+    pub groups: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CacheStats {
+    pub hits: u32,
+    pub misses: u32,
+    pub sets: u32,
+    pub deletes: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub event: String,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// Everything one call did through the imports, in order.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallRecord {
+    pub http: Vec<HttpExchange>,
+    pub assignments: Vec<Assignment>,
+    pub resolutions: Vec<Resolution>,
+    pub cache: CacheStats,
+    pub logs: Vec<LogLine>,
+    /// Seconds the guest asked to sleep (e.g. honouring `Retry-After`).
+    pub slept: u64,
+}
+
+/// The store's data: the backends, the sandbox policy and the record of this call.
+pub struct HostState {
+    pub backends: Backends,
+    pub egress: Egress,
+    pub record: CallRecord,
+    pub limits: wasmtime::StoreLimits,
+}
+
+impl HostState {
+    pub fn new(backends: Backends, limits: wasmtime::StoreLimits) -> Self {
+        HostState {
+            backends,
+            egress: Egress::default(),
+            record: CallRecord::default(),
+            limits,
+        }
+    }
+}
+
+/// A body for the trace: JSON when it parses, text otherwise, null when empty.
+pub fn body_value(body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
+}
+
+impl types::Host for HostState {}
+
+impl http::Host for HostState {
+    fn send(&mut self, request: http::Request) -> Result<http::Response, http::Error> {
+        let method = match request.method {
+            http::Method::Get => "GET",
+            http::Method::Post => "POST",
+            http::Method::Put => "PUT",
+            http::Method::Delete => "DELETE",
+        };
+        let mut exchange = HttpExchange {
+            method: method.to_owned(),
+            url: request.url.clone(),
+            headers: header_map(&request.headers),
+            body: body_value(request.body.as_deref().unwrap_or_default()),
+            status: None,
+            error: None,
+        };
+        let result = self.egress.check(&request.url).and_then(|()| {
+            self.backends.http.send(&OutboundRequest {
+                method,
+                url: request.url,
+                headers: request.headers,
+                body: request.body,
+            })
+        });
+        match &result {
+            Ok(response) => exchange.status = Some(response.status),
+            Err(e) => exchange.error = Some(crate::outcome::http_error(e)),
+        }
+        self.record.http.push(exchange);
+        result.map(|r| http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+    }
+}
+
+impl cache::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        let value = self.backends.cache.get(&key, self.backends.clock.now());
+        match value {
+            Some(_) => self.record.cache.hits += 1,
+            None => self.record.cache.misses += 1,
+        }
+        value
+    }
+
+    fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+        self.record.cache.sets += 1;
+        let now = self.backends.clock.now();
+        self.backends.cache.set(&key, &value, ttl_seconds, now);
+    }
+
+    fn delete(&mut self, key: String) {
+        self.record.cache.deletes += 1;
+        self.backends.cache.delete(&key);
+    }
+}
+
+impl installations::Host for HostState {
+    fn get_by_client_key(&mut self, client_key: String) -> Option<types::Installation> {
+        let installation = self.backends.platform.installation(&client_key)?;
+        // The guest may now reach this installation's site, and only sites it looked up.
+        self.egress.allow(&installation.base_url);
+        Some(installation)
+    }
+}
+
+impl group_assignment::Host for HostState {
+    fn assign(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+        email: String,
+    ) -> group_assignment::AssignOutcome {
+        let platform = &self.backends.platform;
+        let groups = platform.linked_groups(&client_key, &issue_key);
+        let (result, outcome, groups) = if groups.is_empty() {
+            (
+                "no-linked-groups",
+                group_assignment::AssignOutcome::NoLinkedGroups,
+                groups,
+            )
+        } else if let Some(user) = platform.user_by_email(&email) {
+            for group in &groups {
+                platform.set_assignee(*group, Some(user));
+            }
+            let n = groups.len() as u32;
+            (
+                "assigned",
+                group_assignment::AssignOutcome::Assigned(n),
+                groups,
+            )
+        } else {
+            (
+                "no-user-with-email",
+                group_assignment::AssignOutcome::NoUserWithEmail,
+                Vec::new(),
+            )
+        };
+        self.record.assignments.push(Assignment {
+            issue_key,
+            email: Some(email),
+            result,
+            groups,
+        });
+        outcome
+    }
+
+    fn unassign(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+    ) -> group_assignment::UnassignOutcome {
+        let platform = &self.backends.platform;
+        let groups = platform.linked_groups(&client_key, &issue_key);
+        for group in &groups {
+            platform.set_assignee(*group, None);
+        }
+        let (result, outcome) = if groups.is_empty() {
+            (
+                "no-linked-groups",
+                group_assignment::UnassignOutcome::NoLinkedGroups,
+            )
+        } else {
+            (
+                "unassigned",
+                group_assignment::UnassignOutcome::Unassigned(groups.len() as u32),
+            )
+        };
+        self.record.assignments.push(Assignment {
+            issue_key,
+            email: None,
+            result,
+            groups,
+        });
+        outcome
+    }
+}
+
+impl HostState {
+    fn change_status(
+        &mut self,
+        client_key: &str,
+        issue_key: String,
+        status: GroupStatus,
+        strategy: Option<&'static str>,
+    ) -> group_status::StatusOutcome {
+        let platform = &self.backends.platform;
+        let groups = platform.linked_groups(client_key, &issue_key);
+        for group in &groups {
+            platform.set_status(*group, status);
+        }
+        let outcome = if groups.is_empty() {
+            group_status::StatusOutcome::NoLinkedGroups
+        } else {
+            group_status::StatusOutcome::Changed(groups.len() as u32)
+        };
+        self.record.resolutions.push(Resolution {
+            issue_key,
+            action: match status {
+                GroupStatus::Resolved => "resolve",
+                GroupStatus::Unresolved => "unresolve",
+            },
+            strategy,
+            groups,
+        });
+        outcome
+    }
+}
+
+impl group_status::Host for HostState {
+    fn resolve(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+        strategy: types::ResolutionStrategy,
+    ) -> group_status::StatusOutcome {
+        let strategy = match strategy {
+            types::ResolutionStrategy::Resolve => "resolve",
+            types::ResolutionStrategy::ResolveCurrentRelease => "resolve-current-release",
+            types::ResolutionStrategy::ResolveNextRelease => "resolve-next-release",
+        };
+        self.change_status(
+            &client_key,
+            issue_key,
+            GroupStatus::Resolved,
+            Some(strategy),
+        )
+    }
+
+    fn unresolve(&mut self, client_key: String, issue_key: String) -> group_status::StatusOutcome {
+        self.change_status(&client_key, issue_key, GroupStatus::Unresolved, None)
+    }
+}
+
+impl clock::Host for HostState {
+    fn now(&mut self) -> u64 {
+        self.backends.clock.now()
+    }
+
+    fn sleep(&mut self, seconds: u32) {
+        self.record.slept += u64::from(seconds);
+        self.backends.clock.sleep(seconds);
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, event: String, fields: Vec<(String, String)>) {
+        let level = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.record.logs.push(LogLine {
+            level,
+            event,
+            fields: header_map(&fields),
+        });
+    }
+}

@@ -1,0 +1,25 @@
+//! A wasmtime host for the jira-sync component.
+//!
+//! [`Runtime`] loads the component once and runs each call in a fresh, limited instance;
+//! [`Backends`] are what the imports are implemented over; [`replay`] plays a [`Scenario`] and
+//! returns a JSON trace of everything the component did.
+
+pub mod backends;
+pub mod egress;
+pub mod host;
+pub mod outcome;
+pub mod replay;
+pub mod runtime;
+pub mod scenario;
+pub mod scripted;
+pub mod signing;
+
+/// Host-side bindings generated from `wit/`.
+pub mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
+}
+
+pub use backends::Backends;
+pub use replay::{World, replay};
+pub use runtime::{Call, Runtime, bundled_component};
+pub use scenario::Scenario;

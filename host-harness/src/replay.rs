@@ -1,0 +1,214 @@
+//! Plays a scenario against the component and returns its trace.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::backends::{Backends, Group, GroupStatus, ManualClock, MemoryCache, MemoryPlatform};
+use crate::bindings::exports::jira_sync::plugin::{outbound, webhook};
+use crate::host::{CallRecord, body_value};
+use crate::runtime::{Call, Runtime};
+use crate::scenario::{GroupStatusSpec, Scenario, Sign, SignOverrides, Source, Step, WebhookStep};
+use crate::scripted::ScriptedHttp;
+use crate::signing;
+
+/// The in-memory world a scenario runs in; kept so that tests can look inside after a replay.
+pub struct World {
+    pub platform: Arc<MemoryPlatform>,
+    pub cache: Arc<MemoryCache>,
+    pub clock: Arc<ManualClock>,
+    pub http: Arc<ScriptedHttp>,
+    pub backends: Backends,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario) -> Self {
+        let platform = Arc::new(MemoryPlatform::default());
+        platform.add_installation(scenario.installation.to_installation());
+        for other in &scenario.other_installations {
+            platform.add_installation(other.to_installation());
+        }
+        let client_key = &scenario.installation.client_key;
+        for (issue_key, groups) in &scenario.links {
+            platform.link(client_key, issue_key, groups);
+        }
+        for (email, id) in &scenario.users {
+            platform.add_user(email, *id);
+        }
+        for (id, spec) in &scenario.groups {
+            if let Ok(id) = id.parse() {
+                platform.put_group(
+                    id,
+                    Group {
+                        status: match spec.status {
+                            GroupStatusSpec::Unresolved => GroupStatus::Unresolved,
+                            GroupStatusSpec::Resolved => GroupStatus::Resolved,
+                        },
+                        assignee: spec.assignee,
+                    },
+                );
+            }
+        }
+        let cache = Arc::new(MemoryCache::default());
+        let clock = Arc::new(ManualClock::new(scenario.now));
+        let http = Arc::new(ScriptedHttp::new(scenario.http.clone()));
+        let backends = Backends {
+            http: http.clone(),
+            cache: cache.clone(),
+            platform: platform.clone(),
+            clock: clock.clone(),
+        };
+        World {
+            platform,
+            cache,
+            clock,
+            http,
+            backends,
+        }
+    }
+}
+
+/// Runs every step and returns the trace (see README for its shape).
+pub fn replay(runtime: &Runtime, scenario: &Scenario) -> Value {
+    let world = World::new(scenario);
+    replay_in(runtime, scenario, &world)
+}
+
+pub fn replay_in(runtime: &Runtime, scenario: &Scenario, world: &World) -> Value {
+    let steps: Vec<Value> = scenario
+        .steps
+        .iter()
+        .map(|step| run_step(runtime, scenario, world, step))
+        .collect();
+    let groups: Map<String, Value> = world
+        .platform
+        .groups()
+        .into_iter()
+        .map(|(id, group)| (id.to_string(), json!(group)))
+        .collect();
+    json!({
+        "steps": steps,
+        "groups": groups,
+        "unmatched_http": world.http.unmatched(),
+    })
+}
+
+fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) -> Value {
+    let default_key = &scenario.installation.client_key;
+    match step {
+        Step::Webhook(hook) => {
+            let request = webhook_request(scenario, world, hook);
+            let call = runtime.webhook(&world.backends, &request);
+            let response = call.result.as_ref().ok().map(|r| {
+                json!({
+                    "status": r.status,
+                    "body": body_value(&r.body),
+                })
+            });
+            step_trace("webhook", response, Value::Null, call)
+        }
+        Step::SyncStatusOutbound(s) => {
+            let request = outbound::StatusRequest {
+                client_key: s.client_key.clone().unwrap_or_else(|| default_key.clone()),
+                issue_key: s.issue_key.clone(),
+                resolved: s.resolved,
+                dry_run: s.dry_run,
+            };
+            let call = runtime.sync_status(&world.backends, &request);
+            let outcome = call
+                .result
+                .as_ref()
+                .map_or(Value::Null, crate::outcome::status);
+            step_trace("sync_status_outbound", None, outcome, call)
+        }
+        Step::SyncAssigneeOutbound(s) => {
+            let request = outbound::AssigneeRequest {
+                client_key: s.client_key.clone().unwrap_or_else(|| default_key.clone()),
+                issue_key: s.issue_key.clone(),
+                target: if s.unassign {
+                    outbound::AssigneeTarget::Unassign
+                } else {
+                    outbound::AssigneeTarget::Emails(s.emails.clone())
+                },
+                source: match s.source {
+                    Source::Platform => outbound::AssignmentSource::Platform,
+                    Source::ThisInstallation => outbound::AssignmentSource::ThisInstallation,
+                },
+            };
+            let call = runtime.sync_assignee(&world.backends, &request);
+            let outcome = call
+                .result
+                .as_ref()
+                .map_or(Value::Null, crate::outcome::assignee);
+            step_trace("sync_assignee_outbound", None, outcome, call)
+        }
+        Step::AdvanceClock(seconds) => {
+            world.clock.advance(*seconds);
+            json!({"kind": "advance_clock", "seconds": seconds})
+        }
+    }
+}
+
+fn step_trace<T>(kind: &str, response: Option<Value>, outcome: Value, call: Call<T>) -> Value {
+    let CallRecord {
+        http,
+        assignments,
+        resolutions,
+        cache,
+        logs,
+        slept,
+    } = call.record;
+    json!({
+        "kind": kind,
+        "response": response,
+        "outcome": outcome,
+        "error": call.result.err(),
+        "http": http,
+        "assignments": assignments,
+        "resolutions": resolutions,
+        "cache": cache,
+        "logs": logs,
+        "slept": slept,
+    })
+}
+
+fn webhook_request(scenario: &Scenario, world: &World, hook: &WebhookStep) -> webhook::Request {
+    use crate::backends::Clock as _;
+    let mut headers: Vec<(String, String)> = hook
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let has_authorization = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    let overrides = match &hook.sign {
+        Sign::No | Sign::Jira(false) => None,
+        Sign::Jira(true) => Some(SignOverrides::default()),
+        Sign::With(overrides) => Some(overrides.clone()),
+    };
+    if let (Some(overrides), false) = (overrides, has_authorization) {
+        let installation = &scenario.installation;
+        headers.push((
+            "Authorization".to_owned(),
+            signing::authorization(
+                &installation.client_key,
+                &installation.shared_secret,
+                world.clock.now(),
+                (&hook.method, &hook.path, &hook.query),
+                &overrides,
+            ),
+        ));
+    }
+    let body = match &hook.body {
+        Value::String(raw) => raw.clone().into_bytes(),
+        json => json.to_string().into_bytes(),
+    };
+    webhook::Request {
+        method: hook.method.clone(),
+        path: hook.path.clone(),
+        query: hook.query.clone(),
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,252 @@
+//! A signed, cached, rate-limit-aware client for the installation's Jira site.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::env::Env;
+use crate::jwt::{self, Claims};
+use crate::model::{HttpError, HttpRequest, Installation, Level, Method, header};
+use crate::qsh;
+
+/// Lifetime of cached GET results (SPEC 5).
+pub const CACHE_TTL_SECONDS: u32 = 240;
+/// Lifetime of outbound tokens: `exp` = `iat` + this (SPEC 4).
+pub const TOKEN_LIFETIME_SECONDS: u64 = 300;
+/// The guest never holds a larger body, whatever the host allows.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// How the client rides out Jira's 429s (SPEC 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries of one request after its first attempt.
+    pub max_retries: u32,
+    /// Total seconds the client may wait across the retries of one request.
+    pub max_total_wait: u32,
+    /// First backoff when Jira sends no `Retry-After`; doubled after each retry.
+    pub initial_backoff: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            max_total_wait: 60,
+            initial_backoff: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JiraError {
+    /// The HTTP import gave no response.
+    Http(HttpError),
+    /// Jira answered a non-2xx status (other than a 429 that retries absorbed).
+    Status {
+        endpoint: &'static str,
+        status: u16,
+        body: Vec<u8>,
+    },
+    /// Jira still answered 429 when the retry budget ran out.
+    RateLimited {
+        endpoint: &'static str,
+        retry_after: u32,
+    },
+    /// The body was not the JSON the endpoint documents.
+    BadResponse(&'static str),
+    /// The body exceeded [`MAX_RESPONSE_BYTES`].
+    TooLarge(&'static str),
+}
+
+impl fmt::Display for JiraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JiraError::Http(e) => write!(f, "{e}"),
+            JiraError::Status {
+                endpoint, status, ..
+            } => write!(f, "{endpoint} answered {status}"),
+            JiraError::RateLimited {
+                endpoint,
+                retry_after,
+            } => write!(f, "{endpoint} rate-limited; retry after {retry_after} s"),
+            JiraError::BadResponse(endpoint) => write!(f, "{endpoint} answered unexpected JSON"),
+            JiraError::TooLarge(endpoint) => write!(f, "{endpoint} answered too large a body"),
+        }
+    }
+}
+
+/// One query parameter, unencoded.
+pub type Param<'a> = (&'a str, &'a str);
+
+pub struct Jira<'a, E: Env> {
+    env: &'a mut E,
+    installation: &'a Installation,
+    retry: RetryPolicy,
+}
+
+impl<'a, E: Env> Jira<'a, E> {
+    pub fn new(env: &'a mut E, installation: &'a Installation) -> Self {
+        Jira {
+            env,
+            installation,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn env(&mut self) -> &mut E {
+        self.env
+    }
+
+    /// GETs JSON; with `cache`, a live cached copy answers and a 2xx result is stored.
+    pub fn get_json(
+        &mut self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[Param<'_>],
+        cache: bool,
+    ) -> Result<Value, JiraError> {
+        let url = self.url(path, query);
+        let key = cache.then(|| self.cache_key(Method::Get, &url));
+        if let Some(key) = &key
+            && let Some(hit) = self.env.get(key)
+            && let Ok(value) = serde_json::from_str(&hit)
+        {
+            return Ok(value);
+        }
+        let body = self.send(endpoint, Method::Get, path, query, None)?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|_| JiraError::BadResponse(endpoint))?;
+        if let Some(key) = &key {
+            // Cache the body as received: it was just checked to be JSON.
+            let text = String::from_utf8_lossy(&body);
+            self.env.set(key, &text, CACHE_TTL_SECONDS);
+        }
+        Ok(value)
+    }
+
+    /// Sends a signed request; 429s are retried within the policy; any 2xx body is returned.
+    pub fn send(
+        &mut self,
+        endpoint: &'static str,
+        method: Method,
+        path: &str,
+        query: &[Param<'_>],
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, JiraError> {
+        let url = self.url(path, query);
+        let body = body.map(|b| serde_json::to_vec(b).expect("a JSON value serialises"));
+        let mut waited = 0u32;
+        let mut backoff = self.retry.initial_backoff.max(1);
+        let mut retries = 0;
+        loop {
+            let request = self.signed(method, &url, body.clone());
+            let response = self.env.send(request).map_err(JiraError::Http)?;
+            if response.body.len() > MAX_RESPONSE_BYTES {
+                return Err(JiraError::TooLarge(endpoint));
+            }
+            if (200..300).contains(&response.status) {
+                return Ok(response.body);
+            }
+            if response.status != 429 {
+                return Err(JiraError::Status {
+                    endpoint,
+                    status: response.status,
+                    body: response.body,
+                });
+            }
+            let retry_after =
+                header(&response.headers, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());
+            let wait = retry_after.unwrap_or(backoff);
+            let reason = header(&response.headers, "ratelimit-reason").unwrap_or("");
+            if retries >= self.retry.max_retries
+                || waited.saturating_add(wait) > self.retry.max_total_wait
+            {
+                self.env.log(
+                    Level::Warn,
+                    "jira.rate-limited",
+                    &[
+                        ("endpoint", endpoint),
+                        ("retry_after", &wait.to_string()),
+                        ("reason", reason),
+                    ],
+                );
+                return Err(JiraError::RateLimited {
+                    endpoint,
+                    retry_after: wait,
+                });
+            }
+            self.env.log(
+                Level::Info,
+                "jira.rate-limit-retry",
+                &[
+                    ("endpoint", endpoint),
+                    ("wait", &wait.to_string()),
+                    ("reason", reason),
+                ],
+            );
+            self.env.sleep(wait);
+            waited += wait;
+            retries += 1;
+            if retry_after.is_none() {
+                backoff = backoff.saturating_mul(2);
+            }
+        }
+    }
+
+    /// A cache key owned by this installation: the client key is percent-encoded, so no other
+    /// installation's key can produce the same prefix.
+    pub fn cache_key(&self, method: Method, url: &str) -> String {
+        format!(
+            "jira-sync/v1/{}/{} {url}",
+            qsh::encode(&self.installation.client_key),
+            method.as_str()
+        )
+    }
+
+    /// A key for facts the guest remembers itself (e.g. hidden emails), in the same namespace.
+    pub fn fact_key(&self, fact: &str, subject: &str) -> String {
+        format!(
+            "jira-sync/v1/{}/{fact}/{}",
+            qsh::encode(&self.installation.client_key),
+            qsh::encode(subject)
+        )
+    }
+
+    fn url(&self, path: &str, query: &[Param<'_>]) -> String {
+        let mut url = format!("{}{path}", self.installation.base_url.trim_end_matches('/'));
+        for (i, (key, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&qsh::encode(key));
+            url.push('=');
+            url.push_str(&qsh::encode(value));
+        }
+        url
+    }
+
+    fn signed(&mut self, method: Method, url: &str, body: Option<Vec<u8>>) -> HttpRequest {
+        let now = self.env.now();
+        let hash = qsh::qsh_for_url(method.as_str(), url, &self.installation.base_url);
+        let token = jwt::sign(
+            &Claims {
+                iss: &self.installation.app_key,
+                iat: now,
+                exp: now + TOKEN_LIFETIME_SECONDS,
+                qsh: &hash,
+            },
+            &self.installation.shared_secret,
+        );
+        let mut headers = vec![
+            ("Authorization".to_owned(), format!("JWT {token}")),
+            ("Accept".to_owned(), "application/json".to_owned()),
+        ];
+        if body.is_some() {
+            headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+        }
+        HttpRequest {
+            method,
+            url: url.to_owned(),
+            headers,
+            body,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Atlassian Connect JWTs: HS256 only, with the `qsh` claim binding a token to one request.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::Sha256;
+
+/// Tokens larger than this are refused before any decoding (SPEC 1.2).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtError {
+    Oversized(usize),
+    Malformed(&'static str),
+    MissingClaim(&'static str),
+    UnsupportedAlgorithm(String),
+    BadSignature,
+    Expired { exp: u64, now: u64 },
+    QshMismatch,
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtError::Oversized(len) => {
+                write!(f, "token of {len} bytes exceeds {MAX_TOKEN_BYTES}")
+            }
+            JwtError::Malformed(why) => write!(f, "malformed token: {why}"),
+            JwtError::MissingClaim(claim) => write!(f, "token has no valid `{claim}` claim"),
+            JwtError::UnsupportedAlgorithm(alg) => write!(f, "algorithm `{alg}` is not HS256"),
+            JwtError::BadSignature => f.write_str("signature does not match"),
+            JwtError::Expired { exp, now } => write!(f, "token expired at {exp} (now {now})"),
+            JwtError::QshMismatch => f.write_str("qsh does not match this request"),
+        }
+    }
+}
+
+impl JwtError {
+    /// A stable short code for logs and answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JwtError::Oversized(_) => "oversized",
+            JwtError::Malformed(_) => "malformed",
+            JwtError::MissingClaim(_) => "missing-claim",
+            JwtError::UnsupportedAlgorithm(_) => "unsupported-algorithm",
+            JwtError::BadSignature => "bad-signature",
+            JwtError::Expired { .. } => "expired",
+            JwtError::QshMismatch => "qsh-mismatch",
+        }
+    }
+}
+
+/// A token split and decoded, not yet verified.
+#[derive(Debug, Clone)]
+pub struct Unverified<'a> {
+    pub alg: String,
+    pub iss: String,
+    pub exp: u64,
+    pub qsh: String,
+    signing_input: &'a str,
+    signature: Vec<u8>,
+}
+
+/// Splits and decodes `token`; checks shape only.
+pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(JwtError::Oversized(token.len()));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+    let header = decode_json(
+        header,
+        "header is not base64url",
+        "header is not a JSON object",
+    )?;
+    let claims = decode_json(
+        claims,
+        "claims are not base64url",
+        "claims are not a JSON object",
+    )?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| JwtError::Malformed("signature is not base64url"))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Malformed("header has no `alg`"))?
+        .to_owned();
+    let string_claim = |name: &'static str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(JwtError::MissingClaim(name))
+    };
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .filter(|exp| *exp >= 0.0)
+        .ok_or(JwtError::MissingClaim("exp"))? as u64;
+    Ok(Unverified {
+        alg,
+        iss: string_claim("iss")?,
+        exp,
+        qsh: string_claim("qsh")?,
+        signing_input: &token[..token.rfind('.').unwrap_or_default()],
+        signature,
+    })
+}
+
+impl Unverified<'_> {
+    /// Checks, in SPEC order: algorithm, signature, expiry (with `skew` seconds of leeway), qsh.
+    pub fn verify(
+        &self,
+        secret: &str,
+        now: u64,
+        skew: u64,
+        expected_qsh: &str,
+    ) -> Result<(), JwtError> {
+        if self.alg != "HS256" {
+            return Err(JwtError::UnsupportedAlgorithm(self.alg.clone()));
+        }
+        mac(secret, self.signing_input)
+            .verify_slice(&self.signature)
+            .map_err(|_| JwtError::BadSignature)?;
+        if self.exp.saturating_add(skew) <= now {
+            return Err(JwtError::Expired { exp: self.exp, now });
+        }
+        if self.qsh != expected_qsh {
+            return Err(JwtError::QshMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// The claims of a Connect token; field order is the serialised order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claims<'a> {
+    pub iss: &'a str,
+    pub iat: u64,
+    pub exp: u64,
+    pub qsh: &'a str,
+}
+
+/// Signs `claims` with HS256 under `secret`.
+pub fn sign(claims: &Claims<'_>, secret: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
+    let claims = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(claims).expect("claims serialise: strings and integers only"));
+    let signing_input = format!("{header}.{claims}");
+    let signature = URL_SAFE_NO_PAD.encode(mac(secret, &signing_input).finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+fn mac(secret: &str, signing_input: &str) -> Hmac<Sha256> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any size");
+    mac.update(signing_input.as_bytes());
+    mac
+}
+
+fn decode_json(
+    part: &str,
+    not_base64: &'static str,
+    not_object: &'static str,
+) -> Result<Value, JwtError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| JwtError::Malformed(not_base64))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        _ => Err(JwtError::Malformed(not_object)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(exp: u64) -> String {
+        sign(
+            &Claims {
+                iss: "jira:1",
+                iat: 100,
+                exp,
+                qsh: "abc",
+            },
+            "s3cret",
+        )
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let t = token(200);
+        let u = decode(&t).unwrap();
+        assert_eq!(
+            (u.iss.as_str(), u.exp, u.qsh.as_str()),
+            ("jira:1", 200, "abc")
+        );
+        assert_eq!(u.verify("s3cret", 199, 0, "abc"), Ok(()));
+        assert_eq!(
+            u.verify("other", 199, 0, "abc"),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            u.verify("s3cret", 199, 0, "abd"),
+            Err(JwtError::QshMismatch)
+        );
+        assert!(matches!(
+            u.verify("s3cret", 200, 0, "abc"),
+            Err(JwtError::Expired { .. })
+        ));
+        assert_eq!(u.verify("s3cret", 200, 5, "abc"), Ok(()));
+    }
+
+    #[test]
+    fn tampered_claims_fail_the_signature() {
+        let t = token(200);
+        let forged_claims =
+            URL_SAFE_NO_PAD.encode(br#"{"iss":"jira:1","iat":100,"exp":999999,"qsh":"abc"}"#);
+        let mut parts: Vec<&str> = t.split('.').collect();
+        parts[1] = &forged_claims;
+        let forged = parts.join(".");
+        assert_eq!(
+            decode(&forged).unwrap().verify("s3cret", 199, 0, "abc"),
+            Err(JwtError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_errors() {
+        assert!(matches!(decode("abc"), Err(JwtError::Malformed(_))));
+        assert!(matches!(decode("a.b.c"), Err(JwtError::Malformed(_))));
+        assert!(matches!(
+            decode(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(JwtError::Oversized(_))
+        ));
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","exp":1}"#);
+        assert_eq!(
+            decode(&format!("{header}.{claims}.")).unwrap_err(),
+            JwtError::MissingClaim("qsh")
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! jira-sync's guest: everything the component knows about Jira.
+//!
+//! The core is plain Rust over the small traits of [`env`], so the same code runs natively (tests,
+//! benchmarks, the harness's signing) and inside the component, where `guest` implements the
+//! traits over the WIT imports.
+
+pub mod env;
+pub mod jira;
+pub mod jwt;
+pub mod model;
+pub mod outbound;
+pub mod payload;
+pub mod qsh;
+pub mod statuses;
+pub mod users;
+pub mod webhook;
+
+#[cfg(target_arch = "wasm32")]
+mod guest;
