@@ -185,7 +185,7 @@ fn webhook_request(scenario: &Scenario, world: &World, hook: &WebhookStep) -> we
     let overrides = match &hook.sign {
         Sign::No | Sign::Jira(false) => None,
         Sign::Jira(true) => Some(SignOverrides::default()),
-        Sign::With(overrides) => Some(overrides.clone()),
+        Sign::With(overrides) => Some((**overrides).clone()),
     };
     if let (Some(overrides), false) = (overrides, has_authorization) {
         let installation = &scenario.installation;

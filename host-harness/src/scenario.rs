@@ -158,7 +158,7 @@ fn ok() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
-    Webhook(WebhookStep),
+    Webhook(Box<WebhookStep>),
     SyncStatusOutbound(StatusStep),
     SyncAssigneeOutbound(AssigneeStep),
     /// Moves the host clock forward by this many seconds.
@@ -198,7 +198,7 @@ pub enum Sign {
     #[default]
     No,
     Jira(bool),
-    With(SignOverrides),
+    With(Box<SignOverrides>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

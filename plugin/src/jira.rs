@@ -105,10 +105,25 @@ impl<'a, E: Env> Jira<'a, E> {
         query: &[Param<'_>],
         cache: bool,
     ) -> Result<Value, JiraError> {
+        if cache {
+            self.get_json_cached_if(endpoint, path, query, |_| true)
+        } else {
+            let body = self.send(endpoint, Method::Get, path, query, None)?;
+            serde_json::from_slice(&body).map_err(|_| JiraError::BadResponse(endpoint))
+        }
+    }
+
+    /// GETs JSON through the cache; a fresh 2xx result is stored only if `worth_caching` says so.
+    pub fn get_json_cached_if(
+        &mut self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[Param<'_>],
+        worth_caching: impl Fn(&Value) -> bool,
+    ) -> Result<Value, JiraError> {
         let url = self.url(path, query);
-        let key = cache.then(|| self.cache_key(Method::Get, &url));
-        if let Some(key) = &key
-            && let Some(hit) = self.env.get(key)
+        let key = self.cache_key(Method::Get, &url);
+        if let Some(hit) = self.env.get(&key)
             && let Ok(value) = serde_json::from_str(&hit)
         {
             return Ok(value);
@@ -116,10 +131,8 @@ impl<'a, E: Env> Jira<'a, E> {
         let body = self.send(endpoint, Method::Get, path, query, None)?;
         let value: Value =
             serde_json::from_slice(&body).map_err(|_| JiraError::BadResponse(endpoint))?;
-        if let Some(key) = &key {
-            // Cache the body as received: it was just checked to be JSON.
-            let text = String::from_utf8_lossy(&body);
-            self.env.set(key, &text, CACHE_TTL_SECONDS);
+        if worth_caching(&value) {
+            self.env.set(&key, &value.to_string(), CACHE_TTL_SECONDS);
         }
         Ok(value)
     }

@@ -24,19 +24,24 @@ pub fn account_email<E: Env>(
         );
         return Ok(None);
     }
-    let body = jira.get_json(
+    // Only a found email is cached; "hidden" has its own, shorter-lived entry below.
+    let body = jira.get_json_cached_if(
         "user-email",
         "/rest/api/3/user/email",
         &[("accountId", account_id)],
-        true,
+        |body| email_of(body).is_ok_and(|email| email.is_some()),
     )?;
-    let email = match body.get("email") {
-        Some(Value::String(email)) if !email.is_empty() => Some(email.clone()),
-        Some(Value::String(_) | Value::Null) | None => None,
-        Some(_) => return Err(JiraError::BadResponse("user-email")),
-    };
+    let email = email_of(&body)?;
     if email.is_none() {
         jira.env().set(&hidden_key, "1", HIDDEN_EMAIL_TTL_SECONDS);
     }
     Ok(email)
+}
+
+fn email_of(body: &Value) -> Result<Option<String>, JiraError> {
+    match body.get("email") {
+        Some(Value::String(email)) if !email.is_empty() => Ok(Some(email.clone())),
+        Some(Value::String(_) | Value::Null) | None => Ok(None),
+        Some(_) => Err(JiraError::BadResponse("user-email")),
+    }
 }

@@ -1,0 +1,72 @@
+//! The `jira-sync-host` command line: exit codes and messages.
+
+use std::process::Command;
+
+fn host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jira-sync-host"))
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+#[test]
+fn replay_prints_a_json_trace_of_the_example() {
+    let out = host()
+        .arg("replay")
+        .arg(example("hidden-email.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &trace["steps"][0];
+    assert_eq!(first["response"]["status"], 200);
+    assert!(
+        first["http"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/rest/api/3/user/email?accountId=5f1a")
+    );
+    assert_eq!(trace["groups"]["1"]["assignee"], 7);
+    assert_eq!(trace["unmatched_http"], serde_json::json!([]));
+}
+
+#[test]
+fn a_bad_scenario_file_fails_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("jira-sync-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"now": 1, "steps": [{"teleport": {}}]}"#).unwrap();
+    let out = host().arg("replay").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a valid scenario"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = host()
+        .arg("replay")
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read "));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn imports_lists_only_our_package() {
+    let out = host().arg("imports").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() >= 7);
+    assert!(
+        text.lines().all(|l| l.starts_with("jira-sync:plugin/")),
+        "{text}"
+    );
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the wasm target, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The harness's build script compiles the guest for this target; rustup does not add it by itself.
+rustup target add wasm32-unknown-unknown
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p jira-sync-plugin --target wasm32-unknown-unknown -- -D warnings
+cargo test --workspace
