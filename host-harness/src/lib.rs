@@ -8,6 +8,7 @@ pub mod backends;
 pub mod egress;
 pub mod host;
 pub mod outcome;
+pub mod real_http;
 pub mod replay;
 pub mod runtime;
 pub mod scenario;

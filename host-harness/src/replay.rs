@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::backends::{Backends, Group, GroupStatus, ManualClock, MemoryCache, MemoryPlatform};
+use crate::backends::{
+    Backends, Group, GroupStatus, HttpBackend, ManualClock, MemoryCache, MemoryPlatform,
+};
 use crate::bindings::exports::jira_sync::plugin::{outbound, webhook};
 use crate::host::{CallRecord, body_value};
 use crate::runtime::{Call, Runtime};
@@ -22,7 +24,19 @@ pub struct World {
 }
 
 impl World {
+    /// The scenario's world, with Jira answering from its `http` script.
     pub fn new(scenario: &Scenario) -> Self {
+        let http = Arc::new(ScriptedHttp::new(scenario.http.clone()));
+        Self::with_http(scenario, http.clone(), http)
+    }
+
+    /// The scenario's world with another HTTP backend (e.g. real requests to a simulator);
+    /// `script` still reports what it was asked and could not answer.
+    pub fn with_http(
+        scenario: &Scenario,
+        backend: Arc<dyn HttpBackend>,
+        script: Arc<ScriptedHttp>,
+    ) -> Self {
         let platform = Arc::new(MemoryPlatform::default());
         platform.add_installation(scenario.installation.to_installation());
         for other in &scenario.other_installations {
@@ -51,9 +65,8 @@ impl World {
         }
         let cache = Arc::new(MemoryCache::default());
         let clock = Arc::new(ManualClock::new(scenario.now));
-        let http = Arc::new(ScriptedHttp::new(scenario.http.clone()));
         let backends = Backends {
-            http: http.clone(),
+            http: backend,
             cache: cache.clone(),
             platform: platform.clone(),
             clock: clock.clone(),
@@ -62,7 +75,7 @@ impl World {
             platform,
             cache,
             clock,
-            http,
+            http: script,
             backends,
         }
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bindings::jira_sync::plugin::types::{
-    Installation, ProjectStatusMapping, ResolutionStrategy, SyncConfig,
+    Installation, ProjectStatusMapping, ResolutionStrategy, RetryPolicy, SyncConfig,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +53,30 @@ pub struct InstallationSpec {
     pub sync_reverse_assignment: bool,
     #[serde(default)]
     pub resolution_strategy: Strategy,
+    #[serde(default = "default_hops")]
+    pub max_transition_hops: u32,
+    #[serde(default)]
+    pub retry: RetrySpec,
+}
+
+fn default_hops() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    pub max_retries: u32,
+    pub max_total_wait: u32,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            max_retries: 3,
+            max_total_wait: 60,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -100,6 +124,11 @@ impl InstallationSpec {
                     Strategy::Resolve => ResolutionStrategy::Resolve,
                     Strategy::ResolveCurrentRelease => ResolutionStrategy::ResolveCurrentRelease,
                     Strategy::ResolveNextRelease => ResolutionStrategy::ResolveNextRelease,
+                },
+                max_transition_hops: self.max_transition_hops,
+                retry: RetryPolicy {
+                    max_retries: self.retry.max_retries,
+                    max_total_wait_seconds: self.retry.max_total_wait,
                 },
             },
         }

@@ -93,6 +93,11 @@ impl Installations for Imports {
                         model::ResolutionStrategy::ResolveNextRelease
                     }
                 },
+                max_transition_hops: i.config.max_transition_hops,
+                retry: model::RetryPolicy {
+                    max_retries: i.config.retry.max_retries,
+                    max_total_wait: i.config.retry.max_total_wait_seconds,
+                },
             },
         })
     }

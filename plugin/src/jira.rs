@@ -16,26 +16,8 @@ pub const TOKEN_LIFETIME_SECONDS: u64 = 300;
 /// The guest never holds a larger body, whatever the host allows.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// How the client rides out Jira's 429s (SPEC 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries of one request after its first attempt.
-    pub max_retries: u32,
-    /// Total seconds the client may wait across the retries of one request.
-    pub max_total_wait: u32,
-    /// First backoff when Jira sends no `Retry-After`; doubled after each retry.
-    pub initial_backoff: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 3,
-            max_total_wait: 60,
-            initial_backoff: 1,
-        }
-    }
-}
+/// First wait when a 429 carries no `Retry-After`; doubled after each retry.
+pub const INITIAL_BACKOFF_SECONDS: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JiraError {
@@ -81,16 +63,11 @@ pub type Param<'a> = (&'a str, &'a str);
 pub struct Jira<'a, E: Env> {
     env: &'a mut E,
     installation: &'a Installation,
-    retry: RetryPolicy,
 }
 
 impl<'a, E: Env> Jira<'a, E> {
     pub fn new(env: &'a mut E, installation: &'a Installation) -> Self {
-        Jira {
-            env,
-            installation,
-            retry: RetryPolicy::default(),
-        }
+        Jira { env, installation }
     }
 
     pub fn env(&mut self) -> &mut E {
@@ -149,7 +126,8 @@ impl<'a, E: Env> Jira<'a, E> {
         let url = self.url(path, query);
         let body = body.map(|b| serde_json::to_vec(b).expect("a JSON value serialises"));
         let mut waited = 0u32;
-        let mut backoff = self.retry.initial_backoff.max(1);
+        let policy = self.installation.config.retry;
+        let mut backoff = INITIAL_BACKOFF_SECONDS;
         let mut retries = 0;
         loop {
             let request = self.signed(method, &url, body.clone());
@@ -171,8 +149,7 @@ impl<'a, E: Env> Jira<'a, E> {
                 header(&response.headers, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());
             let wait = retry_after.unwrap_or(backoff);
             let reason = header(&response.headers, "ratelimit-reason").unwrap_or("");
-            if retries >= self.retry.max_retries
-                || waited.saturating_add(wait) > self.retry.max_total_wait
+            if retries >= policy.max_retries || waited.saturating_add(wait) > policy.max_total_wait
             {
                 self.env.log(
                     Level::Warn,

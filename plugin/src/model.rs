@@ -24,6 +24,17 @@ pub struct SyncConfig {
     pub sync_forward_assignment: bool,
     pub sync_reverse_assignment: bool,
     pub resolution_strategy: ResolutionStrategy,
+    pub max_transition_hops: u32,
+    pub retry: RetryPolicy,
+}
+
+/// How the client rides out Jira's 429s (SPEC 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries of one request after its first attempt.
+    pub max_retries: u32,
+    /// Total seconds the client may wait across the retries of one request.
+    pub max_total_wait: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use crate::qsh;
 use crate::statuses;
 use crate::users;
 
-/// Transitions a status sync may take before it gives up (SPEC 2.7).
-pub const DEFAULT_MAX_HOPS: usize = 5;
+/// Whatever the configuration says, a status sync never takes more transitions than this.
+pub const MAX_HOPS_CEILING: usize = 20;
 
 pub const ASSIGN_UNAUTHORIZED: &str = "Insufficient permissions to assign user to the Jira issue.";
 pub const ASSIGN_FAILED: &str = "There was an error assigning the issue.";
@@ -90,7 +90,8 @@ pub fn sync_status(env: &mut impl Env, request: &StatusRequest) -> StatusOutcome
         return StatusOutcome::Failed(Failure::UnknownInstallation);
     };
     let mut jira = Jira::new(env, &installation);
-    match walk(&mut jira, &installation, request, DEFAULT_MAX_HOPS) {
+    let max_hops = (installation.config.max_transition_hops as usize).clamp(1, MAX_HOPS_CEILING);
+    match walk(&mut jira, &installation, request, max_hops) {
         Ok(outcome) => outcome,
         Err(e) => status_error(e),
     }
