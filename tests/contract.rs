@@ -22,6 +22,7 @@ fn component_imports_only_jira_sync_interfaces() {
         [
             "cache",
             "clock",
+            "deliveries",
             "group-assignment",
             "group-status",
             "http",

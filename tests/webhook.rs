@@ -537,3 +537,126 @@ fn every_outbound_request_is_signed_for_its_own_url() {
         assert_eq!(claims["iat"], 1_700_000_000);
     }
 }
+
+// --- delivery dedupe and ordering (SPEC 7) ----------------------------------------------------
+
+fn delivery(id: &str, body: Value) -> Value {
+    json!({"webhook": {"sign": true, "headers": {"X-Atlassian-Webhook-Identifier": id}, "body": body}})
+}
+
+fn assigned_to(email: &str, updated: &str) -> Value {
+    issue_updated(
+        json!([assignee_item()]),
+        json!({"assignee": {"accountId": "x", "emailAddress": email}, "updated": updated}),
+    )
+}
+
+#[test]
+fn a_redelivered_webhook_has_no_second_effect() {
+    let mut s = base();
+    s["users"]["grace@example.com"] = json!(8);
+    let trace = run(&with_steps(
+        s,
+        json!([
+            delivery(
+                "d-1",
+                assigned_to("ada@example.com", "2023-01-01T00:00:00.000+0000")
+            ),
+            delivery(
+                "d-2",
+                assigned_to("grace@example.com", "2023-01-01T00:00:01.000+0000")
+            ),
+            delivery(
+                "d-1",
+                assigned_to("ada@example.com", "2023-01-01T00:00:00.000+0000")
+            ),
+        ]),
+    ));
+    assert_eq!(trace.status(2), 200);
+    assert!(trace.has_event(2, "jira.webhook.duplicate"));
+    assert!(trace.no_effect(2));
+    assert_eq!(trace.group(1)["assignee"], 8);
+}
+
+#[test]
+fn a_failed_delivery_is_handled_again_when_jira_retries() {
+    let s = base_with_email(email_stub(401, json!({})));
+    let hook = json!({"webhook": {"sign": true, "headers": {"X-Atlassian-Webhook-Identifier": "d-9"},
+        "body": issue_updated(json!([assignee_item()]), hidden_ada())}});
+    let trace = run(&with_steps(s, json!([hook, hook])));
+    assert_eq!(trace.status(0), 500);
+    assert_eq!(trace.status(1), 200);
+    assert!(!trace.has_event(1, "jira.webhook.duplicate"));
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn a_forged_delivery_cannot_claim_an_identifier() {
+    let forged = json!({"webhook": {"sign": {"secret": "guess"},
+        "headers": {"X-Atlassian-Webhook-Identifier": "d-1"},
+        "body": assigned_to("ada@example.com", "2023-01-01T00:00:00.000+0000")}});
+    let trace = run(&with_steps(
+        base(),
+        json!([
+            forged,
+            delivery(
+                "d-1",
+                assigned_to("ada@example.com", "2023-01-01T00:00:00.000+0000")
+            )
+        ]),
+    ));
+    assert_eq!(trace.status(0), 409);
+    assert!(!trace.has_event(1, "jira.webhook.duplicate"));
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn an_older_event_arriving_late_is_skipped() {
+    let mut s = base();
+    s["users"]["grace@example.com"] = json!(8);
+    let trace = run(&with_steps(
+        s,
+        json!([
+            signed(assigned_to(
+                "grace@example.com",
+                "2023-01-01T00:00:02.000+0000"
+            )),
+            signed(assigned_to(
+                "ada@example.com",
+                "2023-01-01T00:00:01.000+0000"
+            )),
+            signed(assigned_to(
+                "ada@example.com",
+                "2023-01-01T00:00:02.000+0000"
+            )),
+        ]),
+    ));
+    assert_eq!(trace.status(1), 200);
+    assert!(trace.has_event(1, "jira.stale-event"));
+    assert!(trace.no_effect(1));
+    assert!(
+        !trace.has_event(2, "jira.stale-event"),
+        "equal timestamps apply again"
+    );
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn ordering_is_per_issue() {
+    let mut s = base();
+    s["links"]["APP-124"] = json!([5]);
+    let mut other = assigned_to("ada@example.com", "2023-01-01T00:00:00.000+0000");
+    other["issue"]["key"] = json!("APP-124");
+    let trace = run(&with_steps(
+        s,
+        json!([
+            signed(assigned_to(
+                "ada@example.com",
+                "2023-06-01T00:00:00.000+0000"
+            )),
+            signed(other),
+        ]),
+    ));
+    assert!(!trace.has_event(1, "jira.stale-event"));
+    assert_eq!(trace.group(5)["assignee"], 7);
+}

@@ -2,7 +2,7 @@
 //! platform plugs in its own store, cache, clock or HTTP client; the in-memory ones serve tests,
 //! scenarios and the CLI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -66,12 +66,21 @@ pub trait Platform: Send + Sync {
     fn set_status(&self, group: u64, status: GroupStatus);
 }
 
+/// Jira deliveries already handled, and the last `updated` applied per issue (SPEC 7).
+pub trait DeliveryLog: Send + Sync {
+    fn seen(&self, client_key: &str, id: &str) -> bool;
+    fn mark_seen(&self, client_key: &str, id: &str);
+    fn last_applied(&self, client_key: &str, issue_key: &str) -> Option<i64>;
+    fn set_last_applied(&self, client_key: &str, issue_key: &str, updated_ms: i64);
+}
+
 /// The backends one call runs against; cheap to clone and shared across threads.
 #[derive(Clone)]
 pub struct Backends {
     pub http: Arc<dyn HttpBackend>,
     pub cache: Arc<dyn CacheBackend>,
     pub platform: Arc<dyn Platform>,
+    pub deliveries: Arc<dyn DeliveryLog>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -158,6 +167,8 @@ pub struct MemoryPlatform {
     links: Mutex<BTreeMap<(String, String), Vec<u64>>>,
     users: Mutex<Vec<(String, u64)>>,
     groups: Mutex<BTreeMap<u64, Group>>,
+    delivered: Mutex<BTreeSet<(String, String)>>,
+    applied: Mutex<BTreeMap<(String, String), i64>>,
 }
 
 impl MemoryPlatform {
@@ -222,5 +233,25 @@ impl Platform for MemoryPlatform {
         if let Some(g) = lock(&self.groups).get_mut(&group) {
             g.status = status;
         }
+    }
+}
+
+impl DeliveryLog for MemoryPlatform {
+    fn seen(&self, client_key: &str, id: &str) -> bool {
+        lock(&self.delivered).contains(&(client_key.to_owned(), id.to_owned()))
+    }
+
+    fn mark_seen(&self, client_key: &str, id: &str) {
+        lock(&self.delivered).insert((client_key.to_owned(), id.to_owned()));
+    }
+
+    fn last_applied(&self, client_key: &str, issue_key: &str) -> Option<i64> {
+        lock(&self.applied)
+            .get(&(client_key.to_owned(), issue_key.to_owned()))
+            .copied()
+    }
+
+    fn set_last_applied(&self, client_key: &str, issue_key: &str, updated_ms: i64) {
+        lock(&self.applied).insert((client_key.to_owned(), issue_key.to_owned()), updated_ms);
     }
 }

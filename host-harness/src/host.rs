@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::backends::{Backends, GroupStatus, OutboundRequest};
 use crate::bindings::jira_sync::plugin::{
-    cache, clock, group_assignment, group_status, http, installations, log, types,
+    cache, clock, deliveries, group_assignment, group_status, http, installations, log, types,
 };
 use crate::egress::Egress;
 
@@ -297,6 +297,28 @@ impl group_status::Host for HostState {
 
     fn unresolve(&mut self, client_key: String, issue_key: String) -> group_status::StatusOutcome {
         self.change_status(&client_key, issue_key, GroupStatus::Unresolved, None)
+    }
+}
+
+impl deliveries::Host for HostState {
+    fn seen(&mut self, client_key: String, id: String) -> bool {
+        self.backends.deliveries.seen(&client_key, &id)
+    }
+
+    fn mark_seen(&mut self, client_key: String, id: String) {
+        self.backends.deliveries.mark_seen(&client_key, &id)
+    }
+
+    fn last_applied(&mut self, client_key: String, issue_key: String) -> Option<i64> {
+        self.backends
+            .deliveries
+            .last_applied(&client_key, &issue_key)
+    }
+
+    fn set_last_applied(&mut self, client_key: String, issue_key: String, updated_ms: i64) {
+        self.backends
+            .deliveries
+            .set_last_applied(&client_key, &issue_key, updated_ms)
     }
 }
 

@@ -69,6 +69,7 @@ impl World {
             http: backend,
             cache: cache.clone(),
             platform: platform.clone(),
+            deliveries: platform.clone(),
             clock: clock.clone(),
         };
         World {

@@ -32,6 +32,13 @@ pub trait Groups {
     fn unresolve(&mut self, client_key: &str, issue_key: &str) -> StatusChange;
 }
 
+pub trait Deliveries {
+    fn seen(&mut self, client_key: &str, id: &str) -> bool;
+    fn mark_seen(&mut self, client_key: &str, id: &str);
+    fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64>;
+    fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64);
+}
+
 pub trait Clock {
     fn now(&mut self) -> u64;
     fn sleep(&mut self, seconds: u32);
@@ -42,6 +49,6 @@ pub trait Log {
 }
 
 /// Everything a flow may touch.
-pub trait Env: Http + Cache + Installations + Groups + Clock + Log {}
+pub trait Env: Http + Cache + Installations + Groups + Deliveries + Clock + Log {}
 
-impl<T: Http + Cache + Installations + Groups + Clock + Log> Env for T {}
+impl<T: Http + Cache + Installations + Groups + Deliveries + Clock + Log> Env for T {}

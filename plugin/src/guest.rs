@@ -1,6 +1,6 @@
 //! The thin wit-bindgen layer: WIT imports behind the core's traits, WIT exports onto the core.
 
-use crate::env::{Cache, Clock, Groups, Http, Installations, Log};
+use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
 use crate::model;
 use crate::outbound;
 use crate::webhook;
@@ -10,7 +10,9 @@ wit_bindgen::generate!({ path: "../wit", world: "plugin" });
 use exports::jira_sync::plugin::outbound as wit_out;
 use exports::jira_sync::plugin::webhook as wit_hook;
 use jira_sync::plugin::types as wit;
-use jira_sync::plugin::{cache, clock, group_assignment, group_status, http, installations, log};
+use jira_sync::plugin::{
+    cache, clock, deliveries, group_assignment, group_status, http, installations, log,
+};
 
 /// The component's view of its host: every trait goes straight to an import.
 struct Imports;
@@ -152,6 +154,21 @@ fn status_change(outcome: group_status::StatusOutcome) -> model::StatusChange {
     match outcome {
         group_status::StatusOutcome::Changed(n) => model::StatusChange::Changed(n),
         group_status::StatusOutcome::NoLinkedGroups => model::StatusChange::NoLinkedGroups,
+    }
+}
+
+impl Deliveries for Imports {
+    fn seen(&mut self, client_key: &str, id: &str) -> bool {
+        deliveries::seen(client_key, id)
+    }
+    fn mark_seen(&mut self, client_key: &str, id: &str) {
+        deliveries::mark_seen(client_key, id)
+    }
+    fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64> {
+        deliveries::last_applied(client_key, issue_key)
+    }
+    fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64) {
+        deliveries::set_last_applied(client_key, issue_key, updated_ms)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod payload;
 pub mod qsh;
 pub mod statuses;
+pub mod timestamp;
 pub mod users;
 pub mod webhook;
 

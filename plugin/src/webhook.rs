@@ -12,6 +12,7 @@ use crate::model::{
 use crate::payload::{self, StatusItem, Update};
 use crate::qsh;
 use crate::statuses;
+use crate::timestamp;
 use crate::users;
 
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
@@ -36,8 +37,36 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
         Ok(installation) => installation,
         Err(reason) => return answer(409, json!({"error": reason})),
     };
-    let payload = match payload::parse(&request.body) {
-        Ok(payload) => payload,
+    let ck = installation.client_key.as_str();
+    let delivery = header(&request.headers, "x-atlassian-webhook-identifier");
+    if let Some(id) = delivery
+        && env.seen(ck, id)
+    {
+        env.log(Level::Info, "jira.webhook.duplicate", &[("delivery", id)]);
+        return empty(200);
+    }
+    let response = handle_verified(env, &installation, &request.body);
+    // Only a handled delivery counts as seen: after a 500, Jira's retry must run again.
+    if let Some(id) = delivery
+        && response.status < 300
+    {
+        env.mark_seen(ck, id);
+    }
+    response
+}
+
+/// SPEC 1.3-1.7 and 7, for a request whose token verified.
+fn handle_verified(
+    env: &mut impl Env,
+    installation: &Installation,
+    body: &[u8],
+) -> WebhookResponse {
+    let update = match payload::parse(body) {
+        Ok(Some(update)) => update,
+        Ok(None) => {
+            env.log(Level::Info, "jira.missing-changelog", &[]);
+            return empty(200);
+        }
         Err(reason) => {
             env.log(
                 Level::Warn,
@@ -47,15 +76,29 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
             return answer(400, json!({"error": reason}));
         }
     };
-    let Some(update) = payload else {
-        env.log(Level::Info, "jira.missing-changelog", &[]);
-        return empty(200);
-    };
-    let mut errors = Vec::new();
     let key = update.issue_key.as_str();
     let ck = installation.client_key.as_str();
-    let mut jira = Jira::new(env, &installation);
+    let ordered = update.assignee_changed || update.status.is_some();
+    let updated = update.updated.as_deref().and_then(timestamp::parse_millis);
+    if ordered
+        && let Some(at) = updated
+        && let Some(last) = env.last_applied(ck, key)
+        && at < last
+    {
+        env.log(
+            Level::Info,
+            "jira.stale-event",
+            &[
+                ("issue_key", key),
+                ("updated", update.updated.as_deref().unwrap_or_default()),
+                ("last_applied_ms", &last.to_string()),
+            ],
+        );
+        return empty(200);
+    }
 
+    let mut errors = Vec::new();
+    let mut jira = Jira::new(env, installation);
     if !update.assignee_changed {
         jira.env().log(
             Level::Info,
@@ -68,7 +111,7 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
             "jira.assignee-sync-disabled",
             &[("issue_key", key)],
         );
-    } else if let Err(e) = sync_assignee(&mut jira, &installation, &update) {
+    } else if let Err(e) = sync_assignee(&mut jira, installation, &update) {
         errors.push(e);
     }
 
@@ -84,15 +127,12 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
             &[("issue_key", key)],
         ),
         Some(item) => {
-            if let Err(e) = sync_status(&mut jira, &installation, key, item) {
+            if let Err(e) = sync_status(&mut jira, installation, key, item) {
                 errors.push(e);
             }
         }
     }
 
-    if errors.is_empty() {
-        return empty(200);
-    }
     for error in &errors {
         jira.env().log(
             Level::Error,
@@ -105,14 +145,19 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
             ],
         );
     }
-    let status = if errors.iter().any(|e| e.fatal) {
-        500
-    } else {
-        200
-    };
+    let fatal = errors.iter().any(|e| e.fatal);
+    if ordered
+        && !fatal
+        && let Some(at) = updated
+    {
+        env.set_last_applied(ck, key, at);
+    }
+    if errors.is_empty() {
+        return empty(200);
+    }
     let messages: Vec<&str> = errors.iter().map(|e| e.message).collect();
     answer(
-        status,
+        if fatal { 500 } else { 200 },
         json!({"error_message": messages[0], "errors": messages}),
     )
 }
