@@ -209,6 +209,24 @@ fn never_crosses_done_on_the_way_to_a_status_that_is_not_done() {
 }
 
 #[test]
+fn another_done_status_is_only_a_last_resort() {
+    let trace = status_sync(
+        vec![
+            issue("1"),
+            transitions(&[("41", "10102", "done"), ("11", "3", "indeterminate")]),
+            transitions(&[("21", "10101", "done")]),
+            post(204),
+        ],
+        true,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "transitioned", "transitions": ["11", "21"]})
+    );
+}
+
+#[test]
 fn hops_are_bounded() {
     let mut s = scenario("outbound");
     s["installation"]["max_transition_hops"] = json!(2);

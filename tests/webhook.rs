@@ -433,7 +433,7 @@ fn moving_into_done_resolves_with_the_installation_strategy() {
     assert_eq!(trace.requests(0), ["GET /rest/api/2/status"]);
     assert_eq!(
         trace.resolutions(0),
-        &json!([{"issue_key": "APP-123", "action": "resolve", "strategy": "resolve-next-release", "groups": [1, 2]}])
+        &json!([{"issue_key": "APP-123", "action": "resolve", "strategy": "resolve-next-release", "groups": [1, 2], "changed": 2}])
     );
     assert_eq!(trace.group(1)["status"], "resolved");
     assert!(trace.has_event(0, "jira.assignee-not-in-changelog"));

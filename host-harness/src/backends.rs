@@ -64,6 +64,11 @@ pub trait Platform: Send + Sync {
     fn user_by_email(&self, email: &str) -> Option<u64>;
     fn set_assignee(&self, group: u64, user: Option<u64>);
     fn set_status(&self, group: u64, status: GroupStatus);
+    fn group(&self, group: u64) -> Option<Group>;
+    /// The (client key, issue key) pairs `group` is linked to.
+    fn links_of_group(&self, group: u64) -> Vec<(String, String)>;
+    /// The verified emails of `user`.
+    fn user_emails(&self, user: u64) -> Vec<String>;
 }
 
 /// Jira deliveries already handled, and the last `updated` applied per issue (SPEC 7).
@@ -133,6 +138,24 @@ impl CacheBackend for MemoryCache {
 
     fn delete(&self, key: &str) {
         lock(&self.entries).remove(key);
+    }
+}
+
+/// The machine's clock; `sleep` really sleeps, capped so that a hostile `Retry-After` cannot
+/// park a worker for long.
+pub struct SystemClock {
+    pub max_sleep: std::time::Duration,
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn sleep(&self, seconds: u32) {
+        std::thread::sleep(std::time::Duration::from_secs(u64::from(seconds)).min(self.max_sleep));
     }
 }
 
@@ -233,6 +256,26 @@ impl Platform for MemoryPlatform {
         if let Some(g) = lock(&self.groups).get_mut(&group) {
             g.status = status;
         }
+    }
+
+    fn group(&self, group: u64) -> Option<Group> {
+        lock(&self.groups).get(&group).copied()
+    }
+
+    fn links_of_group(&self, group: u64) -> Vec<(String, String)> {
+        lock(&self.links)
+            .iter()
+            .filter(|(_, groups)| groups.contains(&group))
+            .map(|(link, _)| link.clone())
+            .collect()
+    }
+
+    fn user_emails(&self, user: u64) -> Vec<String> {
+        lock(&self.users)
+            .iter()
+            .filter(|(_, id)| *id == user)
+            .map(|(email, _)| email.clone())
+            .collect()
     }
 }
 

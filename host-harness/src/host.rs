@@ -37,6 +37,8 @@ pub struct Resolution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strategy: Option<&'static str>,
     pub groups: Vec<u64>,
+    /// How many of `groups` were not already in that status.
+    pub changed: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -254,13 +256,17 @@ impl HostState {
     ) -> group_status::StatusOutcome {
         let platform = &self.backends.platform;
         let groups = platform.linked_groups(client_key, &issue_key);
+        let mut changed = 0;
         for group in &groups {
-            platform.set_status(*group, status);
+            if platform.group(*group).is_some_and(|g| g.status != status) {
+                platform.set_status(*group, status);
+                changed += 1;
+            }
         }
         let outcome = if groups.is_empty() {
             group_status::StatusOutcome::NoLinkedGroups
         } else {
-            group_status::StatusOutcome::Changed(groups.len() as u32)
+            group_status::StatusOutcome::Changed(changed)
         };
         self.record.resolutions.push(Resolution {
             issue_key,
@@ -270,6 +276,7 @@ impl HostState {
             },
             strategy,
             groups,
+            changed,
         });
         outcome
     }

@@ -5,6 +5,7 @@
 //! returns a JSON trace of everything the component did.
 
 pub mod backends;
+pub mod demo;
 pub mod egress;
 pub mod host;
 pub mod outcome;
@@ -13,7 +14,10 @@ pub mod replay;
 pub mod runtime;
 pub mod scenario;
 pub mod scripted;
+pub mod server;
 pub mod signing;
+pub mod sim;
+pub mod store;
 
 /// Host-side bindings generated from `wit/`.
 pub mod bindings {

@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use jira_sync_host::demo;
 use jira_sync_host::real_http::{HttpLimits, RealHttp};
 use jira_sync_host::replay::replay_in;
 use jira_sync_host::scripted::ScriptedHttp;
+use jira_sync_host::server::{Server, ServerConfig};
+use jira_sync_host::sim::{SimWorld, Simulator};
+use jira_sync_host::store::SqliteStore;
 use jira_sync_host::{Runtime, Scenario, World, bundled_component};
 
 #[derive(Parser)]
@@ -42,6 +46,50 @@ enum Command {
     Imports {
         #[arg(long)]
         component: Option<PathBuf>,
+    },
+    /// The seed's round trip between the Jira simulator and the webhook server, as a timeline.
+    Demo {
+        /// Print the timeline and summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        component: Option<PathBuf>,
+    },
+    /// Serve Jira's webhooks and the platform's admin API over HTTP.
+    Serve {
+        /// A TOML file (keys: listen, database, component, workers, http_timeout_ms,
+        /// max_response_bytes, max_sleep_seconds); every key is optional.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides the config's `listen`.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Overrides the config's `database`.
+        #[arg(long)]
+        database: Option<PathBuf>,
+    },
+    /// Run the Jira Cloud simulator until interrupted.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// The site's data as JSON (default: the demo's world).
+        #[arg(long)]
+        world: Option<PathBuf>,
+        /// Where to send `issue_updated` webhooks.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
+    /// Resolve, unresolve, assign or unassign a group through a running server's admin API.
+    Group {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// resolve | unresolve | assign | unassign
+        action: String,
+        group: u64,
+        /// The platform user to assign (for `assign`).
+        #[arg(long)]
+        user: Option<u64>,
     },
 }
 
@@ -85,6 +133,89 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let trace = replay_in(&runtime, &scenario, &world);
             println!("{}", serde_json::to_string_pretty(&trace)?);
         }
+        Command::Demo { json, component } => {
+            let runtime = Arc::new(Runtime::load(&component.unwrap_or_else(bundled_component))?);
+            let report = demo::run(runtime)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", demo::render(&report));
+            }
+        }
+        Command::Serve {
+            config,
+            listen,
+            database,
+        } => {
+            let mut config = match config {
+                Some(path) => ServerConfig::load(&path)?,
+                None => ServerConfig::default(),
+            };
+            config.listen = listen.unwrap_or(config.listen);
+            config.database = database.unwrap_or(config.database);
+            let component = config.component.clone().unwrap_or_else(bundled_component);
+            let runtime = Arc::new(Runtime::load(&component)?);
+            let store = Arc::new(SqliteStore::open(&config.database)?);
+            let http = Arc::new(RealHttp::new(HttpLimits {
+                timeout: Duration::from_millis(config.http_timeout_ms),
+                max_response_bytes: config.max_response_bytes,
+            }));
+            let server = Server::start(&config, runtime, store, http, None)?;
+            eprintln!(
+                "jira-sync-host: serving on {} (state in {})",
+                server.url(),
+                config.database.display()
+            );
+            park_forever();
+        }
+        Command::Sim {
+            listen,
+            world,
+            webhook_url,
+        } => {
+            let world = match world {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("read {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a valid world", path.display()))?
+                }
+                None => SimWorld::demo(),
+            };
+            let sim = Simulator::start_on(&listen, world)?;
+            if let Some(url) = webhook_url {
+                sim.set_webhook_url(&url);
+            }
+            eprintln!("jira-sync-host: Jira simulator on {}", sim.base_url());
+            park_forever();
+        }
+        Command::Group {
+            server,
+            action,
+            group,
+            user,
+        } => {
+            let body = match (action.as_str(), user) {
+                ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
+                ("assign", None) => anyhow::bail!("assign needs --user"),
+                ("resolve" | "unresolve" | "unassign", _) => String::new(),
+                (other, _) => anyhow::bail!("unknown action {other}"),
+            };
+            let agent = ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build(),
+            );
+            let mut response = agent
+                .post(&format!("{server}/admin/groups/{group}/{action}"))
+                .send(body.as_bytes())
+                .with_context(|| format!("reach {server}"))?;
+            let status = response.status();
+            println!("{}", response.body_mut().read_to_string()?);
+            if !status.is_success() {
+                anyhow::bail!("the server answered {status}");
+            }
+        }
         Command::Imports { component } => {
             let runtime = Runtime::load(&component.unwrap_or_else(bundled_component))?;
             for import in runtime.imports() {
@@ -93,4 +224,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves until the process is interrupted.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
 }

@@ -224,7 +224,9 @@ fn walk<E: Env>(
 }
 
 /// The unvisited status whose category is nearest the target's; never a `done` one unless the
-/// target is `done`; ties go to Jira's order.
+/// target is `done`, and even then only as a last resort, since entering another `done` status
+/// resolves the platform's groups on the way and usually leaves only a reopen transition; ties
+/// go to Jira's order.
 fn next_hop<'t>(
     transitions: &'t [Transition],
     visited: &[String],
@@ -236,7 +238,7 @@ fn next_hop<'t>(
         .filter(|t| !visited.contains(&t.to))
         .map(|t| (t, statuses::category_rank(t.to_category.as_deref())))
         .filter(|(_, rank)| *rank != done || target_rank == done)
-        .min_by_key(|(_, rank)| rank.abs_diff(target_rank))
+        .min_by_key(|(_, rank)| (*rank == done, rank.abs_diff(target_rank)))
         .map(|(t, _)| t)
 }
 

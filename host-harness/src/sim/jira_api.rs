@@ -1,0 +1,410 @@
+//! The simulated REST endpoints, as a function of the simulator's state.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jira_sync_plugin::{jwt, qsh};
+use serde_json::{Value, json};
+
+use super::world::{SimIssue, SimUser};
+use super::{SimState, Webhook};
+
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+    pub now_ms: u64,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+    pub auth_error: Option<String>,
+    pub fault: bool,
+    pub webhooks: Vec<Webhook>,
+}
+
+fn json_answer(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+        delay: Duration::ZERO,
+        auth_error: None,
+        fault: false,
+        webhooks: Vec::new(),
+    }
+}
+
+fn no_content(webhooks: Vec<Webhook>) -> Answer {
+    Answer {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+        delay: Duration::ZERO,
+        auth_error: None,
+        fault: false,
+        webhooks,
+    }
+}
+
+fn error(status: u16, messages: &[&str], errors: Value) -> Answer {
+    json_answer(status, json!({"errorMessages": messages, "errors": errors}))
+}
+
+pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer {
+    if let Err(why) = verify(state, call) {
+        let mut answer = error(401, &["Authentication failed"], json!({}));
+        answer.auth_error = Some(why);
+        return answer;
+    }
+    if let Some(fault) = take_fault(state, call) {
+        return fault;
+    }
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(call.query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let segments: Vec<String> = call
+        .path
+        .trim_end_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (call.method, &segments[..]) {
+        ("GET", ["", "rest", "api", "2", "status"]) => json_answer(200, statuses(state)),
+        ("GET", ["", "rest", "api", "2", "issue", key]) => match issue(state, key) {
+            Some(issue) => json_answer(200, issue_json(state, issue)),
+            None => issue_missing(),
+        },
+        ("GET", ["", "rest", "api", "2", "issue", key, "transitions"]) => match issue(state, key) {
+            Some(issue) => json_answer(200, transitions_json(state, issue)),
+            None => issue_missing(),
+        },
+        ("POST", ["", "rest", "api", "2", "issue", key, "transitions"]) => {
+            transition(state, key, call, ids)
+        }
+        ("PUT", ["", "rest", "api", "2", "issue", key, "assignee"]) => {
+            let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
+                return error(400, &["The request body is not JSON."], json!({}));
+            };
+            let account = match body.get("accountId") {
+                Some(Value::String(id)) => Some(id.as_str()),
+                Some(Value::Null) | None => None,
+                Some(_) => return error(400, &[], json!({"accountId": "Not a string."})),
+            };
+            match set_assignee(state, key, account, ids) {
+                Ok(webhook) => no_content(webhook.into_iter().collect()),
+                Err(answer) => answer,
+            }
+        }
+        ("GET", ["", "rest", "api", "3", "user", "email"]) => {
+            match param("accountId").and_then(|id| user(state, id)) {
+                Some(user) => json_answer(
+                    200,
+                    json!({"accountId": user.account_id, "email": user.email}),
+                ),
+                None => error(404, &["The user does not exist."], json!({})),
+            }
+        }
+        ("GET", ["", "rest", "api", "2", "user", "assignable", "search"]) => {
+            let Some(key) = param("issueKey") else {
+                return error(400, &["issueKey is required."], json!({}));
+            };
+            if issue(state, key).is_none() {
+                return issue_missing();
+            }
+            let query = param("query").unwrap_or_default().to_lowercase();
+            let users: Vec<Value> = state
+                .world
+                .users
+                .iter()
+                .filter(|u| {
+                    u.email.to_lowercase().contains(&query)
+                        || u.display_name.to_lowercase().contains(&query)
+                })
+                .map(user_json)
+                .collect();
+            json_answer(200, Value::Array(users))
+        }
+        _ => error(404, &["No such endpoint in the simulator."], json!({})),
+    }
+}
+
+/// Connect JWT of the app: HS256 with the shared secret, `iss` = app key, qsh of this request.
+fn verify(state: &SimState, call: &Call<'_>) -> Result<(), String> {
+    let authorization = call
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str())
+        .ok_or("no Authorization header")?;
+    let token = authorization
+        .strip_prefix("JWT ")
+        .ok_or("Authorization is not a JWT")?;
+    let token = jwt::decode(token).map_err(|e| e.to_string())?;
+    let installation = &state.world.installation;
+    if token.iss != installation.app_key {
+        return Err(format!("unknown issuer {}", token.iss));
+    }
+    token
+        .verify(
+            &installation.shared_secret,
+            call.now_ms / 1000,
+            0,
+            &qsh::qsh(call.method, call.path, call.query),
+        )
+        .map_err(|e| e.to_string())
+}
+
+fn take_fault(state: &mut SimState, call: &Call<'_>) -> Option<Answer> {
+    let i = state.faults.iter().position(|f| {
+        (f.method.is_empty() || f.method.eq_ignore_ascii_case(call.method))
+            && call.path.contains(&f.path_contains)
+    })?;
+    let fault = &mut state.faults[i];
+    fault.times = fault.times.saturating_sub(1);
+    let answer = Answer {
+        status: fault.status,
+        headers: fault.headers.clone(),
+        body: fault.body.clone().into_bytes(),
+        delay: Duration::from_millis(fault.delay_ms),
+        auth_error: None,
+        fault: true,
+        webhooks: Vec::new(),
+    };
+    if fault.times == 0 {
+        state.faults.remove(i);
+    }
+    Some(answer)
+}
+
+fn issue_missing() -> Answer {
+    error(
+        404,
+        &["Issue does not exist or you do not have permission to see it."],
+        json!({}),
+    )
+}
+
+fn issue<'s>(state: &'s SimState, key: &str) -> Option<&'s SimIssue> {
+    state.world.issues.iter().find(|i| i.key == key)
+}
+
+fn user<'s>(state: &'s SimState, account_id: &str) -> Option<&'s SimUser> {
+    state
+        .world
+        .users
+        .iter()
+        .find(|u| u.account_id == account_id)
+}
+
+fn user_json(user: &SimUser) -> Value {
+    let mut json = json!({"accountId": user.account_id, "displayName": user.display_name,
+                          "active": true, "accountType": "atlassian"});
+    if !user.hide_email {
+        json["emailAddress"] = json!(user.email);
+    }
+    json
+}
+
+fn status_json(state: &SimState, id: &str) -> Value {
+    let status = state.world.statuses.iter().find(|s| s.id == id);
+    let (name, category) = status.map_or(("Unknown", "undefined"), |s| {
+        (s.name.as_str(), s.category.as_str())
+    });
+    let category_id = match category {
+        "new" => 2,
+        "indeterminate" => 4,
+        "done" => 3,
+        _ => 1,
+    };
+    json!({"id": id, "name": name,
+           "statusCategory": {"id": category_id, "key": category, "name": category}})
+}
+
+fn statuses(state: &SimState) -> Value {
+    Value::Array(
+        state
+            .world
+            .statuses
+            .iter()
+            .map(|s| status_json(state, &s.id))
+            .collect(),
+    )
+}
+
+fn issue_json(state: &SimState, issue: &SimIssue) -> Value {
+    let project = state
+        .world
+        .projects
+        .iter()
+        .find(|p| p.id == issue.project_id);
+    json!({
+        "id": issue.id,
+        "key": issue.key,
+        "fields": {
+            "project": {"id": issue.project_id, "key": project.map(|p| p.key.as_str())},
+            "status": status_json(state, &issue.status),
+            "assignee": issue.assignee.as_deref().and_then(|a| user(state, a)).map(user_json),
+            "updated": format_updated(issue.updated_ms),
+        }
+    })
+}
+
+fn open_transitions<'s>(
+    state: &'s SimState,
+    issue: &SimIssue,
+) -> Vec<&'s super::world::SimTransition> {
+    state
+        .world
+        .projects
+        .iter()
+        .find(|p| p.id == issue.project_id)
+        .map(|p| {
+            p.workflow
+                .iter()
+                .filter(|t| t.from.is_empty() || t.from.contains(&issue.status))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn transitions_json(state: &SimState, issue: &SimIssue) -> Value {
+    let list: Vec<Value> = open_transitions(state, issue)
+        .into_iter()
+        .map(|t| {
+            json!({"id": t.id, "name": t.name, "to": status_json(state, &t.to),
+                   "hasScreen": false, "isGlobal": t.from.is_empty()})
+        })
+        .collect();
+    json!({"expand": "transitions", "transitions": list})
+}
+
+fn transition(state: &mut SimState, key: &str, call: &Call<'_>, ids: &AtomicU64) -> Answer {
+    let Some(issue) = issue(state, key) else {
+        return issue_missing();
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
+        return error(400, &["The request body is not JSON."], json!({}));
+    };
+    let id = body
+        .pointer("/transition/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(to) = open_transitions(state, issue)
+        .into_iter()
+        .find(|t| t.id == id)
+        .map(|t| t.to.clone())
+    else {
+        return error(
+            400,
+            &[&format!(
+                "Transition id '{id}' is not valid for this issue."
+            )],
+            json!({}),
+        );
+    };
+    let from = issue.status.clone();
+    let name = |id: &str| status_json(state, id)["name"].clone();
+    let item = json!({"field": "status", "fieldtype": "jira", "fieldId": "status",
+                      "from": from, "fromString": name(&from), "to": to, "toString": name(&to)});
+    let updated = touch(state);
+    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.key == key) {
+        issue.status = to;
+        issue.updated_ms = updated;
+    }
+    no_content(webhook(state, key, item, ids).into_iter().collect())
+}
+
+/// Sets the assignee; `Ok(None)` when nothing changed (Jira sends no webhook then).
+pub fn set_assignee(
+    state: &mut SimState,
+    key: &str,
+    account_id: Option<&str>,
+    ids: &AtomicU64,
+) -> Result<Option<Webhook>, Answer> {
+    let Some(issue) = issue(state, key) else {
+        return Err(issue_missing());
+    };
+    if let Some(id) = account_id
+        && user(state, id).is_none()
+    {
+        return Err(error(
+            400,
+            &[],
+            json!({"assignee": format!("User '{id}' cannot be assigned issues.")}),
+        ));
+    }
+    let from = issue.assignee.clone();
+    if from.as_deref() == account_id {
+        return Ok(None);
+    }
+    let display = |id: &Option<String>| {
+        id.as_deref()
+            .and_then(|id| user(state, id))
+            .map(|u| u.display_name.clone())
+    };
+    let to = account_id.map(str::to_owned);
+    let item = json!({"field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+                      "from": from, "fromString": display(&from), "to": to, "toString": display(&to)});
+    let updated = touch(state);
+    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.key == key) {
+        issue.assignee = to;
+        issue.updated_ms = updated;
+    }
+    Ok(webhook(state, key, item, ids))
+}
+
+/// A strictly increasing `updated` for the next change.
+fn touch(state: &mut SimState) -> i64 {
+    let now = super::now_ms() as i64;
+    state.last_updated_ms = now.max(state.last_updated_ms + 1);
+    state.last_updated_ms
+}
+
+fn webhook(state: &SimState, key: &str, item: Value, ids: &AtomicU64) -> Option<Webhook> {
+    state.webhook_url.as_ref()?;
+    Some(Webhook {
+        id: format!("sim-{}", ids.fetch_add(1, Ordering::SeqCst)),
+        body: issue_updated_body(state, key, json!([item]))?,
+        authorization: None,
+    })
+}
+
+/// Jira's `issue_updated` payload for `key` as it is now.
+pub fn issue_updated_body(state: &SimState, key: &str, items: Value) -> Option<Value> {
+    let issue = issue(state, key)?;
+    Some(json!({
+        "timestamp": super::now_ms(),
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": "issue_generic",
+        "user": {"accountId": "557058:jira-user", "displayName": "Someone in Jira"},
+        "changelog": {"id": state.last_updated_ms.to_string(), "items": items},
+        "issue": issue_json(state, issue),
+    }))
+}
+
+fn format_updated(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,425 @@
+//! A Jira Cloud simulator on loopback: the REST endpoints of SPEC 2, 3 and 1.4 with Jira's JSON
+//! shapes and status codes, Connect JWT verification of every request, fault injection, and
+//! signed `issue_updated` webhooks when an issue changes.
+
+mod jira_api;
+pub mod world;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::scenario::SignOverrides;
+use crate::signing;
+pub use world::SimWorld;
+
+/// A fault the simulator answers with instead of serving a matching request.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Method to match; any when empty.
+    #[serde(default)]
+    pub method: String,
+    /// Matches requests whose path contains this.
+    pub path_contains: String,
+    pub status: u16,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub body: String,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How many matching requests get the fault (at least one).
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One request the simulator served.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimExchange {
+    pub at_ms: u64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    /// Why the request's token was refused, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<u16>,
+}
+
+/// One webhook the simulator sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimDelivery {
+    pub at_ms: u64,
+    pub id: String,
+    pub attempt: u32,
+    pub issue_key: String,
+    pub fields: Vec<String>,
+    /// The app's answer, or `None` when it could not be reached.
+    pub status: Option<u16>,
+    pub elapsed_ms: u64,
+}
+
+/// A webhook waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub body: Value,
+    /// A token to send instead of a valid one (tests forge and tamper with it).
+    pub authorization: Option<String>,
+}
+
+pub(crate) struct SimState {
+    pub world: SimWorld,
+    pub faults: Vec<Fault>,
+    pub exchanges: Vec<SimExchange>,
+    pub deliveries: Vec<SimDelivery>,
+    pub webhook_url: Option<String>,
+    pub last_updated_ms: i64,
+}
+
+struct Shared {
+    state: Mutex<SimState>,
+    pending: Mutex<usize>,
+    idle: Condvar,
+    started: Instant,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: Arc<tiny_http::Server>,
+    outbox: Option<Sender<Webhook>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Serves `world` on a free loopback port.
+    pub fn start(world: SimWorld) -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1:0", world)
+    }
+
+    /// Serves `world` on `listen`.
+    pub fn start_on(listen: &str, world: SimWorld) -> anyhow::Result<Self> {
+        let server = tiny_http::Server::http(listen)
+            .map_err(|e| anyhow::anyhow!("start the simulator on {listen}: {e}"))?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| anyhow::anyhow!("the simulator has no IP address"))?;
+        let server = Arc::new(server);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState {
+                world,
+                faults: Vec::new(),
+                exchanges: Vec::new(),
+                deliveries: Vec::new(),
+                webhook_url: None,
+                last_updated_ms: 0,
+            }),
+            pending: Mutex::new(0),
+            idle: Condvar::new(),
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+        });
+        let (outbox, inbox) = mpsc::channel();
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let server = server.clone();
+            let shared = shared.clone();
+            let outbox = outbox.clone();
+            threads.push(thread::spawn(move || serve(&server, &shared, &outbox)));
+        }
+        let sender_shared = shared.clone();
+        threads.push(thread::spawn(move || deliver(&sender_shared, inbox)));
+        Ok(Simulator {
+            addr,
+            shared,
+            server,
+            outbox: Some(outbox),
+            threads,
+        })
+    }
+
+    /// When the simulator started; `at_ms` fields count from here.
+    pub fn started(&self) -> Instant {
+        self.shared.started
+    }
+
+    /// The site's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Where `issue_updated` webhooks go.
+    pub fn set_webhook_url(&self, url: &str) {
+        self.shared.lock().webhook_url = Some(url.to_owned());
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// Someone assigns the issue in Jira's UI (`None`: unassigns); Jira sends the webhook.
+    pub fn assign(&self, issue_key: &str, account_id: Option<&str>) -> anyhow::Result<()> {
+        let webhook = {
+            let mut state = self.shared.lock();
+            jira_api::set_assignee(&mut state, issue_key, account_id, &self.shared.next_id)
+                .map_err(|a| {
+                    anyhow::anyhow!(
+                        "Jira answered {}: {}",
+                        a.status,
+                        String::from_utf8_lossy(&a.body)
+                    )
+                })?
+        };
+        if let Some(webhook) = webhook {
+            self.send(webhook);
+        }
+        Ok(())
+    }
+
+    /// Sends a webhook as it is (e.g. a redelivery, an out-of-order pair, a tampered token).
+    pub fn send(&self, webhook: Webhook) {
+        *self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) += 1;
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(webhook);
+        }
+    }
+
+    /// A fresh delivery id, as Jira would number the next webhook.
+    pub fn next_delivery_id(&self) -> String {
+        format!("sim-{}", self.shared.next_id.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Blocks until every webhook queued so far was answered, or `timeout` passed.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (pending, _) = self
+            .shared
+            .idle
+            .wait_timeout_while(pending, timeout, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        *pending == 0
+    }
+
+    pub fn issue(&self, key: &str) -> Option<world::SimIssue> {
+        self.shared
+            .lock()
+            .world
+            .issues
+            .iter()
+            .find(|i| i.key == key)
+            .cloned()
+    }
+
+    /// The `issue_updated` body Jira would send now for `key` with these changelog items.
+    pub fn webhook_body(&self, key: &str, items: Value) -> Option<Value> {
+        let state = self.shared.lock();
+        jira_api::issue_updated_body(&state, key, items)
+    }
+
+    pub fn exchanges(&self) -> Vec<SimExchange> {
+        self.shared.lock().exchanges.clone()
+    }
+
+    pub fn deliveries(&self) -> Vec<SimDelivery> {
+        self.shared.lock().deliveries.clone()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.outbox = None;
+        self.server.unblock();
+        self.server.unblock();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Ok(mut request) = server.recv() else {
+            return;
+        };
+        let url = request.url().to_owned();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let method = request.method().as_str().to_owned();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_owned(),
+                    h.value.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        let _ = request.as_reader().take(1024 * 1024).read_to_end(&mut body);
+        let call = jira_api::Call {
+            method: &method,
+            path,
+            query,
+            headers: &headers,
+            body: &body,
+            now_ms: now_ms(),
+        };
+        let (status, response_headers, response_body, delay, webhooks) = {
+            let mut state = shared.lock();
+            let answer = jira_api::handle(&mut state, &call, &shared.next_id);
+            state.exchanges.push(SimExchange {
+                at_ms: shared.elapsed_ms(),
+                method: method.clone(),
+                path: path.to_owned(),
+                query: query.to_owned(),
+                status: answer.status,
+                auth_error: answer.auth_error.clone(),
+                fault: answer.fault.then_some(answer.status),
+            });
+            (
+                answer.status,
+                answer.headers,
+                answer.body,
+                answer.delay,
+                answer.webhooks,
+            )
+        };
+        if !delay.is_zero() {
+            thread::sleep(delay);
+        }
+        for webhook in webhooks {
+            *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            let _ = outbox.send(webhook);
+        }
+        let mut response = tiny_http::Response::from_data(response_body).with_status_code(status);
+        for (name, value) in response_headers {
+            if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(header);
+            }
+        }
+        let _ = request.respond(response);
+    }
+}
+
+/// Sends queued webhooks one at a time, in order, like Jira's per-site delivery; a 5xx or an
+/// unreachable app is retried twice with `X-Atlassian-Webhook-Retry` counting up.
+fn deliver(shared: &Shared, inbox: Receiver<Webhook>) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build(),
+    );
+    for webhook in inbox {
+        let url = shared.lock().webhook_url.clone();
+        if let Some(url) = url {
+            for attempt in 0..3 {
+                let started = Instant::now();
+                let status = post_webhook(&agent, shared, &url, &webhook, attempt);
+                let fields = webhook.body["changelog"]["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["field"].as_str().map(str::to_owned))
+                    .collect();
+                shared.lock().deliveries.push(SimDelivery {
+                    at_ms: shared.elapsed_ms(),
+                    id: webhook.id.clone(),
+                    attempt,
+                    issue_key: webhook.body["issue"]["key"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    fields,
+                    status,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                });
+                if status.is_some_and(|s| s < 500) || shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+        *pending = pending.saturating_sub(1);
+        shared.idle.notify_all();
+    }
+}
+
+fn post_webhook(
+    agent: &ureq::Agent,
+    shared: &Shared,
+    url: &str,
+    webhook: &Webhook,
+    attempt: u32,
+) -> Option<u16> {
+    let parsed = url::Url::parse(url).ok()?;
+    let authorization = match &webhook.authorization {
+        Some(given) => given.clone(),
+        None => {
+            let installation = shared.lock().world.installation.clone();
+            signing::authorization(
+                &installation.client_key,
+                &installation.shared_secret,
+                now_ms() / 1000,
+                ("POST", parsed.path(), parsed.query().unwrap_or("")),
+                &SignOverrides::default(),
+            )
+        }
+    };
+    let body = webhook.body.to_string();
+    agent
+        .post(url)
+        .header("Authorization", &authorization)
+        .header("Content-Type", "application/json")
+        .header("X-Atlassian-Webhook-Identifier", &webhook.id)
+        .header("X-Atlassian-Webhook-Retry", &attempt.to_string())
+        .send(body.as_bytes())
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,133 @@
+//! The simulated Jira site's data: statuses, workflows, issues, users, and its installation.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimStatus {
+    pub id: String,
+    pub name: String,
+    /// `new`, `indeterminate` or `done`.
+    pub category: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimTransition {
+    pub id: String,
+    pub name: String,
+    /// Statuses it is open from; empty means from every status (a global transition).
+    #[serde(default)]
+    pub from: Vec<String>,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimProject {
+    pub id: String,
+    pub key: String,
+    pub workflow: Vec<SimTransition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimIssue {
+    pub id: String,
+    pub key: String,
+    pub project_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// `issue.fields.updated`, Unix milliseconds; set by the simulator on every change.
+    #[serde(default)]
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimUser {
+    pub account_id: String,
+    pub display_name: String,
+    pub email: String,
+    /// The user hides their email: only the email API reveals it.
+    #[serde(default)]
+    pub hide_email: bool,
+}
+
+/// The Connect installation as the Jira side knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimInstallation {
+    pub client_key: String,
+    pub shared_secret: String,
+    /// The app key: the `iss` the simulator expects on the app's requests.
+    pub app_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimWorld {
+    pub installation: SimInstallation,
+    pub statuses: Vec<SimStatus>,
+    pub projects: Vec<SimProject>,
+    pub issues: Vec<SimIssue>,
+    pub users: Vec<SimUser>,
+}
+
+impl SimWorld {
+    /// One project whose workflow needs two hops from Open to Done, one issue, and a user who
+    /// hides their email: the seed's round trip.
+    pub fn demo() -> Self {
+        let status = |id: &str, name: &str, category: &str| SimStatus {
+            id: id.into(),
+            name: name.into(),
+            category: category.into(),
+        };
+        let transition = |id: &str, name: &str, from: &[&str], to: &str| SimTransition {
+            id: id.into(),
+            name: name.into(),
+            from: from.iter().map(|s| (*s).to_owned()).collect(),
+            to: to.into(),
+        };
+        SimWorld {
+            installation: SimInstallation {
+                client_key: "jira:demo-site".into(),
+                shared_secret: "demo-shared-secret".into(),
+                app_key: "acme-platform.jira".into(),
+            },
+            statuses: vec![
+                status("1", "Open", "new"),
+                status("3", "In Progress", "indeterminate"),
+                status("10101", "Done", "done"),
+                status("10102", "Won't Do", "done"),
+            ],
+            projects: vec![SimProject {
+                id: "10000".into(),
+                key: "APP".into(),
+                workflow: vec![
+                    transition("11", "Start progress", &["1"], "3"),
+                    transition("21", "Done", &["3"], "10101"),
+                    transition("22", "Stop progress", &["3"], "1"),
+                    transition("31", "Reopen", &["10101", "10102"], "3"),
+                    transition("41", "Won't do", &["1", "3"], "10102"),
+                ],
+            }],
+            issues: vec![SimIssue {
+                id: "10001".into(),
+                key: "APP-123".into(),
+                project_id: "10000".into(),
+                status: "1".into(),
+                assignee: None,
+                updated_ms: 0,
+            }],
+            users: vec![
+                SimUser {
+                    account_id: "5f1a".into(),
+                    display_name: "Ada Byron".into(),
+                    email: "ada@example.com".into(),
+                    hide_email: true,
+                },
+                SimUser {
+                    account_id: "deadbeef123".into(),
+                    display_name: "Bob".into(),
+                    email: "Bob@example.com".into(),
+                    hide_email: false,
+                },
+            ],
+        }
+    }
+}
