@@ -70,3 +70,23 @@ fn imports_lists_only_our_package() {
         "{text}"
     );
 }
+
+#[test]
+fn demo_plays_the_round_trip_and_exits() {
+    let out = host().args(["demo", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["group"]["status"], "resolved");
+    assert_eq!(report["summary"]["jira_issue"]["status"], "10101");
+    assert!(report["timeline"].as_array().unwrap().len() >= 8);
+
+    let out = host().arg("demo").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("summary"), "{text}");
+    assert!(text.contains("GET /rest/api/3/user/email"), "{text}");
+}
