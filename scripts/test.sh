@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 # The harness's build script compiles the guest for this target; rustup does not add it by itself.
 rustup target add wasm32-unknown-unknown
 
+# Outside peers for the interop tests: Atlassian's atlassian-jwt and jco (versions pinned by the
+# committed package-lock.json).
+npm ci --prefix interop --no-audit --no-fund
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p jira-sync-plugin --target wasm32-unknown-unknown -- -D warnings

@@ -117,13 +117,14 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
 }
 
 impl Unverified<'_> {
-    /// Checks, in SPEC order: algorithm, signature, expiry (with `skew` seconds of leeway), qsh.
+    /// Checks, in SPEC order: algorithm, signature, expiry (with `skew` seconds of leeway), and
+    /// that the qsh is one of `accepted_qsh`.
     pub fn verify(
         &self,
         secret: &str,
         now: u64,
         skew: u64,
-        expected_qsh: &str,
+        accepted_qsh: &[String],
     ) -> Result<(), JwtError> {
         if self.alg != "HS256" {
             return Err(JwtError::UnsupportedAlgorithm(self.alg.clone()));
@@ -134,7 +135,7 @@ impl Unverified<'_> {
         if self.exp.saturating_add(skew) <= now {
             return Err(JwtError::Expired { exp: self.exp, now });
         }
-        if self.qsh != expected_qsh {
+        if !accepted_qsh.contains(&self.qsh) {
             return Err(JwtError::QshMismatch);
         }
         Ok(())
@@ -205,20 +206,20 @@ mod tests {
             (u.iss.as_str(), u.exp, u.qsh.as_str()),
             ("jira:1", 200, "abc")
         );
-        assert_eq!(u.verify("s3cret", 199, 0, "abc"), Ok(()));
+        assert_eq!(u.verify("s3cret", 199, 0, &["abc".to_owned()]), Ok(()));
         assert_eq!(
-            u.verify("other", 199, 0, "abc"),
+            u.verify("other", 199, 0, &["abc".to_owned()]),
             Err(JwtError::BadSignature)
         );
         assert_eq!(
-            u.verify("s3cret", 199, 0, "abd"),
+            u.verify("s3cret", 199, 0, &["abd".to_owned()]),
             Err(JwtError::QshMismatch)
         );
         assert!(matches!(
-            u.verify("s3cret", 200, 0, "abc"),
+            u.verify("s3cret", 200, 0, &["abc".to_owned()]),
             Err(JwtError::Expired { .. })
         ));
-        assert_eq!(u.verify("s3cret", 200, 5, "abc"), Ok(()));
+        assert_eq!(u.verify("s3cret", 200, 5, &["abc".to_owned()]), Ok(()));
     }
 
     #[test]
@@ -230,7 +231,9 @@ mod tests {
         parts[1] = &forged_claims;
         let forged = parts.join(".");
         assert_eq!(
-            decode(&forged).unwrap().verify("s3cret", 199, 0, "abc"),
+            decode(&forged)
+                .unwrap()
+                .verify("s3cret", 199, 0, &["abc".to_owned()]),
             Err(JwtError::BadSignature)
         );
     }

@@ -44,18 +44,45 @@ pub fn split_url(url: &str) -> (&str, &str) {
         .unwrap_or((path_and_query, ""))
 }
 
+/// Atlassian's canonical path: relative, `/`-prefixed, `&` escaped, and one trailing `/`
+/// removed. SPEC 4 says every trailing `/`; atlassian-jwt (and so Jira) removes one, and tokens
+/// must agree with theirs byte for byte. [`accepted_qshs`] takes both forms inbound.
 fn canonical_path(path: &str) -> String {
-    let trimmed = path.trim_end_matches('/');
-    let path = if trimmed.is_empty() { "/" } else { trimmed };
-    let path = if path.starts_with('/') {
+    let mut path = if path.starts_with('/') {
         path.to_owned()
     } else {
         format!("/{path}")
     };
-    // `&` separates the canonical request's parts, so Atlassian escapes it inside the path.
-    path.replace('&', "%26")
+    if path.len() > 1 && path.ends_with('/') {
+        path.pop();
+    }
+    let mut canonical = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            // `&` separates the canonical request's parts, so Atlassian escapes it in the path.
+            '&' => canonical.push_str("%26"),
+            // atlassian-jwt reads the path through Node's url.parse, which escapes these.
+            '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '"' | '\'' | '<' | '>' | '\\' | '^'
+            | '`' | '{' | '|' | '}' => canonical.push_str(&format!("%{:02X}", c as u32)),
+            c => canonical.push(c),
+        }
+    }
+    canonical
 }
 
+/// The qsh values an inbound request may carry: Atlassian's, and SPEC 4's (every trailing `/`
+/// stripped) when the path ends with several.
+pub fn accepted_qshs(method: &str, path: &str, query: &str) -> Vec<String> {
+    let mut accepted = vec![qsh(method, path, query)];
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.len() + 1 < path.len() {
+        accepted.push(qsh(method, trimmed, query));
+    }
+    accepted
+}
+
+/// Sorted as JavaScript sorts strings (UTF-16 code units), like atlassian-jwt: keys by their
+/// decoded form, each key's values likewise, and only then encoded.
 fn canonical_query(query: &str) -> String {
     let mut params: Vec<(String, String)> = query
         .split('&')
@@ -65,19 +92,22 @@ fn canonical_query(query: &str) -> String {
             (decode(key), decode(value))
         })
         .filter(|(key, _)| key != "jwt")
-        .map(|(key, value)| (encode(&key), encode(&value)))
         .collect();
-    params.sort();
+    params.sort_by(|a, b| {
+        a.0.encode_utf16()
+            .cmp(b.0.encode_utf16())
+            .then_with(|| a.1.encode_utf16().cmp(b.1.encode_utf16()))
+    });
     let mut out = String::new();
     let mut i = 0;
     while i < params.len() {
         let key = &params[i].0;
         let end = i + params[i..].iter().take_while(|(k, _)| k == key).count();
-        let values: Vec<&str> = params[i..end].iter().map(|(_, v)| v.as_str()).collect();
+        let values: Vec<String> = params[i..end].iter().map(|(_, v)| encode(v)).collect();
         if !out.is_empty() {
             out.push('&');
         }
-        out.push_str(key);
+        out.push_str(&encode(key));
         out.push('=');
         out.push_str(&values.join(","));
         i = end;
@@ -162,10 +192,30 @@ mod tests {
 
     #[test]
     fn trailing_slashes_and_empty_paths() {
-        assert_eq!(canonical_request("GET", "/a/b///", ""), "GET&/a/b&");
+        assert_eq!(canonical_request("GET", "/a/b/", ""), "GET&/a/b&");
+        assert_eq!(canonical_request("GET", "/a/b//", ""), "GET&/a/b/&");
         assert_eq!(canonical_request("GET", "", ""), "GET&/&");
         assert_eq!(canonical_request("GET", "/", ""), "GET&/&");
         assert_eq!(canonical_request("GET", "/a&b", ""), "GET&/a%26b&");
+        assert_eq!(
+            canonical_request("GET", "/it's a {b}", ""),
+            "GET&/it%27s%20a%20%7Bb%7D&"
+        );
+    }
+
+    #[test]
+    fn inbound_accepts_atlassian_and_spec_trailing_slashes() {
+        assert_eq!(accepted_qshs("GET", "/a/", "").len(), 1);
+        let both = accepted_qshs("GET", "/a//", "");
+        assert_eq!(both, [qsh("GET", "/a//", ""), qsh("GET", "/a", "")]);
+        assert_ne!(both[0], both[1]);
+    }
+
+    #[test]
+    fn keys_sort_by_their_decoded_form() {
+        // Encoded, "a%C3%A9" would sort before "a~"; atlassian-jwt sorts the decoded keys.
+        assert_eq!(canonical_query("a%C3%A9=1&a~=2"), "a~=2&a%C3%A9=1");
+        assert_eq!(canonical_query("k=%C3%A9&k=~"), "k=~,%C3%A9");
     }
 
     #[test]

@@ -193,12 +193,12 @@ fn authenticate(
         return Err("unknown installation".into());
     };
     let now = env.now();
-    let expected = qsh::qsh(&request.method, &request.path, &request.query);
+    let accepted = qsh::accepted_qshs(&request.method, &request.path, &request.query);
     if let Err(e) = unverified.verify(
         &installation.shared_secret,
         now,
         options.clock_skew,
-        &expected,
+        &accepted,
     ) {
         return Err(reject(env, e.code(), e.to_string()));
     }
