@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::bindings::jira_sync::plugin::http::Error as HttpError;
 use crate::bindings::jira_sync::plugin::types::Installation;
+use crate::limits::Limits;
 
 /// A request the guest asked the host to send, after the sandbox allowed it.
 #[derive(Debug, Clone)]
@@ -69,6 +70,8 @@ pub trait Platform: Send + Sync {
     fn links_of_group(&self, group: u64) -> Vec<(String, String)>;
     /// The verified emails of `user`.
     fn user_emails(&self, user: u64) -> Vec<String>;
+    /// What one call for this installation may consume.
+    fn limits(&self, client_key: &str) -> Limits;
 }
 
 /// Jira deliveries already handled, and the last `updated` applied per issue (SPEC 7).
@@ -192,6 +195,7 @@ pub struct MemoryPlatform {
     groups: Mutex<BTreeMap<u64, Group>>,
     delivered: Mutex<BTreeSet<(String, String)>>,
     applied: Mutex<BTreeMap<(String, String), i64>>,
+    limits: Mutex<BTreeMap<String, Limits>>,
 }
 
 impl MemoryPlatform {
@@ -212,6 +216,10 @@ impl MemoryPlatform {
             .entry((client_key.to_owned(), issue_key.to_owned()))
             .or_default()
             .extend_from_slice(groups);
+    }
+
+    pub fn set_limits(&self, client_key: &str, limits: Limits) {
+        lock(&self.limits).insert(client_key.to_owned(), limits);
     }
 
     pub fn add_user(&self, email: &str, id: u64) {
@@ -276,6 +284,13 @@ impl Platform for MemoryPlatform {
             .filter(|(_, id)| *id == user)
             .map(|(email, _)| email.clone())
             .collect()
+    }
+
+    fn limits(&self, client_key: &str) -> Limits {
+        lock(&self.limits)
+            .get(client_key)
+            .copied()
+            .unwrap_or_default()
     }
 }
 

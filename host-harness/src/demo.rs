@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::backends::Platform;
+use crate::limits::Limits;
 use crate::real_http::{HttpLimits, RealHttp};
 use crate::runtime::Runtime;
 use crate::scenario::{InstallationSpec, RetrySpec, StatusPair, Strategy};
@@ -62,6 +63,7 @@ pub fn installation(world: &SimWorld, base_url: &str) -> InstallationSpec {
         resolution_strategy: Strategy::Resolve,
         max_transition_hops: 5,
         retry: RetrySpec::default(),
+        limits: Limits::default(),
     }
 }
 

@@ -8,6 +8,8 @@ use crate::bindings::jira_sync::plugin::{
     cache, clock, deliveries, group_assignment, group_status, http, installations, log, types,
 };
 use crate::egress::Egress;
+use crate::limits::{LimitExceeded, Limits};
+use std::time::{Duration, Instant};
 
 /// One HTTP exchange as the guest saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -69,22 +71,114 @@ pub struct CallRecord {
     pub slept: u64,
 }
 
-/// The store's data: the backends, the sandbox policy and the record of this call.
+/// A change to the platform, held until the call succeeds so that a call that breaks a limit
+/// or traps leaves no partial effect.
+#[derive(Debug, Clone)]
+enum Effect {
+    Assignee(u64, Option<u64>),
+    Status(u64, GroupStatus),
+    Seen(String, String),
+    Applied(String, String, i64),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    http_calls: u32,
+    bytes: u64,
+    log_lines: u32,
+}
+
+/// The store's data: the backends, the sandbox policy, and what this call did and used.
 pub struct HostState {
     pub backends: Backends,
     pub egress: Egress,
     pub record: CallRecord,
-    pub limits: wasmtime::StoreLimits,
+    /// The limits in force: the defaults, then the installation's once the guest looks it up.
+    pub limits: Limits,
+    /// The limit this call broke, if any.
+    pub limit_hit: Option<LimitExceeded>,
+    usage: Usage,
+    effects: Vec<Effect>,
+    started: Instant,
+    host_time: Duration,
 }
 
 impl HostState {
-    pub fn new(backends: Backends, limits: wasmtime::StoreLimits) -> Self {
+    pub fn new(backends: Backends, limits: Limits) -> Self {
         HostState {
             backends,
             egress: Egress::default(),
             record: CallRecord::default(),
             limits,
+            limit_hit: None,
+            usage: Usage::default(),
+            effects: Vec::new(),
+            started: Instant::now(),
+            host_time: Duration::ZERO,
         }
+    }
+
+    /// Time spent in guest code so far: wall time less the time inside host calls.
+    pub fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host_time)
+    }
+
+    /// Records `limit` as broken and returns the trap that ends the call.
+    pub fn exceed(&mut self, limit: LimitExceeded) -> wasmtime::Error {
+        self.limit_hit = Some(limit);
+        wasmtime::Error::from(limit)
+    }
+
+    /// Applies the call's effects to the platform; called only when the call succeeded.
+    pub fn commit(&mut self) {
+        let platform = &self.backends.platform;
+        let deliveries = &self.backends.deliveries;
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::Assignee(group, user) => platform.set_assignee(group, user),
+                Effect::Status(group, status) => platform.set_status(group, status),
+                Effect::Seen(client_key, id) => deliveries.mark_seen(&client_key, &id),
+                Effect::Applied(client_key, issue_key, ms) => {
+                    deliveries.set_last_applied(&client_key, &issue_key, ms)
+                }
+            }
+        }
+    }
+
+    /// A group's status as this call sees it: its own pending change, else the platform's.
+    fn status_of(&self, group: u64) -> Option<GroupStatus> {
+        self.effects
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Effect::Status(g, status) if *g == group => Some(*status),
+                _ => None,
+            })
+            .or_else(|| self.backends.platform.group(group).map(|g| g.status))
+    }
+}
+
+impl wasmtime::ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            return Err(self.exceed(LimitExceeded::Memory));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; the guest needs a handful.
+        Ok(desired <= 10_000)
     }
 }
 
@@ -107,7 +201,15 @@ fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
 impl types::Host for HostState {}
 
 impl http::Host for HostState {
-    fn send(&mut self, request: http::Request) -> Result<http::Response, http::Error> {
+    fn send(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, http::Error>> {
+        self.usage.http_calls += 1;
+        if self.usage.http_calls > self.limits.http_calls {
+            return Err(self.exceed(LimitExceeded::HttpCalls));
+        }
+        self.usage.bytes += request.body.as_ref().map_or(0, |b| b.len() as u64);
         let method = match request.method {
             http::Method::Get => "GET",
             http::Method::Post => "POST",
@@ -122,6 +224,7 @@ impl http::Host for HostState {
             status: None,
             error: None,
         };
+        let sent = Instant::now();
         let result = self.egress.check(&request.url).and_then(|()| {
             self.backends.http.send(&OutboundRequest {
                 method,
@@ -130,16 +233,30 @@ impl http::Host for HostState {
                 body: request.body,
             })
         });
+        self.host_time += sent.elapsed();
+        let result = result.and_then(|response| {
+            if response.body.len() as u64 > self.limits.response_bytes {
+                Err(http::Error::ResponseTooLarge(self.limits.response_bytes))
+            } else {
+                Ok(response)
+            }
+        });
         match &result {
-            Ok(response) => exchange.status = Some(response.status),
+            Ok(response) => {
+                exchange.status = Some(response.status);
+                self.usage.bytes += response.body.len() as u64;
+            }
             Err(e) => exchange.error = Some(crate::outcome::http_error(e)),
         }
         self.record.http.push(exchange);
-        result.map(|r| http::Response {
+        if self.usage.bytes > self.limits.total_bytes {
+            return Err(self.exceed(LimitExceeded::TotalBytes));
+        }
+        Ok(result.map(|r| http::Response {
             status: r.status,
             headers: r.headers,
             body: r.body,
-        })
+        }))
     }
 }
 
@@ -170,6 +287,7 @@ impl installations::Host for HostState {
         let installation = self.backends.platform.installation(&client_key)?;
         // The guest may now reach this installation's site, and only sites it looked up.
         self.egress.allow(&installation.base_url);
+        self.limits = self.backends.platform.limits(&client_key);
         Some(installation)
     }
 }
@@ -190,9 +308,8 @@ impl group_assignment::Host for HostState {
                 groups,
             )
         } else if let Some(user) = platform.user_by_email(&email) {
-            for group in &groups {
-                platform.set_assignee(*group, Some(user));
-            }
+            self.effects
+                .extend(groups.iter().map(|g| Effect::Assignee(*g, Some(user))));
             let n = groups.len() as u32;
             (
                 "assigned",
@@ -220,11 +337,12 @@ impl group_assignment::Host for HostState {
         client_key: String,
         issue_key: String,
     ) -> group_assignment::UnassignOutcome {
-        let platform = &self.backends.platform;
-        let groups = platform.linked_groups(&client_key, &issue_key);
-        for group in &groups {
-            platform.set_assignee(*group, None);
-        }
+        let groups = self
+            .backends
+            .platform
+            .linked_groups(&client_key, &issue_key);
+        self.effects
+            .extend(groups.iter().map(|g| Effect::Assignee(*g, None)));
         let (result, outcome) = if groups.is_empty() {
             (
                 "no-linked-groups",
@@ -254,12 +372,11 @@ impl HostState {
         status: GroupStatus,
         strategy: Option<&'static str>,
     ) -> group_status::StatusOutcome {
-        let platform = &self.backends.platform;
-        let groups = platform.linked_groups(client_key, &issue_key);
+        let groups = self.backends.platform.linked_groups(client_key, &issue_key);
         let mut changed = 0;
         for group in &groups {
-            if platform.group(*group).is_some_and(|g| g.status != status) {
-                platform.set_status(*group, status);
+            if self.status_of(*group).is_some_and(|s| s != status) {
+                self.effects.push(Effect::Status(*group, status));
                 changed += 1;
             }
         }
@@ -309,11 +426,14 @@ impl group_status::Host for HostState {
 
 impl deliveries::Host for HostState {
     fn seen(&mut self, client_key: String, id: String) -> bool {
-        self.backends.deliveries.seen(&client_key, &id)
+        self.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Seen(ck, seen) if *ck == client_key && *seen == id))
+            || self.backends.deliveries.seen(&client_key, &id)
     }
 
     fn mark_seen(&mut self, client_key: String, id: String) {
-        self.backends.deliveries.mark_seen(&client_key, &id)
+        self.effects.push(Effect::Seen(client_key, id));
     }
 
     fn last_applied(&mut self, client_key: String, issue_key: String) -> Option<i64> {
@@ -323,9 +443,8 @@ impl deliveries::Host for HostState {
     }
 
     fn set_last_applied(&mut self, client_key: String, issue_key: String, updated_ms: i64) {
-        self.backends
-            .deliveries
-            .set_last_applied(&client_key, &issue_key, updated_ms)
+        self.effects
+            .push(Effect::Applied(client_key, issue_key, updated_ms));
     }
 }
 
@@ -336,12 +455,28 @@ impl clock::Host for HostState {
 
     fn sleep(&mut self, seconds: u32) {
         self.record.slept += u64::from(seconds);
+        let started = Instant::now();
         self.backends.clock.sleep(seconds);
+        self.host_time += started.elapsed();
     }
 }
 
 impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, event: String, fields: Vec<(String, String)>) {
+    fn log(
+        &mut self,
+        level: log::Level,
+        event: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        self.usage.log_lines += 1;
+        self.usage.bytes +=
+            (event.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64;
+        if self.usage.log_lines > self.limits.log_lines {
+            return Err(self.exceed(LimitExceeded::Log));
+        }
+        if self.usage.bytes > self.limits.total_bytes {
+            return Err(self.exceed(LimitExceeded::TotalBytes));
+        }
         let level = match level {
             log::Level::Trace => "trace",
             log::Level::Debug => "debug",
@@ -354,5 +489,6 @@ impl log::Host for HostState {
             event,
             fields: header_map(&fields),
         });
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod backends;
 pub mod demo;
 pub mod egress;
 pub mod host;
+pub mod limits;
 pub mod outcome;
 pub mod real_http;
 pub mod replay;
@@ -21,7 +22,15 @@ pub mod store;
 
 /// Host-side bindings generated from `wit/`.
 pub mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        // These two may end the call: they enforce the per-call limits.
+        imports: {
+            "jira-sync:plugin/http.send": trappable,
+            "jira-sync:plugin/log.log": trappable,
+        },
+    });
 }
 
 pub use backends::Backends;

@@ -38,9 +38,9 @@ impl World {
         script: Arc<ScriptedHttp>,
     ) -> Self {
         let platform = Arc::new(MemoryPlatform::default());
-        platform.add_installation(scenario.installation.to_installation());
-        for other in &scenario.other_installations {
-            platform.add_installation(other.to_installation());
+        for spec in std::iter::once(&scenario.installation).chain(&scenario.other_installations) {
+            platform.add_installation(spec.to_installation());
+            platform.set_limits(&spec.client_key, spec.limits);
         }
         let client_key = &scenario.installation.client_key;
         for (issue_key, groups) in &scenario.links {
@@ -176,7 +176,7 @@ fn step_trace<T>(kind: &str, response: Option<Value>, outcome: Value, call: Call
         "kind": kind,
         "response": response,
         "outcome": outcome,
-        "error": call.result.err(),
+        "error": call.result.err().map(|e| e.to_string()),
         "http": http,
         "assignments": assignments,
         "resolutions": resolutions,

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::bindings::jira_sync::plugin::types::{
     Installation, ProjectStatusMapping, ResolutionStrategy, RetryPolicy, SyncConfig,
 };
+use crate::limits::Limits;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +58,9 @@ pub struct InstallationSpec {
     pub max_transition_hops: u32,
     #[serde(default)]
     pub retry: RetrySpec,
+    /// What one call for this installation may consume (host-side; the guest never sees it).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_hops() -> u32 {

@@ -362,7 +362,7 @@ fn group_action(
                     let result = call
                         .result
                         .as_ref()
-                        .map_or_else(|trap| json!({"error": trap}), outcome::status);
+                        .map_or_else(|e| json!({"error": e.to_string()}), outcome::status);
                     (format!("{verb} group {group}"), result, call.record)
                 }
                 Push::Assign(user) => {
@@ -380,7 +380,7 @@ fn group_action(
                     let result = call
                         .result
                         .as_ref()
-                        .map_or_else(|trap| json!({"error": trap}), outcome::assignee);
+                        .map_or_else(|e| json!({"error": e.to_string()}), outcome::assignee);
                     (format!("assign group {group}"), result, call.record)
                 }
             };

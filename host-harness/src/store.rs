@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::backends::{DeliveryLog, Group, GroupStatus, Platform};
 use crate::bindings::jira_sync::plugin::types::Installation;
+use crate::limits::Limits;
 use crate::scenario::InstallationSpec;
 
 const SCHEMA: &str = "
@@ -114,8 +115,8 @@ fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
     }
 }
 
-impl Platform for SqliteStore {
-    fn installation(&self, client_key: &str) -> Option<Installation> {
+impl SqliteStore {
+    fn spec(&self, client_key: &str) -> Option<InstallationSpec> {
         let spec: Option<String> = report(
             "read installation",
             self.conn()
@@ -126,8 +127,19 @@ impl Platform for SqliteStore {
                 )
                 .optional(),
         );
-        let spec: InstallationSpec = serde_json::from_str(&spec?).ok()?;
-        Some(spec.to_installation())
+        serde_json::from_str(&spec?).ok()
+    }
+}
+
+impl Platform for SqliteStore {
+    fn installation(&self, client_key: &str) -> Option<Installation> {
+        self.spec(client_key).map(|spec| spec.to_installation())
+    }
+
+    fn limits(&self, client_key: &str) -> Limits {
+        self.spec(client_key)
+            .map(|spec| spec.limits)
+            .unwrap_or_default()
     }
 
     fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64> {

@@ -1,0 +1,71 @@
+//! What one call into the component may consume, per installation, with safe defaults.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory the instance may grow to.
+    pub memory_bytes: usize,
+    /// Time spent running guest code (host calls such as HTTP and sleeps excluded).
+    pub cpu_ms: u64,
+    /// HTTP requests one call may send.
+    pub http_calls: u32,
+    /// Largest Jira response body handed to the guest; larger is a `response-too-large` error.
+    pub response_bytes: u64,
+    /// Request and response bodies one call may move in total.
+    pub total_bytes: u64,
+    /// Log lines one call may write.
+    pub log_lines: u32,
+    /// Largest webhook answer the guest may return.
+    pub webhook_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 32 * 1024 * 1024,
+            cpu_ms: 250,
+            http_calls: 32,
+            response_bytes: 1024 * 1024,
+            total_bytes: 8 * 1024 * 1024,
+            log_lines: 1_000,
+            webhook_response_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn cpu(&self) -> Duration {
+        Duration::from_millis(self.cpu_ms)
+    }
+}
+
+/// The limit a call broke; the call ends, its effects are dropped, and the next call is fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("limit: memory")]
+    Memory,
+    #[error("limit: cpu")]
+    Cpu,
+    #[error("limit: http-calls")]
+    HttpCalls,
+    #[error("limit: total-bytes")]
+    TotalBytes,
+    #[error("limit: log")]
+    Log,
+    #[error("limit: webhook-response")]
+    WebhookResponse,
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// The guest trapped (e.g. it panicked); the message is wasmtime's.
+    #[error("trap: {0}")]
+    Trap(String),
+}
