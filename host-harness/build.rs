@@ -50,19 +50,22 @@ fn main() {
         .env_remove("CARGO_MAKEFLAGS")
         .status()
         .expect("run cargo to build the guest");
-    assert!(status.success(), "building the guest failed (see above)");
+    assert!(status.success(), "building the guests failed (see above)");
 
-    let module_path = target_dir
-        .join(TARGET)
-        .join(PROFILE)
-        .join("jira_sync_plugin.wasm");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    let component_path = out.join("jira_sync_plugin.wasm");
-    encode(&module_path, &component_path);
-    println!(
-        "cargo:rustc-env=JIRA_SYNC_COMPONENT={}",
-        component_path.display()
-    );
+    // The hostile guest is built the same way; only the sandbox tests load it.
+    for (module, variable) in [
+        ("jira_sync_plugin", "JIRA_SYNC_COMPONENT"),
+        ("jira_sync_hostile", "JIRA_SYNC_HOSTILE_COMPONENT"),
+    ] {
+        let module_path = target_dir
+            .join(TARGET)
+            .join(PROFILE)
+            .join(format!("{module}.wasm"));
+        let component_path = out.join(format!("{module}.wasm"));
+        encode(&module_path, &component_path);
+        println!("cargo:rustc-env={variable}={}", component_path.display());
+    }
 }
 
 fn require_target() {

@@ -32,6 +32,12 @@ pub fn bundled_component() -> PathBuf {
     PathBuf::from(env!("JIRA_SYNC_COMPONENT"))
 }
 
+/// A deliberately hostile guest against the same WIT (loops, hoards memory, panics, floods), built
+/// beside the real one for the sandbox tests.
+pub fn hostile_component() -> PathBuf {
+    PathBuf::from(env!("JIRA_SYNC_HOSTILE_COMPONENT"))
+}
+
 /// What one call returned, and what it did on the way.
 #[derive(Debug)]
 pub struct Call<T> {
