@@ -12,5 +12,5 @@ npm ci --prefix interop --no-audit --no-fund
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p jira-sync-plugin --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p jira-sync-plugin -p jira-sync-hostile --target wasm32-unknown-unknown -- -D warnings
 cargo test --workspace

@@ -87,7 +87,7 @@ impl Runtime {
         let engine = engine()?;
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow!("read the component {}: {e}", path.display()))?;
-        let artefact = cache_dir.join(artefact_name(&engine, &bytes));
+        let artefact = artefact_path(&engine, cache_dir, &bytes);
         if artefact.exists() {
             // SAFETY: the artefact was written by `Component::serialize` of an engine with this
             // configuration (its name says so), into a directory the host owns; wasmtime checks
@@ -269,7 +269,12 @@ impl Drop for Runtime {
     }
 }
 
-/// `<component sha256>-<engine configuration hash>.cwasm`.
+/// Where [`Runtime::load_cached`] keeps the artefact of `component` for `engine`:
+/// `<component sha256>-<engine configuration hash>.cwasm` in `cache_dir`.
+pub fn artefact_path(engine: &Engine, cache_dir: &Path, component: &[u8]) -> PathBuf {
+    cache_dir.join(artefact_name(engine, component))
+}
+
 fn artefact_name(engine: &Engine, component: &[u8]) -> String {
     use std::hash::{Hash, Hasher};
     let mut config = std::collections::hash_map::DefaultHasher::new();
