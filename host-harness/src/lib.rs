@@ -5,10 +5,12 @@
 //! returns a JSON trace of everything the component did.
 
 pub mod backends;
+pub mod bench;
 pub mod demo;
 pub mod egress;
 pub mod host;
 pub mod limits;
+pub mod native;
 pub mod outcome;
 pub mod real_http;
 pub mod replay;

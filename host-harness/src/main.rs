@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use jira_sync_host::demo;
 use jira_sync_host::real_http::{HttpLimits, RealHttp};
 use jira_sync_host::replay::replay_in;
 use jira_sync_host::scripted::ScriptedHttp;
@@ -15,6 +14,7 @@ use jira_sync_host::server::{Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
 use jira_sync_host::store::SqliteStore;
 use jira_sync_host::{Runtime, Scenario, World, bundled_component};
+use jira_sync_host::{bench, demo};
 
 #[derive(Parser)]
 #[command(version, about = "Host the jira-sync WebAssembly component")]
@@ -42,6 +42,17 @@ enum Command {
         #[arg(long, default_value_t = 1024 * 1024)]
         max_response_bytes: u64,
     },
+    /// Measure the component against its core called natively, and print a Markdown table.
+    Bench {
+        /// Runs per measured batch.
+        #[arg(long, default_value_t = 2_000)]
+        iterations: usize,
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the component's imports.
     Imports {
         #[arg(long)]
@@ -58,7 +69,7 @@ enum Command {
     /// Serve Jira's webhooks and the platform's admin API over HTTP.
     Serve {
         /// A TOML file (keys: listen, database, component, workers, http_timeout_ms,
-        /// max_response_bytes, max_sleep_seconds); every key is optional.
+        /// max_response_bytes, max_sleep_seconds, cache_dir); every key is optional.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Overrides the config's `listen`.
@@ -154,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.listen = listen.unwrap_or(config.listen);
             config.database = database.unwrap_or(config.database);
             let component = config.component.clone().unwrap_or_else(bundled_component);
-            let runtime = Arc::new(Runtime::load(&component)?);
+            let runtime = Arc::new(Runtime::load_cached(&component, &config.cache_dir)?);
             let store = Arc::new(SqliteStore::open(&config.database)?);
             let http = Arc::new(RealHttp::new(HttpLimits {
                 timeout: Duration::from_millis(config.http_timeout_ms),
@@ -214,6 +225,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", response.body_mut().read_to_string()?);
             if !status.is_success() {
                 anyhow::bail!("the server answered {status}");
+            }
+        }
+        Command::Bench {
+            iterations,
+            component,
+            json,
+        } => {
+            let rows = bench::run(&component.unwrap_or_else(bundled_component), iterations)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", bench::render(&rows));
             }
         }
         Command::Imports { component } => {

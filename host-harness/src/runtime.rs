@@ -148,6 +148,15 @@ impl Runtime {
         &self.engine
     }
 
+    /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
+    pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
+        let mut store = self.store(backends, Limits::default());
+        self.pre
+            .instantiate(&mut store)
+            .map(drop)
+            .map_err(|e| anyhow!("instantiate: {e:#}"))
+    }
+
     /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.1.0`.
     pub fn imports(&self) -> Vec<String> {
         self.component
@@ -214,16 +223,8 @@ impl Runtime {
         )
     }
 
-    /// Runs `run` in a fresh instance; its effects reach the platform only if it returns, and
-    /// its result passes `check`.
-    fn call<T>(
-        &self,
-        backends: &Backends,
-        client_key: Option<&str>,
-        run: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
-        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
-    ) -> Call<T> {
-        let limits = client_key.map_or_else(Limits::default, |ck| backends.platform.limits(ck));
+    /// A fresh store with the memory limiter and the CPU check of `limits`.
+    fn store(&self, backends: &Backends, limits: Limits) -> Store<HostState> {
         let mut store = Store::new(&self.engine, HostState::new(backends.clone(), limits));
         store.limiter(|state| state);
         store.set_epoch_deadline(1);
@@ -235,6 +236,20 @@ impl Runtime {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
+        store
+    }
+
+    /// Runs `run` in a fresh instance; its effects reach the platform only if it returns, and
+    /// its result passes `check`.
+    fn call<T>(
+        &self,
+        backends: &Backends,
+        client_key: Option<&str>,
+        run: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
+    ) -> Call<T> {
+        let limits = client_key.map_or_else(Limits::default, |ck| backends.platform.limits(ck));
+        let mut store = self.store(backends, limits);
         let result = self
             .pre
             .instantiate(&mut store)

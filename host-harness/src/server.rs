@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub max_response_bytes: u64,
     /// Longest single `Retry-After` wait the host honours.
     pub max_sleep_seconds: u64,
+    /// Where the precompiled component is kept between starts.
+    pub cache_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             http_timeout_ms: 10_000,
             max_response_bytes: 1024 * 1024,
             max_sleep_seconds: 30,
+            cache_dir: "jira-sync-cache".into(),
         }
     }
 }
