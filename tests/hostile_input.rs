@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use jira_sync_host::backends::{Backends, ManualClock, MemoryCache, MemoryPlatform, Platform};
+use jira_sync_host::backends::{MemoryPlatform, Platform};
+use jira_sync_host::bench::Fixture;
 use jira_sync_host::bindings::exports::jira_sync::plugin::webhook;
-use jira_sync_host::scenario::{HttpStub, InstallationSpec, SignOverrides};
-use jira_sync_host::scripted::ScriptedHttp;
+use jira_sync_host::scenario::SignOverrides;
 use jira_sync_host::signing;
 use jira_sync_tests::runtime;
 use proptest::prelude::*;
@@ -14,34 +14,6 @@ use serde_json::json;
 
 const NOW: u64 = 1_700_000_000;
 const PATH: &str = "/extensions/jira/issue-updated/";
-
-fn backends() -> (Backends, Arc<MemoryPlatform>) {
-    let platform = Arc::new(MemoryPlatform::default());
-    let spec: InstallationSpec = serde_json::from_value(json!({
-        "client_key": "jira:1c4", "shared_secret": "s3cret", "use_email_scope": true,
-        "base_url": "https://acme.atlassian.net", "app_key": "acme-platform.jira"
-    }))
-    .unwrap();
-    platform.add_installation(spec.to_installation());
-    platform.link("jira:1c4", "APP-123", &[1]);
-    platform.add_user("ada@example.com", 7);
-    let stubs: Vec<HttpStub> = serde_json::from_value(json!([
-        {"method": "GET", "path": "/rest/api/2/status", "repeat": true,
-         "body": [{"id": "3", "statusCategory": {"key": "indeterminate"}},
-                  {"id": "10101", "statusCategory": {"key": "done"}}]},
-        {"method": "GET", "path": "/rest/api/3/user/email", "query": {"accountId": "5f1a"},
-         "repeat": true, "body": {"accountId": "5f1a", "email": "ada@example.com"}}
-    ]))
-    .unwrap();
-    let backends = Backends {
-        http: Arc::new(ScriptedHttp::new(stubs)),
-        cache: Arc::new(MemoryCache::default()),
-        platform: platform.clone(),
-        deliveries: platform.clone(),
-        clock: Arc::new(ManualClock::new(NOW)),
-    };
-    (backends, platform)
-}
 
 fn valid_token() -> String {
     signing::authorization(
@@ -61,9 +33,9 @@ fn valid_body() -> String {
 }
 
 fn deliver(authorization: &str, body: &[u8]) -> (u16, usize, Arc<MemoryPlatform>) {
-    let (backends, platform) = backends();
+    let fixture = Fixture::new();
     let call = runtime().webhook(
-        &backends,
+        &fixture.backends,
         &webhook::Request {
             method: "POST".into(),
             path: PATH.into(),
@@ -75,7 +47,7 @@ fn deliver(authorization: &str, body: &[u8]) -> (u16, usize, Arc<MemoryPlatform>
     let response = call.result.expect("the component never traps");
     let actions =
         call.record.http.len() + call.record.assignments.len() + call.record.resolutions.len();
-    (response.status, actions, platform)
+    (response.status, actions, fixture.platform)
 }
 
 /// A byte string with some bytes replaced, removed or inserted.

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::backends::{Backends, ManualClock, MemoryCache, MemoryPlatform};
 use crate::bindings::exports::jira_sync::plugin::webhook;
 use crate::native::NativeEnv;
-use crate::runtime::Runtime;
+use crate::runtime::{Allocation, Runtime};
 use crate::scenario::{HttpStub, InstallationSpec, SignOverrides};
 use crate::scripted::ScriptedHttp;
 use crate::signing;
@@ -19,8 +19,10 @@ use crate::signing;
 const NOW: u64 = 1_700_000_000;
 const PATH: &str = "/extensions/jira/issue-updated/";
 
-/// A platform, a warm cache and three signed webhooks, the same for both sides.
+/// A platform (installation `jira:1c4`, APP-123 linked to groups 1 and 2, user 7
+/// `ada@example.com`), Jira's status list and email API, and three signed webhooks.
 pub struct Fixture {
+    pub platform: Arc<MemoryPlatform>,
     pub backends: Backends,
     pub webhooks: Vec<(&'static str, webhook::Request)>,
 }
@@ -48,7 +50,7 @@ impl Fixture {
             http: Arc::new(ScriptedHttp::new(stubs)),
             cache: Arc::new(MemoryCache::default()),
             platform: platform.clone(),
-            deliveries: platform,
+            deliveries: platform.clone(),
             clock: Arc::new(ManualClock::new(NOW)),
         };
         let hook = |body: serde_json::Value| webhook::Request {
@@ -88,7 +90,11 @@ impl Fixture {
                 ),
             ),
         ];
-        Fixture { backends, webhooks }
+        Fixture {
+            platform,
+            backends,
+            webhooks,
+        }
     }
 
     /// The webhook through the native core.
@@ -200,41 +206,46 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
 
     let fixture = Fixture::new();
     let batches = 9;
-    let instantiate = median(batches, iterations, || {
-        runtime
-            .instantiate_and_drop(&fixture.backends)
-            .expect("instantiate");
-    });
-    rows.push(row(
-        "instantiate + drop",
-        format!("{:.1} µs", micros(instantiate)),
-        "≤ 10 µs",
-        Some(instantiate <= Duration::from_micros(10)),
-    ));
+    let pooled = Runtime::load_with(component, Allocation::Pooling)?;
+    for (allocator, runtime) in [("on-demand", &runtime), ("pooling", &pooled)] {
+        let instantiate = median(batches, iterations, || {
+            runtime
+                .instantiate_and_drop(&fixture.backends)
+                .expect("instantiate");
+        });
+        rows.push(row(
+            format!("instantiate + drop ({allocator})"),
+            format!("{:.1} µs", micros(instantiate)),
+            "≤ 10 µs",
+            Some(instantiate <= Duration::from_micros(10)),
+        ));
+    }
 
     for (name, request) in &fixture.webhooks {
         assert_eq!(fixture.wasm(&runtime, request), 200, "{name} through wasm");
         assert_eq!(fixture.native(request), 200, "{name} natively");
-        let wasm = median(batches, iterations, || {
-            fixture.wasm(&runtime, request);
-        });
         let native = median(batches, iterations, || {
             fixture.native(request);
         });
-        let ratio = wasm.as_secs_f64() / native.as_secs_f64();
-        rows.push(row(
-            format!("webhook: {name}"),
-            format!(
-                "{:.1} µs wasm / {:.1} µs native = {ratio:.2}×",
-                micros(wasm),
-                micros(native)
-            ),
-            "≤ 2×",
-            Some(ratio <= 2.0),
-        ));
+        for (allocator, runtime) in [("on-demand", &runtime), ("pooling", &pooled)] {
+            let wasm = median(batches, iterations, || {
+                fixture.wasm(runtime, request);
+            });
+            let ratio = wasm.as_secs_f64() / native.as_secs_f64();
+            rows.push(row(
+                format!("webhook: {name} ({allocator})"),
+                format!(
+                    "{:.1} µs wasm / {:.1} µs native = {ratio:.2}×",
+                    micros(wasm),
+                    micros(native)
+                ),
+                "≤ 2×",
+                Some(ratio <= 2.0),
+            ));
+        }
     }
 
-    let runtime = Arc::new(runtime);
+    let runtime = Arc::new(pooled);
     let fixture = Arc::new(fixture);
     for threads in [1, 2] {
         let per_thread = iterations * 3;
@@ -255,7 +266,7 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
         }
         let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
         rows.push(row(
-            format!("throughput, {threads} thread(s)"),
+            format!("throughput, {threads} thread(s), pooling"),
             format!("{rate:.0} webhooks/s"),
             if threads == 2 { "≥ 20,000/s" } else { "" },
             (threads == 2).then_some(rate >= 20_000.0),

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod demo;
 pub mod egress;
 pub mod host;
+pub mod incoming;
 pub mod limits;
 pub mod native;
 pub mod outcome;

@@ -16,7 +16,10 @@ use std::time::Duration;
 use anyhow::anyhow;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
+};
 
 use crate::backends::Backends;
 use crate::bindings::exports::jira_sync::plugin::{outbound, webhook};
@@ -63,18 +66,52 @@ pub struct Runtime {
     stop: Arc<AtomicBool>,
 }
 
+/// Instances the pooling allocator keeps slots for; more concurrent calls than this fail.
+pub const POOL_SLOTS: u32 = 256;
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// mmap per instance.
+    #[default]
+    OnDemand,
+    /// Preallocated slots, reused warm: memory stays resident between calls.
+    Pooling,
+}
+
 /// The engine configuration every runtime uses; precompiled artefacts are keyed by it.
 pub fn engine() -> anyhow::Result<Engine> {
+    engine_with(Allocation::default())
+}
+
+pub fn engine_with(allocation: Allocation) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    if allocation == Allocation::Pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 8)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(Limits::default().memory_bytes * 2)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16)
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     Engine::new(&config).map_err(|e| anyhow!("create the engine: {e:#}"))
 }
 
 impl Runtime {
     /// Compiles the component at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let engine = engine()?;
+        Self::load_with(path, Allocation::default())
+    }
+
+    /// Compiles the component at `path` for an engine with this allocation strategy.
+    pub fn load_with(path: &Path, allocation: Allocation) -> anyhow::Result<Self> {
+        let engine = engine_with(allocation)?;
         let component = Component::from_file(&engine, path)
             .map_err(|e| anyhow!("load the component {}: {e:#}", path.display()))?;
         Self::with(engine, component, Origin::Compiled)

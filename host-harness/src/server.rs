@@ -1,7 +1,6 @@
 //! `jira-sync-host serve`: Jira's webhooks over real HTTP into the component, and an admin API
 //! through which the platform resolves, unresolves and assigns its groups (the outbound sync).
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 use crate::backends::{Backends, GroupStatus, HttpBackend, MemoryCache, Platform, SystemClock};
 use crate::bindings::exports::jira_sync::plugin::{outbound, webhook};
 use crate::host::{CallRecord, body_value};
+use crate::incoming;
 use crate::outcome;
 use crate::runtime::Runtime;
 use crate::scenario::InstallationSpec;
@@ -168,24 +168,7 @@ impl Drop for Server {
 }
 
 fn respond(context: &Context, mut request: tiny_http::Request) {
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = request.method().as_str().to_owned();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_owned(),
-                h.value.as_str().to_owned(),
-            )
-        })
-        .collect();
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_REQUEST_BYTES + 1)
-        .read_to_end(&mut body);
+    let incoming = incoming::read(&mut request, MAX_REQUEST_BYTES);
     let json_reply = |status: u16, answer: Value| {
         (
             status,
@@ -193,35 +176,30 @@ fn respond(context: &Context, mut request: tiny_http::Request) {
             answer.to_string().into_bytes(),
         )
     };
-    let (status, reply_headers, reply_body) = if read.is_err() {
+    let path = incoming.path.as_str();
+    let (status, headers, body) = if incoming.unreadable {
         json_reply(400, json!({"error": "could not read the request body"}))
-    } else if body.len() as u64 > MAX_REQUEST_BYTES {
+    } else if incoming.too_large {
         json_reply(413, json!({"error": "request body too large"}))
     } else if path.starts_with("/extensions/jira/") {
         let request = webhook::Request {
-            method,
-            path: path.to_owned(),
-            query: query.to_owned(),
-            headers,
-            body,
+            method: incoming.method.clone(),
+            path: incoming.path.clone(),
+            query: incoming.query.clone(),
+            headers: incoming.headers.clone(),
+            body: incoming.body.clone(),
         };
         let response = handle_webhook(context, &request);
         (response.status, response.headers, response.body)
     } else if path.starts_with("/admin/") {
-        let (status, answer) = admin(context, &method, path, &body);
+        let (status, answer) = admin(context, &incoming.method, path, &incoming.body);
         json_reply(status, answer)
     } else if path == "/healthz" {
         json_reply(200, json!({"ok": true}))
     } else {
         json_reply(404, json!({"error": "not found"}))
     };
-    let mut reply = tiny_http::Response::from_data(reply_body).with_status_code(status);
-    for (name, value) in reply_headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            reply.add_header(header);
-        }
-    }
-    let _ = request.respond(reply);
+    incoming::reply(request, status, headers, body);
 }
 
 fn emit(context: &Context, trigger: String, started: Instant, result: Value, record: CallRecord) {

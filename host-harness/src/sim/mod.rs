@@ -5,7 +5,6 @@
 mod jira_api;
 pub mod world;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::incoming;
 use crate::scenario::SignOverrides;
 use crate::signing;
 pub use world::SimWorld;
@@ -280,27 +280,13 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
         let Ok(mut request) = server.recv() else {
             return;
         };
-        let url = request.url().to_owned();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let method = request.method().as_str().to_owned();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_owned(),
-                    h.value.as_str().to_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let _ = request.as_reader().take(1024 * 1024).read_to_end(&mut body);
+        let incoming = incoming::read(&mut request, 1024 * 1024);
         let call = jira_api::Call {
-            method: &method,
-            path,
-            query,
-            headers: &headers,
-            body: &body,
+            method: &incoming.method,
+            path: &incoming.path,
+            query: &incoming.query,
+            headers: &incoming.headers,
+            body: &incoming.body,
             now_ms: now_ms(),
         };
         let (status, response_headers, response_body, delay, webhooks) = {
@@ -308,9 +294,9 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
             let answer = jira_api::handle(&mut state, &call, &shared.next_id);
             state.exchanges.push(SimExchange {
                 at_ms: shared.elapsed_ms(),
-                method: method.clone(),
-                path: path.to_owned(),
-                query: query.to_owned(),
+                method: incoming.method.clone(),
+                path: incoming.path.clone(),
+                query: incoming.query.clone(),
                 status: answer.status,
                 auth_error: answer.auth_error.clone(),
                 fault: answer.fault.then_some(answer.status),
@@ -330,13 +316,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
             *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
             let _ = outbox.send(webhook);
         }
-        let mut response = tiny_http::Response::from_data(response_body).with_status_code(status);
-        for (name, value) in response_headers {
-            if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                response.add_header(header);
-            }
-        }
-        let _ = request.respond(response);
+        incoming::reply(request, status, response_headers, response_body);
     }
 }
 
