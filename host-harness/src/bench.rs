@@ -206,8 +206,8 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
 
     let fixture = Fixture::new();
     let batches = 9;
-    let pooled = Runtime::load_with(component, Allocation::Pooling)?;
-    for (allocator, runtime) in [("on-demand", &runtime), ("pooling", &pooled)] {
+    let on_demand = Runtime::load_with(component, Allocation::OnDemand)?;
+    for (allocator, runtime) in [("on-demand", &on_demand), ("pooling", &runtime)] {
         let instantiate = median(batches, iterations, || {
             runtime
                 .instantiate_and_drop(&fixture.backends)
@@ -227,7 +227,7 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
         let native = median(batches, iterations, || {
             fixture.native(request);
         });
-        for (allocator, runtime) in [("on-demand", &runtime), ("pooling", &pooled)] {
+        for (allocator, runtime) in [("on-demand", &on_demand), ("pooling", &runtime)] {
             let wasm = median(batches, iterations, || {
                 fixture.wasm(runtime, request);
             });
@@ -245,7 +245,7 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
         }
     }
 
-    let runtime = Arc::new(pooled);
+    let runtime = Arc::new(runtime);
     let fixture = Arc::new(fixture);
     for threads in [1, 2] {
         let per_thread = iterations * 3;

@@ -8,7 +8,7 @@ use crate::bindings::jira_sync::plugin::{
     cache, clock, deliveries, group_assignment, group_status, http, installations, log, types,
 };
 use crate::egress::Egress;
-use crate::limits::{LimitExceeded, Limits};
+use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
 use std::time::{Duration, Instant};
 
 /// One HTTP exchange as the guest saw it.
@@ -165,7 +165,7 @@ impl wasmtime::ResourceLimiter for HostState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limits.memory_bytes {
+        if desired > self.limits.memory_bytes.min(MAX_MEMORY_BYTES) {
             return Err(self.exceed(LimitExceeded::Memory));
         }
         Ok(true)

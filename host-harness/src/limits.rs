@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// No installation's `memory_bytes` goes beyond this: it is the pooling allocator's slot size.
+pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Linear memory the instance may grow to.
+    /// Linear memory the instance may grow to (at most [`MAX_MEMORY_BYTES`]).
     pub memory_bytes: usize,
     /// Time spent running guest code (host calls such as HTTP and sleeps excluded).
     pub cpu_ms: u64,

@@ -25,7 +25,7 @@ use crate::backends::Backends;
 use crate::bindings::exports::jira_sync::plugin::{outbound, webhook};
 use crate::bindings::{Plugin, PluginPre};
 use crate::host::{CallRecord, HostState};
-use crate::limits::{CallError, LimitExceeded, Limits};
+use crate::limits::{CallError, LimitExceeded, Limits, MAX_MEMORY_BYTES};
 
 /// How often the epoch ticker interrupts guest code to check its CPU budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -66,16 +66,18 @@ pub struct Runtime {
     stop: Arc<AtomicBool>,
 }
 
-/// Instances the pooling allocator keeps slots for; more concurrent calls than this fail.
-pub const POOL_SLOTS: u32 = 256;
+/// Instances the pooling allocator keeps slots for; more concurrent calls than this fail, so
+/// keep a server's workers below it. Each slot reserves (not commits) 4 GiB of address space.
+pub const POOL_SLOTS: u32 = 64;
 
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Allocation {
     /// mmap per instance.
-    #[default]
     OnDemand,
-    /// Preallocated slots, reused warm: memory stays resident between calls.
+    /// Preallocated slots, reused warm, their first 8 MiB kept resident between calls: it halves
+    /// a webhook's cost and lets two threads scale (BENCHMARKS.md).
+    #[default]
     Pooling,
 }
 
@@ -94,8 +96,8 @@ pub fn engine_with(allocation: Allocation) -> anyhow::Result<Engine> {
             .total_core_instances(POOL_SLOTS * 8)
             .total_memories(POOL_SLOTS)
             .total_tables(POOL_SLOTS * 4)
-            .max_memory_size(Limits::default().memory_bytes * 2)
-            .linear_memory_keep_resident(1 << 20)
+            .max_memory_size(MAX_MEMORY_BYTES)
+            .linear_memory_keep_resident(8 << 20)
             .table_keep_resident(1 << 16)
             .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
