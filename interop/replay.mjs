@@ -36,6 +36,7 @@ function installation(spec) {
         maxRetries: spec.retry?.max_retries ?? 3,
         maxTotalWaitSeconds: spec.retry?.max_total_wait ?? 60,
       },
+      clockSkewSeconds: spec.clock_skew_seconds ?? 0,
     },
   };
 }

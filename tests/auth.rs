@@ -87,6 +87,16 @@ fn expired_token_is_409() {
 }
 
 #[test]
+fn the_installation_clock_skew_gives_leeway_on_exp() {
+    let mut s = scenario("auth");
+    s["installation"]["clock_skew_seconds"] = json!(10);
+    s["steps"][0]["webhook"]["sign"] = json!({"exp_in": -9});
+    assert_eq!(run(&s).status(0), 200);
+    s["steps"][0]["webhook"]["sign"] = json!({"exp_in": -10});
+    assert_eq!(run(&s).status(0), 409);
+}
+
+#[test]
 fn token_expiring_in_one_second_is_accepted() {
     assert_eq!(sign_with(json!({"exp_in": 1})).status(0), 200);
 }

@@ -56,6 +56,7 @@ impl Installations for Fake {
                 resolution_strategy: ResolutionStrategy::Resolve,
                 max_transition_hops: 5,
                 retry: RetryPolicy { max_retries: 3, max_total_wait: 60 },
+                clock_skew_seconds: 0,
             },
         })
     }
@@ -127,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
         body: body.to_vec(),
     };
     let mut fake = Fake::default();
-    let response = webhook::handle(&mut fake, &request, webhook::Options::default());
+    let response = webhook::handle(&mut fake, &request);
     assert!(
         matches!(response.status, 200..=299 | 400..=499),
         "answered {}",

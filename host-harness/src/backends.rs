@@ -105,20 +105,6 @@ pub struct MemoryCache {
     entries: Mutex<BTreeMap<String, (String, u64)>>,
 }
 
-impl MemoryCache {
-    /// Live entries at `now`, for inspection.
-    pub fn len(&self, now: u64) -> usize {
-        lock(&self.entries)
-            .values()
-            .filter(|(_, expires)| *expires > now)
-            .count()
-    }
-
-    pub fn is_empty(&self, now: u64) -> bool {
-        self.len(now) == 0
-    }
-}
-
 impl CacheBackend for MemoryCache {
     fn get(&self, key: &str, now: u64) -> Option<String> {
         let mut entries = lock(&self.entries);

@@ -110,7 +110,7 @@ impl Fixture {
             backends: &self.backends,
             logs: Vec::new(),
         };
-        jira_sync_plugin::webhook::handle(&mut env, &request, Default::default()).status
+        jira_sync_plugin::webhook::handle(&mut env, &request).status
     }
 
     /// The webhook through a fresh instance of the component.

@@ -63,6 +63,7 @@ pub fn installation(world: &SimWorld, base_url: &str) -> InstallationSpec {
         resolution_strategy: Strategy::Resolve,
         max_transition_hops: 5,
         retry: RetrySpec::default(),
+        clock_skew_seconds: 0,
         limits: Limits::default(),
     }
 }

@@ -87,6 +87,7 @@ fn installation(i: Installation) -> model::Installation {
                 max_retries: i.config.retry.max_retries,
                 max_total_wait: i.config.retry.max_total_wait_seconds,
             },
+            clock_skew_seconds: i.config.clock_skew_seconds,
         },
     }
 }

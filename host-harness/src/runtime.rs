@@ -183,10 +183,6 @@ impl Runtime {
         self.origin
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
     pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
         let mut store = self.store(backends, Limits::default());

@@ -58,6 +58,9 @@ pub struct InstallationSpec {
     pub max_transition_hops: u32,
     #[serde(default)]
     pub retry: RetrySpec,
+    /// Leeway on inbound tokens' `exp`, in seconds.
+    #[serde(default)]
+    pub clock_skew_seconds: u32,
     /// What one call for this installation may consume (host-side; the guest never sees it).
     #[serde(default)]
     pub limits: Limits,
@@ -134,6 +137,7 @@ impl InstallationSpec {
                     max_retries: self.retry.max_retries,
                     max_total_wait_seconds: self.retry.max_total_wait,
                 },
+                clock_skew_seconds: self.clock_skew_seconds,
             },
         }
     }

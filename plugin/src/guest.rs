@@ -100,6 +100,7 @@ impl Installations for Imports {
                     max_retries: i.config.retry.max_retries,
                     max_total_wait: i.config.retry.max_total_wait_seconds,
                 },
+                clock_skew_seconds: i.config.clock_skew_seconds,
             },
         })
     }
@@ -221,7 +222,7 @@ impl wit_hook::Guest for Component {
             headers: request.headers,
             body: request.body,
         };
-        let response = webhook::handle(&mut Imports, &request, webhook::Options::default());
+        let response = webhook::handle(&mut Imports, &request);
         wit_hook::Response {
             status: response.status,
             headers: response.headers,

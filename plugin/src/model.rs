@@ -26,6 +26,7 @@ pub struct SyncConfig {
     pub resolution_strategy: ResolutionStrategy,
     pub max_transition_hops: u32,
     pub retry: RetryPolicy,
+    pub clock_skew_seconds: u32,
 }
 
 /// How the client rides out Jira's 429s (SPEC 6).

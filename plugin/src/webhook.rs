@@ -17,14 +17,7 @@ use crate::users;
 
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
 
-/// Knobs of the inbound flow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Options {
-    /// Seconds of leeway on `exp` for clocks that drift (SPEC 1.2: none by default).
-    pub clock_skew: u64,
-}
-
-pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) -> WebhookResponse {
+pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     if request.path.trim_end_matches('/') != WEBHOOK_PATH {
         return answer(404, json!({"error": "not found"}));
     }
@@ -33,7 +26,7 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest, options: Options) ->
         response.headers.push(("Allow".into(), "POST".into()));
         return response;
     }
-    let installation = match authenticate(env, request, options) {
+    let installation = match authenticate(env, request) {
         Ok(installation) => installation,
         Err(reason) => return answer(409, json!({"error": reason})),
     };
@@ -163,11 +156,7 @@ fn handle_verified(
 }
 
 /// SPEC 1.1-1.2: token, installation, algorithm, signature, expiry, qsh; in that order.
-fn authenticate(
-    env: &mut impl Env,
-    request: &WebhookRequest,
-    options: Options,
-) -> Result<Installation, String> {
+fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, String> {
     let Some(authorization) = header(&request.headers, "authorization") else {
         return Err(reject(
             env,
@@ -197,7 +186,7 @@ fn authenticate(
     if let Err(e) = unverified.verify(
         &installation.shared_secret,
         now,
-        options.clock_skew,
+        u64::from(installation.config.clock_skew_seconds),
         &accepted,
     ) {
         return Err(reject(env, e.code(), e.to_string()));

@@ -218,11 +218,6 @@ impl Simulator {
         }
     }
 
-    /// A fresh delivery id, as Jira would number the next webhook.
-    pub fn next_delivery_id(&self) -> String {
-        format!("sim-{}", self.shared.next_id.fetch_add(1, Ordering::SeqCst))
-    }
-
     /// Blocks until every webhook queued so far was answered, or `timeout` passed.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let pending = self
