@@ -33,14 +33,8 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "jira-sync-plugin",
-            "--lib",
-            "--target",
-            TARGET,
-        ])
+        .args(["build", "-p", "jira-sync-plugin", "-p", "jira-sync-hostile"])
+        .args(["--lib", "--target", TARGET])
         .args(["--profile", PROFILE, "--target-dir"])
         .arg(&target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
