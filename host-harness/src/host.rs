@@ -191,7 +191,7 @@ pub fn body_value(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-fn header_map(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
+fn string_map(headers: &[(String, String)]) -> serde_json::Map<String, Value> {
     headers
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
@@ -219,7 +219,7 @@ impl http::Host for HostState {
         let mut exchange = HttpExchange {
             method: method.to_owned(),
             url: request.url.clone(),
-            headers: header_map(&request.headers),
+            headers: string_map(&request.headers),
             body: body_value(request.body.as_deref().unwrap_or_default()),
             status: None,
             error: None,
@@ -487,7 +487,7 @@ impl log::Host for HostState {
         self.record.logs.push(LogLine {
             level,
             event,
-            fields: header_map(&fields),
+            fields: string_map(&fields),
         });
         Ok(())
     }
