@@ -245,6 +245,45 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
         }
     }
 
+    // Where a webhook's cost goes: the same sandbox with less guest work.
+    let (_, signed) = &fixture.webhooks[0];
+    let unsigned = webhook::Request {
+        headers: Vec::new(),
+        ..signed.clone()
+    };
+    let no_changelog = webhook::Request {
+        body: b"{}".to_vec(),
+        ..signed.clone()
+    };
+    for (name, request, status) in [
+        ("no token, answered 409", &unsigned, 409),
+        ("token verified, no changelog", &no_changelog, 200),
+    ] {
+        assert_eq!(
+            fixture.wasm(&runtime, request),
+            status,
+            "{name} through wasm"
+        );
+        assert_eq!(fixture.native(request), status, "{name} natively");
+        let wasm = median(batches, iterations, || {
+            fixture.wasm(&runtime, request);
+        });
+        let native = median(batches, iterations, || {
+            fixture.native(request);
+        });
+        rows.push(row(
+            format!("breakdown: {name} (pooling)"),
+            format!(
+                "{:.1} µs wasm / {:.1} µs native = {:.2}×",
+                micros(wasm),
+                micros(native),
+                wasm.as_secs_f64() / native.as_secs_f64()
+            ),
+            "",
+            None,
+        ));
+    }
+
     let runtime = Arc::new(runtime);
     let fixture = Arc::new(fixture);
     for threads in [1, 2] {
