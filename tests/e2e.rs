@@ -316,3 +316,70 @@ fn a_tampered_webhook_is_409_without_effect() {
     assert_eq!(stack.last_delivery_status(), Some(409));
     assert_eq!(stack.group().assignee, None);
 }
+
+#[test]
+fn people_in_jira_drive_the_platform_through_the_simulator_control_api() {
+    let stack = Stack::new("control");
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let control = |path: &str, body: Value| {
+        agent
+            .post(&format!("{}/_sim/{path}", stack.sim.base_url()))
+            .send(body.to_string().as_bytes())
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        control(
+            "issues/APP-123/transitions",
+            json!({"transition": {"id": "11"}})
+        ),
+        204
+    );
+    assert_eq!(
+        control(
+            "issues/APP-123/transitions",
+            json!({"transition": {"id": "21"}})
+        ),
+        204
+    );
+    stack.settle();
+    assert_eq!(
+        stack.group().status,
+        GroupStatus::Resolved,
+        "Done in Jira resolves the group"
+    );
+    assert_eq!(
+        control(
+            "issues/APP-123/transitions",
+            json!({"transition": {"id": "99"}})
+        ),
+        400,
+        "a transition that is not open is refused like Jira does"
+    );
+    assert_eq!(
+        control(
+            "issues/APP-123/assignee",
+            json!({"accountId": "deadbeef123"})
+        ),
+        204
+    );
+    stack.settle();
+    assert_eq!(
+        stack.group().assignee,
+        Some(8),
+        "Bob's visible email matched user 8"
+    );
+    assert!(
+        stack
+            .sim
+            .exchanges()
+            .iter()
+            .all(|e| !e.path.starts_with("/_sim/")),
+        "control calls are not counted as the app's requests"
+    );
+}

@@ -145,6 +145,46 @@ pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer 
     }
 }
 
+/// The simulator's own control endpoints (no JWT): what people do in Jira's UI, and faults.
+///
+/// - `POST /_sim/issues/{key}/assignee` `{"accountId": "..." | null}`: someone (un)assigns it;
+/// - `POST /_sim/issues/{key}/transitions` `{"transition": {"id": "..."}}`: someone moves it;
+/// - `GET /_sim/issues/{key}`: the issue as Jira would answer it;
+/// - `POST /_sim/faults` with a [`super::Fault`]; `POST /_sim/webhook-url` `{"url": "..."}`.
+pub fn control(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer {
+    let segments: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+    let body = || serde_json::from_slice::<Value>(call.body).unwrap_or(Value::Null);
+    match (call.method, &segments[..]) {
+        ("GET", ["_sim", "issues", key]) => match issue(state, key) {
+            Some(issue) => json_answer(200, issue_json(state, issue)),
+            None => issue_missing(),
+        },
+        ("POST", ["_sim", "issues", key, "assignee"]) => {
+            let account = body()["accountId"].as_str().map(str::to_owned);
+            match set_assignee(state, key, account.as_deref(), ids) {
+                Ok(webhook) => no_content(webhook.into_iter().collect()),
+                Err(answer) => answer,
+            }
+        }
+        ("POST", ["_sim", "issues", key, "transitions"]) => transition(state, key, call, ids),
+        ("POST", ["_sim", "faults"]) => match serde_json::from_slice::<super::Fault>(call.body) {
+            Ok(fault) => {
+                state.faults.push(fault);
+                no_content(Vec::new())
+            }
+            Err(e) => error(400, &[&e.to_string()], json!({})),
+        },
+        ("POST", ["_sim", "webhook-url"]) => match body()["url"].as_str() {
+            Some(url) => {
+                state.webhook_url = Some(url.to_owned());
+                no_content(Vec::new())
+            }
+            None => error(400, &["url is required."], json!({})),
+        },
+        _ => error(404, &["No such control endpoint."], json!({})),
+    }
+}
+
 /// Connect JWT of the app: HS256 with the shared secret, `iss` = app key, qsh of this request.
 fn verify(state: &SimState, call: &Call<'_>) -> Result<(), String> {
     let authorization = call

@@ -286,16 +286,24 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
         };
         let (status, response_headers, response_body, delay, webhooks) = {
             let mut state = shared.lock();
-            let answer = jira_api::handle(&mut state, &call, &shared.next_id);
-            state.exchanges.push(SimExchange {
-                at_ms: shared.elapsed_ms(),
-                method: incoming.method.clone(),
-                path: incoming.path.clone(),
-                query: incoming.query.clone(),
-                status: answer.status,
-                auth_error: answer.auth_error.clone(),
-                fault: answer.fault.then_some(answer.status),
-            });
+            let control = incoming.path.starts_with("/_sim/");
+            let answer = if control {
+                jira_api::control(&mut state, &call, &shared.next_id)
+            } else {
+                jira_api::handle(&mut state, &call, &shared.next_id)
+            };
+            // Only the app's requests are exchanges; control calls stand for people and tests.
+            if !control {
+                state.exchanges.push(SimExchange {
+                    at_ms: shared.elapsed_ms(),
+                    method: incoming.method.clone(),
+                    path: incoming.path.clone(),
+                    query: incoming.query.clone(),
+                    status: answer.status,
+                    auth_error: answer.auth_error.clone(),
+                    fault: answer.fault.then_some(answer.status),
+                });
+            }
             (
                 answer.status,
                 answer.headers,
