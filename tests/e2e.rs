@@ -383,3 +383,36 @@ fn people_in_jira_drive_the_platform_through_the_simulator_control_api() {
         "control calls are not counted as the app's requests"
     );
 }
+
+#[test]
+fn the_admin_api_can_require_a_token() {
+    let db = TempDb::new("admin-token");
+    let store = Arc::new(SqliteStore::open(&db.0).unwrap());
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        database: db.0.clone(),
+        admin_token: Some("let-me-in".into()),
+        ..ServerConfig::default()
+    };
+    let http = Arc::new(RealHttp::new(HttpLimits::default()));
+    let server = Server::start(&config, runtime(), store, http, None).unwrap();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let user = json!({"id": 1, "email": "a@example.com"}).to_string();
+    let url = format!("{}/admin/users", server.url());
+    let status = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+        request.send(user.as_bytes()).unwrap().status().as_u16()
+    };
+    assert_eq!(status(agent.post(&url)), 401);
+    assert_eq!(
+        status(agent.post(&url).header("Authorization", "Bearer guess")),
+        401
+    );
+    assert_eq!(
+        status(agent.post(&url).header("Authorization", "Bearer let-me-in")),
+        200
+    );
+}

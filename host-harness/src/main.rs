@@ -69,7 +69,8 @@ enum Command {
     /// Serve Jira's webhooks and the platform's admin API over HTTP.
     Serve {
         /// A TOML file (keys: listen, database, component, workers, http_timeout_ms,
-        /// max_response_bytes, max_sleep_seconds, cache_dir); every key is optional.
+        /// max_response_bytes, max_sleep_seconds, cache_dir, admin_token); every key is
+        /// optional.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Overrides the config's `listen`.
@@ -101,10 +102,20 @@ enum Command {
         /// The platform user to assign (for `assign`).
         #[arg(long)]
         user: Option<u64>,
+        /// The server's `admin_token`, if it has one.
+        #[arg(long, env = "JIRA_SYNC_ADMIN_TOKEN")]
+        token: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,jira_sync=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -205,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             action,
             group,
             user,
+            token,
         } => {
             let body = match (action.as_str(), user) {
                 ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
@@ -217,8 +229,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .http_status_as_error(false)
                     .build(),
             );
-            let mut response = agent
-                .post(&format!("{server}/admin/groups/{group}/{action}"))
+            let mut request = agent.post(&format!("{server}/admin/groups/{group}/{action}"));
+            if let Some(token) = token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            let mut response = request
                 .send(body.as_bytes())
                 .with_context(|| format!("reach {server}"))?;
             let status = response.status();

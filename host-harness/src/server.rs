@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub max_sleep_seconds: u64,
     /// Where the precompiled component is kept between starts.
     pub cache_dir: PathBuf,
+    /// When set, `/admin/*` requires `Authorization: Bearer <admin_token>`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             max_response_bytes: 1024 * 1024,
             max_sleep_seconds: 30,
             cache_dir: "jira-sync-cache".into(),
+            admin_token: None,
         }
     }
 }
@@ -88,6 +91,7 @@ struct Context {
     backends: Backends,
     store: Arc<SqliteStore>,
     events: Option<Mutex<Sender<CallEvent>>>,
+    admin_token: Option<String>,
 }
 
 pub struct Server {
@@ -126,6 +130,7 @@ impl Server {
             backends,
             store,
             events: events.map(Mutex::new),
+            admin_token: config.admin_token.clone(),
         });
         let server = Arc::new(server);
         let stop = Arc::new(AtomicBool::new(false));
@@ -192,8 +197,12 @@ fn respond(context: &Context, mut request: tiny_http::Request) {
         let response = handle_webhook(context, &request);
         (response.status, response.headers, response.body)
     } else if path.starts_with("/admin/") {
-        let (status, answer) = admin(context, &incoming.method, path, &incoming.body);
-        json_reply(status, answer)
+        if admin_allowed(context, &incoming.headers) {
+            let (status, answer) = admin(context, &incoming.method, path, &incoming.body);
+            json_reply(status, answer)
+        } else {
+            json_reply(401, json!({"error": "the admin API needs the admin token"}))
+        }
     } else if path == "/healthz" {
         json_reply(200, json!({"ok": true}))
     } else {
@@ -202,7 +211,35 @@ fn respond(context: &Context, mut request: tiny_http::Request) {
     incoming::reply(request, status, headers, body);
 }
 
+fn admin_allowed(context: &Context, headers: &[(String, String)]) -> bool {
+    let Some(token) = &context.admin_token else {
+        return true;
+    };
+    headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("authorization")
+            && value.strip_prefix("Bearer ") == Some(token.as_str())
+    })
+}
+
+/// Logs the call (and the guest's own log lines) for operators, and hands it to the listener.
 fn emit(context: &Context, trigger: String, started: Instant, result: Value, record: CallRecord) {
+    tracing::info!(
+        target: "jira_sync::server",
+        %trigger,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        http = record.http.len(),
+        %result,
+        "component call"
+    );
+    for line in &record.logs {
+        let fields = Value::Object(line.fields.clone());
+        match line.level {
+            "error" => tracing::error!(target: "jira_sync::guest", event = %line.event, %fields),
+            "warn" => tracing::warn!(target: "jira_sync::guest", event = %line.event, %fields),
+            "info" => tracing::info!(target: "jira_sync::guest", event = %line.event, %fields),
+            _ => tracing::debug!(target: "jira_sync::guest", event = %line.event, %fields),
+        }
+    }
     if let Some(events) = &context.events
         && let Ok(events) = events.lock()
     {

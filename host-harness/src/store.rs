@@ -36,7 +36,7 @@ pub struct SqliteStore {
 /// The trait methods cannot return errors; a failed statement is reported, never a panic.
 fn report<T: Default>(what: &str, result: rusqlite::Result<T>) -> T {
     result.unwrap_or_else(|e| {
-        eprintln!("jira-sync-host: store: {what}: {e}");
+        tracing::error!(target: "jira_sync::store", "{what}: {e}");
         T::default()
     })
 }
