@@ -321,6 +321,34 @@ fn a_screen_that_requires_a_field_is_rejected_with_jiras_text() {
 }
 
 #[test]
+fn a_walk_that_fails_midway_says_where_it_stopped() {
+    let trace = status_sync(
+        vec![
+            issue("1"),
+            transitions(&[("12", "3", "indeterminate")]),
+            transitions(&[("31", "10101", "done")]),
+            json!({"method": "POST", "path": TRANSITIONS, "status": 204}),
+            json!({"method": "POST", "path": TRANSITIONS, "status": 400,
+                   "body": {"errorMessages": ["Resolution is required."]}}),
+        ],
+        true,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "rejected", "message": "Resolution is required."})
+    );
+    let stopped = trace.step(0)["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["event"] == "jira.sync_status_outbound.stopped-midway")
+        .unwrap();
+    assert_eq!(stopped["fields"]["transitions"], "12");
+    assert_eq!(stopped["fields"]["status"], "3");
+}
+
+#[test]
 fn server_errors_and_bad_bodies_are_typed_failures() {
     let trace = status_sync(
         vec![

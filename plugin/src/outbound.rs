@@ -185,13 +185,28 @@ fn walk<E: Env>(
             return Ok(StatusOutcome::Transitioned(vec![next.id.clone()]));
         }
         let body = json!({"transition": {"id": next.id}});
-        jira.send(
+        let posted = jira.send(
             "transition",
             Method::Post,
             &transitions_path,
             &[],
             Some(&body),
-        )?;
+        );
+        if let Err(e) = posted {
+            if !taken.is_empty() {
+                // The outcome only names the failure; say where the walk left the issue.
+                jira.env().log(
+                    Level::Warn,
+                    "jira.sync_status_outbound.stopped-midway",
+                    &[
+                        ("issue_key", key),
+                        ("transitions", &taken.join(",")),
+                        ("status", visited.last().map_or("", String::as_str)),
+                    ],
+                );
+            }
+            return Err(e);
+        }
         jira.env().log(
             Level::Info,
             "jira.sync_status_outbound.transitioned",
