@@ -1,5 +1,7 @@
 //! The imports, implemented over [`Backends`], with everything the guest did recorded per call.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -9,7 +11,6 @@ use crate::bindings::jira_sync::plugin::{
 };
 use crate::egress::Egress;
 use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
-use std::time::{Duration, Instant};
 
 /// One HTTP exchange as the guest saw it.
 #[derive(Debug, Clone, Serialize)]
