@@ -6,23 +6,15 @@ use std::sync::Arc;
 use jira_sync_host::backends::{MemoryPlatform, Platform};
 use jira_sync_host::bench::Fixture;
 use jira_sync_host::bindings::exports::jira_sync::plugin::webhook;
-use jira_sync_host::scenario::SignOverrides;
-use jira_sync_host::signing;
 use jira_sync_tests::runtime;
 use proptest::prelude::*;
 use serde_json::json;
 
-const NOW: u64 = 1_700_000_000;
 const PATH: &str = "/extensions/jira/issue-updated/";
 
+/// The `Authorization` header Jira would send for the fixture's webhooks.
 fn valid_token() -> String {
-    signing::authorization(
-        "jira:1c4",
-        "s3cret",
-        NOW,
-        ("POST", PATH, ""),
-        &SignOverrides::default(),
-    )
+    Fixture::new().webhooks[0].1.headers[0].1.clone()
 }
 
 fn valid_body() -> String {

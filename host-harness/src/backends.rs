@@ -59,7 +59,8 @@ pub struct Group {
 
 /// The platform's own records: installations, groups, their links to Jira issues, users.
 pub trait Platform: Send + Sync {
-    fn installation(&self, client_key: &str) -> Option<Installation>;
+    /// The installation, with what one call for it may consume (host-side only).
+    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)>;
     fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64>;
     /// The user whose verified email is `email`, compared case-insensitively.
     fn user_by_email(&self, email: &str) -> Option<u64>;
@@ -70,8 +71,6 @@ pub trait Platform: Send + Sync {
     fn links_of_group(&self, group: u64) -> Vec<(String, String)>;
     /// The verified emails of `user`.
     fn user_emails(&self, user: u64) -> Vec<String>;
-    /// What one call for this installation may consume.
-    fn limits(&self, client_key: &str) -> Limits;
 }
 
 /// Jira deliveries already handled, and the last `updated` applied per issue (SPEC 7).
@@ -222,8 +221,13 @@ impl MemoryPlatform {
 }
 
 impl Platform for MemoryPlatform {
-    fn installation(&self, client_key: &str) -> Option<Installation> {
-        lock(&self.installations).get(client_key).cloned()
+    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)> {
+        let installation = lock(&self.installations).get(client_key).cloned()?;
+        let limits = lock(&self.limits)
+            .get(client_key)
+            .copied()
+            .unwrap_or_default();
+        Some((installation, limits))
     }
 
     fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
@@ -270,13 +274,6 @@ impl Platform for MemoryPlatform {
             .filter(|(_, id)| *id == user)
             .map(|(email, _)| email.clone())
             .collect()
-    }
-
-    fn limits(&self, client_key: &str) -> Limits {
-        lock(&self.limits)
-            .get(client_key)
-            .copied()
-            .unwrap_or_default()
     }
 }
 

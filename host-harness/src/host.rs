@@ -285,10 +285,10 @@ impl cache::Host for HostState {
 
 impl installations::Host for HostState {
     fn get_by_client_key(&mut self, client_key: String) -> Option<types::Installation> {
-        let installation = self.backends.platform.installation(&client_key)?;
+        let (installation, limits) = self.backends.platform.installation(&client_key)?;
         // The guest may now reach this installation's site, and only sites it looked up.
         self.egress.allow(&installation.base_url);
-        self.limits = self.backends.platform.limits(&client_key);
+        self.limits = limits;
         Some(installation)
     }
 }

@@ -97,7 +97,7 @@ impl Installations for NativeEnv<'_> {
         self.backends
             .platform
             .installation(client_key)
-            .map(installation)
+            .map(|(i, _)| installation(i))
     }
 }
 

@@ -283,7 +283,10 @@ impl Runtime {
         run: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
     ) -> Call<T> {
-        let limits = client_key.map_or_else(Limits::default, |ck| backends.platform.limits(ck));
+        let limits = client_key
+            .and_then(|ck| backends.platform.installation(ck))
+            .map(|(_, limits)| limits)
+            .unwrap_or_default();
         let mut store = self.store(backends, limits);
         let result = self
             .pre

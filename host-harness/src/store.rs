@@ -132,14 +132,9 @@ impl SqliteStore {
 }
 
 impl Platform for SqliteStore {
-    fn installation(&self, client_key: &str) -> Option<Installation> {
-        self.spec(client_key).map(|spec| spec.to_installation())
-    }
-
-    fn limits(&self, client_key: &str) -> Limits {
+    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)> {
         self.spec(client_key)
-            .map(|spec| spec.limits)
-            .unwrap_or_default()
+            .map(|spec| (spec.to_installation(), spec.limits))
     }
 
     fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
