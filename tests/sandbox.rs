@@ -161,7 +161,7 @@ fn a_call_that_breaks_a_limit_leaves_no_partial_effect() {
 }
 
 #[test]
-fn outbound_calls_are_bounded_by_the_installation_limits() {
+fn outbound_calls_are_bounded_too() {
     let world = world();
     let call = hostile().sync_status(
         &world.backends,

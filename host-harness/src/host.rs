@@ -105,12 +105,13 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(backends: Backends, limits: Limits) -> Self {
+    /// A call's state under the default limits, until the guest looks its installation up.
+    pub fn new(backends: Backends) -> Self {
         HostState {
             backends,
             egress: Egress::default(),
             record: CallRecord::default(),
-            limits,
+            limits: Limits::default(),
             limit_hit: None,
             usage: Usage::default(),
             effects: Vec::new(),

@@ -185,7 +185,7 @@ impl Runtime {
 
     /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
     pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
-        let mut store = self.store(backends, Limits::default());
+        let mut store = self.store(backends);
         self.pre
             .instantiate(&mut store)
             .map(drop)
@@ -208,7 +208,6 @@ impl Runtime {
     ) -> Call<webhook::Response> {
         self.call(
             backends,
-            None,
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_webhook()
@@ -231,7 +230,6 @@ impl Runtime {
     ) -> Call<outbound::StatusOutcome> {
         self.call(
             backends,
-            Some(&request.client_key),
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
@@ -248,7 +246,6 @@ impl Runtime {
     ) -> Call<outbound::AssigneeOutcome> {
         self.call(
             backends,
-            Some(&request.client_key),
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
@@ -258,9 +255,9 @@ impl Runtime {
         )
     }
 
-    /// A fresh store with the memory limiter and the CPU check of `limits`.
-    fn store(&self, backends: &Backends, limits: Limits) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(backends.clone(), limits));
+    /// A fresh store with the memory limiter and the CPU check.
+    fn store(&self, backends: &Backends) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(backends.clone()));
         store.limiter(|state| state);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut context| {
@@ -279,15 +276,10 @@ impl Runtime {
     fn call<T>(
         &self,
         backends: &Backends,
-        client_key: Option<&str>,
         run: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
     ) -> Call<T> {
-        let limits = client_key
-            .and_then(|ck| backends.platform.installation(ck))
-            .map(|(_, limits)| limits)
-            .unwrap_or_default();
-        let mut store = self.store(backends, limits);
+        let mut store = self.store(backends);
         let result = self
             .pre
             .instantiate(&mut store)
