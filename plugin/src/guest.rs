@@ -1,6 +1,10 @@
 //! The thin wit-bindgen layer: WIT imports behind the core's traits, WIT exports onto the core.
+//!
+//! Every conversion between a generated WIT type and its core mirror is one `From` impl below,
+//! WIT -> core first, then core -> WIT.
 
 use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
+use crate::events;
 use crate::model;
 use crate::outbound;
 use crate::webhook;
@@ -19,36 +23,7 @@ struct Imports;
 
 impl Http for Imports {
     fn send(&mut self, r: model::HttpRequest) -> Result<model::HttpResponse, model::HttpError> {
-        let method = match r.method {
-            model::Method::Get => http::Method::Get,
-            model::Method::Post => http::Method::Post,
-            model::Method::Put => http::Method::Put,
-            model::Method::Delete => http::Method::Delete,
-        };
-        let request = http::Request {
-            method,
-            url: r.url,
-            headers: r.headers,
-            body: r.body,
-        };
-        match http::send(&request) {
-            Ok(response) => Ok(model::HttpResponse {
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-            }),
-            Err(e) => Err(http_error(e)),
-        }
-    }
-}
-
-fn http_error(e: http::Error) -> model::HttpError {
-    match e {
-        http::Error::Denied(why) => model::HttpError::Denied(why),
-        http::Error::Timeout => model::HttpError::Timeout,
-        http::Error::Connection(why) => model::HttpError::Connection(why),
-        http::Error::ResponseTooLarge(n) => model::HttpError::ResponseTooLarge(n),
-        http::Error::InvalidRequest(why) => model::HttpError::InvalidRequest(why),
+        http::send(&r.into()).map(Into::into).map_err(Into::into)
     }
 }
 
@@ -66,66 +41,17 @@ impl Cache for Imports {
 
 impl Installations for Imports {
     fn by_client_key(&mut self, client_key: &str) -> Option<model::Installation> {
-        installations::get_by_client_key(client_key).map(|i| model::Installation {
-            client_key: i.client_key,
-            shared_secret: i.shared_secret,
-            base_url: i.base_url,
-            app_key: i.app_key,
-            config: model::SyncConfig {
-                use_email_scope: i.config.use_email_scope,
-                sync_status_forward: i
-                    .config
-                    .sync_status_forward
-                    .into_iter()
-                    .map(|m| model::StatusMapping {
-                        project_id: m.project_id,
-                        resolved_status: m.resolved_status,
-                        unresolved_status: m.unresolved_status,
-                    })
-                    .collect(),
-                sync_status_reverse: i.config.sync_status_reverse,
-                sync_forward_assignment: i.config.sync_forward_assignment,
-                sync_reverse_assignment: i.config.sync_reverse_assignment,
-                resolution_strategy: match i.config.resolution_strategy {
-                    wit::ResolutionStrategy::Resolve => model::ResolutionStrategy::Resolve,
-                    wit::ResolutionStrategy::ResolveCurrentRelease => {
-                        model::ResolutionStrategy::ResolveCurrentRelease
-                    }
-                    wit::ResolutionStrategy::ResolveNextRelease => {
-                        model::ResolutionStrategy::ResolveNextRelease
-                    }
-                },
-                max_transition_hops: i.config.max_transition_hops,
-                retry: model::RetryPolicy {
-                    max_retries: i.config.retry.max_retries,
-                    max_total_wait: i.config.retry.max_total_wait_seconds,
-                },
-                clock_skew_seconds: i.config.clock_skew_seconds,
-            },
-        })
+        installations::get_by_client_key(client_key).map(Into::into)
     }
 }
 
 impl Groups for Imports {
     fn assign(&mut self, client_key: &str, issue_key: &str, email: &str) -> model::AssignOutcome {
-        match group_assignment::assign(client_key, issue_key, email) {
-            group_assignment::AssignOutcome::Assigned(n) => model::AssignOutcome::Assigned(n),
-            group_assignment::AssignOutcome::NoUserWithEmail => {
-                model::AssignOutcome::NoUserWithEmail
-            }
-            group_assignment::AssignOutcome::NoLinkedGroups => model::AssignOutcome::NoLinkedGroups,
-        }
+        group_assignment::assign(client_key, issue_key, email).into()
     }
 
     fn unassign(&mut self, client_key: &str, issue_key: &str) -> model::UnassignOutcome {
-        match group_assignment::unassign(client_key, issue_key) {
-            group_assignment::UnassignOutcome::Unassigned(n) => {
-                model::UnassignOutcome::Unassigned(n)
-            }
-            group_assignment::UnassignOutcome::NoLinkedGroups => {
-                model::UnassignOutcome::NoLinkedGroups
-            }
-        }
+        group_assignment::unassign(client_key, issue_key).into()
     }
 
     fn resolve(
@@ -134,27 +60,11 @@ impl Groups for Imports {
         issue_key: &str,
         strategy: model::ResolutionStrategy,
     ) -> model::StatusChange {
-        let strategy = match strategy {
-            model::ResolutionStrategy::Resolve => wit::ResolutionStrategy::Resolve,
-            model::ResolutionStrategy::ResolveCurrentRelease => {
-                wit::ResolutionStrategy::ResolveCurrentRelease
-            }
-            model::ResolutionStrategy::ResolveNextRelease => {
-                wit::ResolutionStrategy::ResolveNextRelease
-            }
-        };
-        status_change(group_status::resolve(client_key, issue_key, strategy))
+        group_status::resolve(client_key, issue_key, strategy.into()).into()
     }
 
     fn unresolve(&mut self, client_key: &str, issue_key: &str) -> model::StatusChange {
-        status_change(group_status::unresolve(client_key, issue_key))
-    }
-}
-
-fn status_change(outcome: group_status::StatusOutcome) -> model::StatusChange {
-    match outcome {
-        group_status::StatusOutcome::Changed(n) => model::StatusChange::Changed(n),
-        group_status::StatusOutcome::NoLinkedGroups => model::StatusChange::NoLinkedGroups,
+        group_status::unresolve(client_key, issue_key).into()
     }
 }
 
@@ -184,18 +94,11 @@ impl Clock for Imports {
 
 impl Log for Imports {
     fn log(&mut self, level: model::Level, event: &str, fields: &[(&str, &str)]) {
-        let level = match level {
-            model::Level::Trace => log::Level::Trace,
-            model::Level::Debug => log::Level::Debug,
-            model::Level::Info => log::Level::Info,
-            model::Level::Warn => log::Level::Warn,
-            model::Level::Error => log::Level::Error,
-        };
         let fields: Vec<(String, String)> = fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        log::log(level, event, &fields);
+        log::log(level.into(), event, &fields);
     }
 }
 
@@ -204,43 +107,273 @@ fn forward_panics() {
     std::panic::set_hook(Box::new(|info| {
         log::log(
             log::Level::Error,
-            "plugin.panic",
+            events::PLUGIN_PANIC,
             &[("message".to_owned(), info.to_string())],
         );
     }));
 }
 
+/// The exports: each converts its request, runs the core, and converts the answer back.
 struct Component;
 
 impl wit_hook::Guest for Component {
     fn handle(request: wit_hook::Request) -> wit_hook::Response {
         forward_panics();
-        let request = model::WebhookRequest {
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
-        };
-        let response = webhook::handle(&mut Imports, &request);
-        wit_hook::Response {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-        }
+        webhook::handle(&mut Imports, &request.into()).into()
     }
 }
 
 impl wit_out::Guest for Component {
     fn sync_status(request: wit_out::StatusRequest) -> wit_out::StatusOutcome {
         forward_panics();
-        let request = outbound::StatusRequest {
-            client_key: request.client_key,
-            issue_key: request.issue_key,
-            resolved: request.resolved,
-            dry_run: request.dry_run,
-        };
-        match outbound::sync_status(&mut Imports, &request) {
+        outbound::sync_status(&mut Imports, &request.into()).into()
+    }
+
+    fn sync_assignee(request: wit_out::AssigneeRequest) -> wit_out::AssigneeOutcome {
+        forward_panics();
+        outbound::sync_assignee(&mut Imports, &request.into()).into()
+    }
+}
+
+export!(Component);
+
+// WIT -> core.
+
+impl From<http::Response> for model::HttpResponse {
+    fn from(r: http::Response) -> Self {
+        model::HttpResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<http::Error> for model::HttpError {
+    fn from(e: http::Error) -> Self {
+        match e {
+            http::Error::Denied(why) => model::HttpError::Denied(why),
+            http::Error::Timeout => model::HttpError::Timeout,
+            http::Error::Connection(why) => model::HttpError::Connection(why),
+            http::Error::ResponseTooLarge(n) => model::HttpError::ResponseTooLarge(n),
+            http::Error::InvalidRequest(why) => model::HttpError::InvalidRequest(why),
+        }
+    }
+}
+
+impl From<wit::Installation> for model::Installation {
+    fn from(i: wit::Installation) -> Self {
+        model::Installation {
+            client_key: i.client_key,
+            shared_secret: i.shared_secret,
+            base_url: i.base_url,
+            app_key: i.app_key,
+            config: i.config.into(),
+        }
+    }
+}
+
+impl From<wit::SyncConfig> for model::SyncConfig {
+    fn from(c: wit::SyncConfig) -> Self {
+        model::SyncConfig {
+            use_email_scope: c.use_email_scope,
+            sync_status_forward: c.sync_status_forward.into_iter().map(Into::into).collect(),
+            sync_status_reverse: c.sync_status_reverse,
+            sync_forward_assignment: c.sync_forward_assignment,
+            sync_reverse_assignment: c.sync_reverse_assignment,
+            resolution_strategy: c.resolution_strategy.into(),
+            max_transition_hops: c.max_transition_hops,
+            retry: c.retry.into(),
+            clock_skew_seconds: c.clock_skew_seconds,
+        }
+    }
+}
+
+impl From<wit::ProjectStatusMapping> for model::StatusMapping {
+    fn from(m: wit::ProjectStatusMapping) -> Self {
+        model::StatusMapping {
+            project_id: m.project_id,
+            resolved_status: m.resolved_status,
+            unresolved_status: m.unresolved_status,
+        }
+    }
+}
+
+impl From<wit::ResolutionStrategy> for model::ResolutionStrategy {
+    fn from(s: wit::ResolutionStrategy) -> Self {
+        match s {
+            wit::ResolutionStrategy::Resolve => model::ResolutionStrategy::Resolve,
+            wit::ResolutionStrategy::ResolveCurrentRelease => {
+                model::ResolutionStrategy::ResolveCurrentRelease
+            }
+            wit::ResolutionStrategy::ResolveNextRelease => {
+                model::ResolutionStrategy::ResolveNextRelease
+            }
+        }
+    }
+}
+
+impl From<wit::RetryPolicy> for model::RetryPolicy {
+    fn from(r: wit::RetryPolicy) -> Self {
+        model::RetryPolicy {
+            max_retries: r.max_retries,
+            max_total_wait: r.max_total_wait_seconds,
+        }
+    }
+}
+
+impl From<group_assignment::AssignOutcome> for model::AssignOutcome {
+    fn from(o: group_assignment::AssignOutcome) -> Self {
+        match o {
+            group_assignment::AssignOutcome::Assigned(n) => model::AssignOutcome::Assigned(n),
+            group_assignment::AssignOutcome::NoUserWithEmail => {
+                model::AssignOutcome::NoUserWithEmail
+            }
+            group_assignment::AssignOutcome::NoLinkedGroups => model::AssignOutcome::NoLinkedGroups,
+        }
+    }
+}
+
+impl From<group_assignment::UnassignOutcome> for model::UnassignOutcome {
+    fn from(o: group_assignment::UnassignOutcome) -> Self {
+        match o {
+            group_assignment::UnassignOutcome::Unassigned(n) => {
+                model::UnassignOutcome::Unassigned(n)
+            }
+            group_assignment::UnassignOutcome::NoLinkedGroups => {
+                model::UnassignOutcome::NoLinkedGroups
+            }
+        }
+    }
+}
+
+impl From<group_status::StatusOutcome> for model::StatusChange {
+    fn from(o: group_status::StatusOutcome) -> Self {
+        match o {
+            group_status::StatusOutcome::Changed(n) => model::StatusChange::Changed(n),
+            group_status::StatusOutcome::NoLinkedGroups => model::StatusChange::NoLinkedGroups,
+        }
+    }
+}
+
+impl From<wit_hook::Request> for model::WebhookRequest {
+    fn from(r: wit_hook::Request) -> Self {
+        model::WebhookRequest {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<wit_out::StatusRequest> for outbound::StatusRequest {
+    fn from(r: wit_out::StatusRequest) -> Self {
+        outbound::StatusRequest {
+            client_key: r.client_key,
+            issue_key: r.issue_key,
+            resolved: r.resolved,
+            dry_run: r.dry_run,
+        }
+    }
+}
+
+impl From<wit_out::AssigneeRequest> for outbound::AssigneeRequest {
+    fn from(r: wit_out::AssigneeRequest) -> Self {
+        outbound::AssigneeRequest {
+            client_key: r.client_key,
+            issue_key: r.issue_key,
+            target: r.target.into(),
+            from_this_installation: matches!(r.source, wit_out::AssignmentSource::ThisInstallation),
+        }
+    }
+}
+
+impl From<wit_out::AssigneeTarget> for outbound::AssigneeTarget {
+    fn from(t: wit_out::AssigneeTarget) -> Self {
+        match t {
+            wit_out::AssigneeTarget::Emails(emails) => outbound::AssigneeTarget::Emails(emails),
+            wit_out::AssigneeTarget::Unassign => outbound::AssigneeTarget::Unassign,
+        }
+    }
+}
+
+// Core -> WIT.
+
+impl From<model::HttpRequest> for http::Request {
+    fn from(r: model::HttpRequest) -> Self {
+        http::Request {
+            method: r.method.into(),
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<model::Method> for http::Method {
+    fn from(m: model::Method) -> Self {
+        match m {
+            model::Method::Get => http::Method::Get,
+            model::Method::Post => http::Method::Post,
+            model::Method::Put => http::Method::Put,
+            model::Method::Delete => http::Method::Delete,
+        }
+    }
+}
+
+impl From<model::HttpError> for http::Error {
+    fn from(e: model::HttpError) -> Self {
+        match e {
+            model::HttpError::Denied(why) => http::Error::Denied(why),
+            model::HttpError::Timeout => http::Error::Timeout,
+            model::HttpError::Connection(why) => http::Error::Connection(why),
+            model::HttpError::ResponseTooLarge(n) => http::Error::ResponseTooLarge(n),
+            model::HttpError::InvalidRequest(why) => http::Error::InvalidRequest(why),
+        }
+    }
+}
+
+impl From<model::ResolutionStrategy> for wit::ResolutionStrategy {
+    fn from(s: model::ResolutionStrategy) -> Self {
+        match s {
+            model::ResolutionStrategy::Resolve => wit::ResolutionStrategy::Resolve,
+            model::ResolutionStrategy::ResolveCurrentRelease => {
+                wit::ResolutionStrategy::ResolveCurrentRelease
+            }
+            model::ResolutionStrategy::ResolveNextRelease => {
+                wit::ResolutionStrategy::ResolveNextRelease
+            }
+        }
+    }
+}
+
+impl From<model::Level> for log::Level {
+    fn from(l: model::Level) -> Self {
+        match l {
+            model::Level::Trace => log::Level::Trace,
+            model::Level::Debug => log::Level::Debug,
+            model::Level::Info => log::Level::Info,
+            model::Level::Warn => log::Level::Warn,
+            model::Level::Error => log::Level::Error,
+        }
+    }
+}
+
+impl From<model::WebhookResponse> for wit_hook::Response {
+    fn from(r: model::WebhookResponse) -> Self {
+        wit_hook::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<outbound::StatusOutcome> for wit_out::StatusOutcome {
+    fn from(o: outbound::StatusOutcome) -> Self {
+        match o {
             outbound::StatusOutcome::Transitioned(ids) => wit_out::StatusOutcome::Transitioned(ids),
             outbound::StatusOutcome::Unchanged => wit_out::StatusOutcome::Unchanged,
             outbound::StatusOutcome::NotMapped => wit_out::StatusOutcome::NotMapped,
@@ -257,25 +390,14 @@ impl wit_out::Guest for Component {
             outbound::StatusOutcome::Unauthorized => wit_out::StatusOutcome::Unauthorized,
             outbound::StatusOutcome::Rejected(why) => wit_out::StatusOutcome::Rejected(why),
             outbound::StatusOutcome::RateLimited(secs) => wit_out::StatusOutcome::RateLimited(secs),
-            outbound::StatusOutcome::Failed(f) => wit_out::StatusOutcome::Failed(failure(f)),
+            outbound::StatusOutcome::Failed(f) => wit_out::StatusOutcome::Failed(f.into()),
         }
     }
+}
 
-    fn sync_assignee(request: wit_out::AssigneeRequest) -> wit_out::AssigneeOutcome {
-        forward_panics();
-        let request = outbound::AssigneeRequest {
-            client_key: request.client_key,
-            issue_key: request.issue_key,
-            target: match request.target {
-                wit_out::AssigneeTarget::Emails(emails) => outbound::AssigneeTarget::Emails(emails),
-                wit_out::AssigneeTarget::Unassign => outbound::AssigneeTarget::Unassign,
-            },
-            from_this_installation: matches!(
-                request.source,
-                wit_out::AssignmentSource::ThisInstallation
-            ),
-        };
-        match outbound::sync_assignee(&mut Imports, &request) {
+impl From<outbound::AssigneeOutcome> for wit_out::AssigneeOutcome {
+    fn from(o: outbound::AssigneeOutcome) -> Self {
+        match o {
             outbound::AssigneeOutcome::Assigned(id) => wit_out::AssigneeOutcome::Assigned(id),
             outbound::AssigneeOutcome::Unassigned => wit_out::AssigneeOutcome::Unassigned,
             outbound::AssigneeOutcome::NoMatchingUser => wit_out::AssigneeOutcome::NoMatchingUser,
@@ -286,26 +408,22 @@ impl wit_out::Guest for Component {
                 wit_out::AssigneeOutcome::Unauthorized(why)
             }
             outbound::AssigneeOutcome::Failed(why, f) => {
-                wit_out::AssigneeOutcome::Failed((why, failure(f)))
+                wit_out::AssigneeOutcome::Failed((why, f.into()))
             }
         }
     }
 }
 
-fn failure(f: outbound::Failure) -> wit_out::Failure {
-    match f {
-        outbound::Failure::UnknownInstallation => wit_out::Failure::UnknownInstallation,
-        outbound::Failure::Http(e) => wit_out::Failure::Http(match e {
-            model::HttpError::Denied(why) => http::Error::Denied(why),
-            model::HttpError::Timeout => http::Error::Timeout,
-            model::HttpError::Connection(why) => http::Error::Connection(why),
-            model::HttpError::ResponseTooLarge(n) => http::Error::ResponseTooLarge(n),
-            model::HttpError::InvalidRequest(why) => http::Error::InvalidRequest(why),
-        }),
-        outbound::Failure::ServerError(status) => wit_out::Failure::ServerError(status),
-        outbound::Failure::UnexpectedStatus(status) => wit_out::Failure::UnexpectedStatus(status),
-        outbound::Failure::BadResponse(endpoint) => wit_out::Failure::BadResponse(endpoint),
+impl From<outbound::Failure> for wit_out::Failure {
+    fn from(f: outbound::Failure) -> Self {
+        match f {
+            outbound::Failure::UnknownInstallation => wit_out::Failure::UnknownInstallation,
+            outbound::Failure::Http(e) => wit_out::Failure::Http(e.into()),
+            outbound::Failure::ServerError(status) => wit_out::Failure::ServerError(status),
+            outbound::Failure::UnexpectedStatus(status) => {
+                wit_out::Failure::UnexpectedStatus(status)
+            }
+            outbound::Failure::BadResponse(endpoint) => wit_out::Failure::BadResponse(endpoint),
+        }
     }
 }
-
-export!(Component);

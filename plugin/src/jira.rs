@@ -5,13 +5,14 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::env::Env;
+use crate::events;
 use crate::jwt::{self, Claims};
-use crate::model::{HttpError, HttpRequest, Installation, Level, Method, header};
+use crate::model::{HttpError, HttpRequest, Installation, Level, Method, RetryPolicy, header};
 use crate::qsh;
 
-/// Lifetime of cached GET results (SPEC 5).
+/// Lifetime of cached GET results (docs/behaviour.md#5).
 pub const CACHE_TTL_SECONDS: u32 = 240;
-/// Lifetime of outbound tokens: `exp` = `iat` + this (SPEC 4).
+/// Lifetime of outbound tokens: `exp` = `iat` + this (docs/behaviour.md#4).
 pub const TOKEN_LIFETIME_SECONDS: u64 = 300;
 /// The guest never holds a larger body, whatever the host allows.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -19,25 +20,72 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// First wait when a 429 carries no `Retry-After`; doubled after each retry.
 pub const INITIAL_BACKOFF_SECONDS: u32 = 1;
 
+/// The Jira REST endpoints the guest calls. Their names appear in log fields, in
+/// [`JiraError`]'s messages and in `bad-response` failures, so [`Endpoint::as_str`] is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /rest/api/2/issue/{key}`: the issue's project and status.
+    Issue,
+    /// `GET /rest/api/2/issue/{key}/transitions`: the transitions available now.
+    Transitions,
+    /// `POST /rest/api/2/issue/{key}/transitions`: takes one transition.
+    Transition,
+    /// `PUT /rest/api/2/issue/{key}/assignee`: sets or clears the assignee.
+    Assignee,
+    /// `GET /rest/api/2/status`: every status with its category.
+    StatusList,
+    /// `GET /rest/api/2/user/assignable/search`: users who may be assigned the issue.
+    AssignableSearch,
+    /// `GET /rest/api/3/user/email`: an account's email, even when hidden (needs the email scope).
+    UserEmail,
+}
+
+impl Endpoint {
+    /// The endpoint's name in logs and failures.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Issue => "issue",
+            Endpoint::Transitions => "transitions",
+            Endpoint::Transition => "transition",
+            Endpoint::Assignee => "assignee",
+            Endpoint::StatusList => "status-list",
+            Endpoint::AssignableSearch => "assignable-search",
+            Endpoint::UserEmail => "user-email",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Why a call to Jira gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JiraError {
     /// The HTTP import gave no response.
     Http(HttpError),
     /// Jira answered a non-2xx status (other than a 429 that retries absorbed).
     Status {
-        endpoint: &'static str,
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// The status Jira answered.
         status: u16,
+        /// Jira's body, for the error messages a flow may pass on.
         body: Vec<u8>,
     },
     /// Jira still answered 429 when the retry budget ran out.
     RateLimited {
-        endpoint: &'static str,
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// Seconds to wait before trying again: Jira's `Retry-After`, or the next backoff.
         retry_after: u32,
     },
     /// The body was not the JSON the endpoint documents.
-    BadResponse(&'static str),
+    BadResponse(Endpoint),
     /// The body exceeded [`MAX_RESPONSE_BYTES`].
-    TooLarge(&'static str),
+    TooLarge(Endpoint),
 }
 
 impl fmt::Display for JiraError {
@@ -60,16 +108,20 @@ impl fmt::Display for JiraError {
 /// One query parameter, unencoded.
 pub type Param<'a> = (&'a str, &'a str);
 
+/// The installation's Jira site, as the flows see it: every request signed for the installation,
+/// GETs optionally cached, 429s ridden out within the installation's [`RetryPolicy`].
 pub struct Jira<'a, E: Env> {
     env: &'a mut E,
     installation: &'a Installation,
 }
 
 impl<'a, E: Env> Jira<'a, E> {
+    /// A client for `installation`'s site over `env`'s imports.
     pub fn new(env: &'a mut E, installation: &'a Installation) -> Self {
         Jira { env, installation }
     }
 
+    /// The host, for what the flows do besides calling Jira (logging, the platform's groups).
     pub fn env(&mut self) -> &mut E {
         self.env
     }
@@ -77,7 +129,7 @@ impl<'a, E: Env> Jira<'a, E> {
     /// GETs JSON; with `cache`, a live cached copy answers and a 2xx result is stored.
     pub fn get_json(
         &mut self,
-        endpoint: &'static str,
+        endpoint: Endpoint,
         path: &str,
         query: &[Param<'_>],
         cache: bool,
@@ -93,7 +145,7 @@ impl<'a, E: Env> Jira<'a, E> {
     /// GETs JSON through the cache; a fresh 2xx result is stored only if `worth_caching` says so.
     pub fn get_json_cached_if(
         &mut self,
-        endpoint: &'static str,
+        endpoint: Endpoint,
         path: &str,
         query: &[Param<'_>],
         worth_caching: impl Fn(&Value) -> bool,
@@ -117,7 +169,7 @@ impl<'a, E: Env> Jira<'a, E> {
     /// Sends a signed request; 429s are retried within the policy; any 2xx body is returned.
     pub fn send(
         &mut self,
-        endpoint: &'static str,
+        endpoint: Endpoint,
         method: Method,
         path: &str,
         query: &[Param<'_>],
@@ -125,10 +177,7 @@ impl<'a, E: Env> Jira<'a, E> {
     ) -> Result<Vec<u8>, JiraError> {
         let url = self.url(path, query);
         let body = body.map(|b| serde_json::to_vec(b).expect("a JSON value serialises"));
-        let mut waited = 0u32;
-        let policy = self.installation.config.retry;
-        let mut backoff = INITIAL_BACKOFF_SECONDS;
-        let mut retries = 0;
+        let mut budget = RetryBudget::new(self.installation.config.retry);
         loop {
             let request = self.signed(method, &url, body.clone());
             let response = self.env.send(request).map_err(JiraError::Http)?;
@@ -147,15 +196,14 @@ impl<'a, E: Env> Jira<'a, E> {
             }
             let retry_after =
                 header(&response.headers, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());
-            let wait = retry_after.unwrap_or(backoff);
+            let wait = budget.next_wait(retry_after);
             let reason = header(&response.headers, "ratelimit-reason").unwrap_or("");
-            if retries >= policy.max_retries || waited.saturating_add(wait) > policy.max_total_wait
-            {
+            if !budget.allows(wait) {
                 self.env.log(
                     Level::Warn,
-                    "jira.rate-limited",
+                    events::RATE_LIMITED,
                     &[
-                        ("endpoint", endpoint),
+                        ("endpoint", endpoint.as_str()),
                         ("retry_after", &wait.to_string()),
                         ("reason", reason),
                     ],
@@ -167,19 +215,15 @@ impl<'a, E: Env> Jira<'a, E> {
             }
             self.env.log(
                 Level::Info,
-                "jira.rate-limit-retry",
+                events::RATE_LIMIT_RETRY,
                 &[
-                    ("endpoint", endpoint),
+                    ("endpoint", endpoint.as_str()),
                     ("wait", &wait.to_string()),
                     ("reason", reason),
                 ],
             );
             self.env.sleep(wait);
-            waited += wait;
-            retries += 1;
-            if retry_after.is_none() {
-                backoff = backoff.saturating_mul(2);
-            }
+            budget.spend(wait, retry_after);
         }
     }
 
@@ -237,6 +281,46 @@ impl<'a, E: Env> Jira<'a, E> {
             url: url.to_owned(),
             headers,
             body,
+        }
+    }
+}
+
+/// One request's use of its [`RetryPolicy`]: the retries taken, the seconds waited, and the
+/// fallback wait for a 429 without `Retry-After` (docs/behaviour.md#6).
+struct RetryBudget {
+    policy: RetryPolicy,
+    retries: u32,
+    waited: u32,
+    backoff: u32,
+}
+
+impl RetryBudget {
+    fn new(policy: RetryPolicy) -> Self {
+        RetryBudget {
+            policy,
+            retries: 0,
+            waited: 0,
+            backoff: INITIAL_BACKOFF_SECONDS,
+        }
+    }
+
+    /// Jira's `Retry-After` when it sent one, else the current backoff.
+    fn next_wait(&self, retry_after: Option<u32>) -> u32 {
+        retry_after.unwrap_or(self.backoff)
+    }
+
+    /// Whether one more retry after `wait` seconds stays within both bounds of the policy.
+    fn allows(&self, wait: u32) -> bool {
+        self.retries < self.policy.max_retries
+            && self.waited.saturating_add(wait) <= self.policy.max_total_wait
+    }
+
+    /// Records a retry after `wait`; the backoff doubles only while Jira names no wait itself.
+    fn spend(&mut self, wait: u32, retry_after: Option<u32>) {
+        self.waited += wait;
+        self.retries += 1;
+        if retry_after.is_none() {
+            self.backoff = self.backoff.saturating_mul(2);
         }
     }
 }

@@ -9,17 +9,30 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-/// Tokens larger than this are refused before any decoding (SPEC 1.2).
+/// Tokens larger than this are refused before any decoding (docs/behaviour.md#1.2).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Why an inbound token was refused; [`JwtError::code`] is its stable name in logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwtError {
+    /// The token is longer than [`MAX_TOKEN_BYTES`]; carries its length.
     Oversized(usize),
+    /// The token is not three base64url parts holding the JSON a JWT has; says what is wrong.
     Malformed(&'static str),
+    /// A required claim (`iss`, `exp`, `qsh`) is missing or not of the expected type; names it.
     MissingClaim(&'static str),
+    /// The header's `alg` is not `HS256`; Connect tokens are never signed otherwise.
     UnsupportedAlgorithm(String),
+    /// The HS256 signature does not match under the installation's shared secret.
     BadSignature,
-    Expired { exp: u64, now: u64 },
+    /// `exp` (plus the allowed clock skew) is not after `now`.
+    Expired {
+        /// The token's `exp`, in Unix seconds.
+        exp: u64,
+        /// The host clock when the token was checked.
+        now: u64,
+    },
+    /// The `qsh` claim is not the hash of this request, so the token was made for another one.
     QshMismatch,
 }
 
@@ -57,9 +70,13 @@ impl JwtError {
 /// A token split and decoded, not yet verified.
 #[derive(Debug, Clone)]
 pub struct Unverified<'a> {
+    /// The header's `alg`; only `HS256` verifies.
     pub alg: String,
+    /// The `iss` claim: the installation's client key, used to find the secret to verify with.
     pub iss: String,
+    /// The `exp` claim, in Unix seconds (a fractional value is truncated).
     pub exp: u64,
+    /// The `qsh` claim: the hash of the request the token was made for.
     pub qsh: String,
     signing_input: &'a str,
     signature: Vec<u8>,
@@ -117,8 +134,8 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
 }
 
 impl Unverified<'_> {
-    /// Checks, in SPEC order: algorithm, signature, expiry (with `skew` seconds of leeway), and
-    /// that the qsh is one of `accepted_qsh`.
+    /// Checks, in the order of docs/behaviour.md#1.2: algorithm, signature, expiry (with `skew`
+    /// seconds of leeway), and that the qsh is one of `accepted_qsh`.
     pub fn verify(
         &self,
         secret: &str,
@@ -145,9 +162,13 @@ impl Unverified<'_> {
 /// The claims of a Connect token; field order is the serialised order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Claims<'a> {
+    /// Issuer: the app key for outbound tokens.
     pub iss: &'a str,
+    /// Issued at, in Unix seconds.
     pub iat: u64,
+    /// Expiry, in Unix seconds.
     pub exp: u64,
+    /// The hash of the one request this token may authorise (see [`crate::qsh`]).
     pub qsh: &'a str,
 }
 
@@ -161,6 +182,7 @@ pub fn sign(claims: &Claims<'_>, secret: &str) -> String {
     format!("{signing_input}.{signature}")
 }
 
+/// HMAC-SHA256 under `secret`, fed `signing_input` (`header.claims`).
 fn mac(secret: &str, signing_input: &str) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any size");
@@ -168,6 +190,7 @@ fn mac(secret: &str, signing_input: &str) -> Hmac<Sha256> {
     mac
 }
 
+/// One base64url part of a token decoded to a JSON object; the two messages say which part failed.
 fn decode_json(
     part: &str,
     not_base64: &'static str,

@@ -1,10 +1,14 @@
 //! jira-sync's guest: everything the component knows about Jira.
 //!
-//! The core is plain Rust over the small traits of [`env`], so the same code runs natively (tests,
-//! benchmarks, the harness's signing) and inside the component, where `guest` implements the
-//! traits over the WIT imports.
+//! The core is plain Rust over the small traits of [`env`](mod@env), so the same code runs
+//! natively (tests, benchmarks, the harness's signing) and inside the component, where `guest`
+//! implements the traits over the WIT imports. The log event names it emits are all in
+//! [`events`].
+
+#![warn(missing_docs)]
 
 pub mod env;
+pub mod events;
 pub mod jira;
 pub mod jwt;
 pub mod model;

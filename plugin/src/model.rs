@@ -1,35 +1,70 @@
 //! Plain-Rust mirrors of the WIT types, so that the core compiles and is tested natively.
+//!
+//! Also the one definition of an installation's configuration defaults, which hosts reuse when a
+//! setting is left out.
 
 use std::fmt;
 
+/// Default [`SyncConfig::max_transition_hops`]: transitions one status sync may take when the
+/// installation does not say (docs/behaviour.md#2.7).
+pub const DEFAULT_MAX_TRANSITION_HOPS: u32 = 5;
+/// Default [`RetryPolicy::max_retries`]: retries of one rate-limited request (docs/behaviour.md#6).
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default [`RetryPolicy::max_total_wait`], in seconds: how long one request may spend waiting out
+/// 429s before it fails as rate-limited (docs/behaviour.md#6).
+pub const DEFAULT_MAX_TOTAL_WAIT_SECONDS: u32 = 60;
+/// Default [`SyncConfig::clock_skew_seconds`]: no leeway on an inbound token's `exp` unless the
+/// host asks for it (docs/behaviour.md#1.2).
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 0;
+
+/// How the host resolves its groups when Jira moves an issue into a `done` status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolutionStrategy {
+    /// Resolve now.
     Resolve,
+    /// Resolve in the release currently deployed.
     ResolveCurrentRelease,
+    /// Resolve in the next release.
     ResolveNextRelease,
 }
 
+/// The Jira statuses a group state maps to, for one Jira project (outbound status sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusMapping {
+    /// Jira project id, e.g. "10000"; compared with the issue's `fields.project.id`.
     pub project_id: String,
+    /// Jira status id the issue should reach when the group is resolved.
     pub resolved_status: String,
+    /// Jira status id the issue should reach when the group is unresolved.
     pub unresolved_status: String,
 }
 
+/// One installation's sync settings: which directions run and within which bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
+    /// The app may call Jira's email API for users who hide their email.
     pub use_email_scope: bool,
+    /// Platform -> Jira status mapping, one entry per Jira project; unlisted projects are skipped.
     pub sync_status_forward: Vec<StatusMapping>,
+    /// Jira -> platform: resolve or unresolve groups when the issue enters or leaves `done`.
     pub sync_status_reverse: bool,
+    /// Platform -> Jira: push group assignments to the Jira assignee.
     pub sync_forward_assignment: bool,
+    /// Jira -> platform: assign groups when the Jira assignee changes.
     pub sync_reverse_assignment: bool,
+    /// How the reverse status sync resolves groups.
     pub resolution_strategy: ResolutionStrategy,
+    /// Transitions one status sync may take ([`DEFAULT_MAX_TRANSITION_HOPS`] by default); the
+    /// guest clamps it to `1..=`[`crate::outbound::MAX_HOPS_CEILING`].
     pub max_transition_hops: u32,
+    /// Bounds on riding out Jira's 429s.
     pub retry: RetryPolicy,
+    /// Seconds of leeway on an inbound token's `exp`, for a drifting clock
+    /// ([`DEFAULT_CLOCK_SKEW_SECONDS`] by default).
     pub clock_skew_seconds: u32,
 }
 
-/// How the client rides out Jira's 429s (SPEC 6).
+/// How the client rides out Jira's 429s (docs/behaviour.md#6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries of one request after its first attempt.
@@ -38,15 +73,32 @@ pub struct RetryPolicy {
     pub max_total_wait: u32,
 }
 
+impl Default for RetryPolicy {
+    /// [`DEFAULT_MAX_RETRIES`] retries within [`DEFAULT_MAX_TOTAL_WAIT_SECONDS`].
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: DEFAULT_MAX_RETRIES,
+            max_total_wait: DEFAULT_MAX_TOTAL_WAIT_SECONDS,
+        }
+    }
+}
+
+/// One Jira Cloud site that installed the app (Atlassian Connect), as the host stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation {
+    /// Atlassian Connect `clientKey`; the `iss` of Jira's inbound tokens and the cache namespace.
     pub client_key: String,
+    /// Atlassian Connect `sharedSecret`; signs tokens both ways (HS256).
     pub shared_secret: String,
+    /// The site's base URL, e.g. `https://acme.atlassian.net`; it may carry a path.
     pub base_url: String,
+    /// The app key: the `iss` of the tokens the guest signs.
     pub app_key: String,
+    /// What to sync, and within which bounds.
     pub config: SyncConfig,
 }
 
+/// A header name and value; names compare case-insensitively (see [`header`]).
 pub type Header = (String, String);
 
 /// The value of the first header called `name`, compared case-insensitively.
@@ -57,15 +109,21 @@ pub fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The HTTP methods the guest sends to Jira.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// Reads: issue, transitions, statuses, users.
     Get,
+    /// Creates: a transition.
     Post,
+    /// Replaces: the assignee.
     Put,
+    /// Removes; part of the WIT, unused by the flows today.
     Delete,
 }
 
 impl Method {
+    /// The method as it goes on the wire and into the qsh's canonical request.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -76,27 +134,42 @@ impl Method {
     }
 }
 
+/// A signed request to the installation's Jira site, ready for the HTTP import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
+    /// Method.
     pub method: Method,
+    /// Absolute URL, query string included.
     pub url: String,
+    /// Request headers, `Authorization` included.
     pub headers: Vec<Header>,
+    /// JSON body, if any.
     pub body: Option<Vec<u8>>,
 }
 
+/// Jira's answer, whatever its status: a 429 or a 500 is a response, not an [`HttpError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
+    /// HTTP status code.
     pub status: u16,
+    /// Response headers (e.g. `Retry-After`).
     pub headers: Vec<Header>,
+    /// Response body.
     pub body: Vec<u8>,
 }
 
+/// Why the HTTP import gave no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
+    /// The sandbox refused the request (e.g. a host other than the installation's site).
     Denied(String),
+    /// No response within the host's timeout.
     Timeout,
+    /// The connection failed.
     Connection(String),
+    /// The response body exceeded the host's limit, in bytes.
     ResponseTooLarge(u64),
+    /// The request itself is malformed (e.g. an unparsable URL).
     InvalidRequest(String),
 }
 
@@ -114,46 +187,72 @@ impl fmt::Display for HttpError {
     }
 }
 
+/// What the host did when asked to assign an issue's linked groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssignOutcome {
+    /// This many linked groups are now assigned to the user.
     Assigned(u32),
+    /// No platform user has this (verified) email; nothing changed.
     NoUserWithEmail,
+    /// No group is linked to the issue; nothing changed.
     NoLinkedGroups,
 }
 
+/// What the host did when asked to unassign an issue's linked groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnassignOutcome {
+    /// This many linked groups are now unassigned.
     Unassigned(u32),
+    /// No group is linked to the issue; nothing changed.
     NoLinkedGroups,
 }
 
+/// What the host did when asked to resolve or unresolve an issue's linked groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusChange {
+    /// This many linked groups changed status.
     Changed(u32),
+    /// No group is linked to the issue; nothing changed.
     NoLinkedGroups,
 }
 
+/// Severity of a log event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Step-by-step detail.
     Trace,
+    /// Diagnostics (e.g. a cache hit).
     Debug,
+    /// A decision the flow took.
     Info,
+    /// Something refused or skipped.
     Warn,
+    /// A failure the host should look at.
     Error,
 }
 
+/// An inbound webhook delivery as the host received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookRequest {
+    /// Method, e.g. "POST".
     pub method: String,
+    /// Path, e.g. "/extensions/jira/issue-updated/".
     pub path: String,
+    /// Raw query string without the leading `?`; part of the token's qsh.
     pub query: String,
+    /// Request headers.
     pub headers: Vec<Header>,
+    /// Request body: Jira's JSON payload.
     pub body: Vec<u8>,
 }
 
+/// The guest's answer to a webhook delivery; every failure is an answer, never a trap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
+    /// HTTP status code; Jira retries a 5xx.
     pub status: u16,
+    /// Response headers.
     pub headers: Vec<Header>,
+    /// Response body (JSON or empty).
     pub body: Vec<u8>,
 }

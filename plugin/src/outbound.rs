@@ -1,9 +1,10 @@
-//! Platform -> Jira: status transitions (SPEC 2) and assignee (SPEC 3).
+//! Platform -> Jira: status transitions (docs/behaviour.md#2) and assignee (docs/behaviour.md#3).
 
 use serde_json::{Value, json};
 
 use crate::env::Env;
-use crate::jira::{Jira, JiraError};
+use crate::events;
+use crate::jira::{Endpoint, Jira, JiraError};
 use crate::model::{HttpError, Installation, Level, Method};
 use crate::payload;
 use crate::qsh;
@@ -13,67 +14,110 @@ use crate::users;
 /// Whatever the configuration says, a status sync never takes more transitions than this.
 pub const MAX_HOPS_CEILING: usize = 20;
 
+/// The message for people when Jira refuses (401) to set the assignee.
 pub const ASSIGN_UNAUTHORIZED: &str = "Insufficient permissions to assign user to the Jira issue.";
+/// The message for people when an assignee sync fails any other way.
 pub const ASSIGN_FAILED: &str = "There was an error assigning the issue.";
 
+/// A group's new state, to mirror on its linked Jira issue's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusRequest {
+    /// The installation, by client key.
     pub client_key: String,
+    /// The linked Jira issue.
     pub issue_key: String,
+    /// True when the group was resolved, false when it was unresolved.
     pub resolved: bool,
+    /// Plan only: read the issue and transitions, POST nothing.
     pub dry_run: bool,
 }
 
+/// Why an outbound call failed without a more specific outcome; for machines, not people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
+    /// No installation has the request's client key.
     UnknownInstallation,
+    /// The HTTP import gave no response.
     Http(HttpError),
+    /// Jira answered a 5xx status.
     ServerError(u16),
+    /// Jira answered a status the flow does not expect.
     UnexpectedStatus(u16),
+    /// Jira's body was not the expected JSON, or too large; names the endpoint
+    /// ([`Endpoint::as_str`]).
     BadResponse(String),
 }
 
+/// What a status sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusOutcome {
+    /// These transitions were POSTed, in order (for a dry run: would be, first hop only).
     Transitioned(Vec<String>),
+    /// The issue already has the target status.
     Unchanged,
+    /// The issue's project has no status mapping.
     NotMapped,
+    /// The target cannot be reached from the current status within the hop budget.
     Unreachable {
+        /// The target status id.
         target: String,
+        /// The transitions taken before the walk stopped, in order.
         transitions: Vec<String>,
+        /// The status ids met along the way, the starting one first.
         statuses_seen: Vec<String>,
     },
+    /// Jira does not know the issue (404 on the issue).
     IssueNotFound,
+    /// Jira refused the app's credentials (401/403).
     Unauthorized,
+    /// Jira rejected the transition (400); its error messages as one line.
     Rejected(String),
+    /// Jira's rate limit outlasted the retry budget; retry after this many seconds.
     RateLimited(u32),
+    /// Anything else.
     Failed(Failure),
 }
 
+/// Whom the Jira issue should be assigned to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssigneeTarget {
+    /// The platform user's verified emails; the first one matching an assignable Jira user wins.
     Emails(Vec<String>),
+    /// Nobody.
     Unassign,
 }
 
+/// A group's new assignee, to mirror on its linked Jira issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssigneeRequest {
+    /// The installation, by client key.
     pub client_key: String,
+    /// The linked Jira issue.
     pub issue_key: String,
+    /// The new assignee.
     pub target: AssigneeTarget,
-    /// The assignment came from this installation's own webhook (SPEC 3.5).
+    /// The assignment came from this installation's own webhook (docs/behaviour.md#3.5).
     pub from_this_installation: bool,
 }
 
+/// What an assignee sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssigneeOutcome {
+    /// Assigned to this Jira account id.
     Assigned(String),
+    /// The issue is unassigned.
     Unassigned,
+    /// No assignable Jira user has any of the emails.
     NoMatchingUser,
+    /// The request carried no email.
     NoVerifiedEmail,
+    /// Not pushed: the assignment came from this installation, and pushing it back would loop.
     SkippedLoop,
+    /// Forward assignment sync is off for this installation.
     Disabled,
+    /// Jira refused (401); the message is for people ([`ASSIGN_UNAUTHORIZED`]).
     Unauthorized(String),
+    /// Any other error; the message is for people ([`ASSIGN_FAILED`]), the failure for machines.
     Failed(String, Failure),
 }
 
@@ -85,19 +129,22 @@ struct Transition {
     to_category: Option<String>,
 }
 
+/// Moves the issue towards the status its project maps the group's new state to, one transition
+/// at a time (docs/behaviour.md#2).
 pub fn sync_status(env: &mut impl Env, request: &StatusRequest) -> StatusOutcome {
     let Some(installation) = env.by_client_key(&request.client_key) else {
         return StatusOutcome::Failed(Failure::UnknownInstallation);
     };
     let mut jira = Jira::new(env, &installation);
     let max_hops = (installation.config.max_transition_hops as usize).clamp(1, MAX_HOPS_CEILING);
-    match walk(&mut jira, &installation, request, max_hops) {
+    match sync_issue_status(&mut jira, &installation, request, max_hops) {
         Ok(outcome) => outcome,
         Err(e) => status_error(e),
     }
 }
 
-fn walk<E: Env>(
+/// Reads the issue, picks the status its project maps to, and walks there unless it is already there.
+fn sync_issue_status<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     request: &StatusRequest,
@@ -105,13 +152,44 @@ fn walk<E: Env>(
 ) -> Result<StatusOutcome, JiraError> {
     let key = request.issue_key.as_str();
     let issue_path = format!("/rest/api/2/issue/{}", qsh::encode(key));
-    let issue = jira.get_json("issue", &issue_path, &[], false)?;
-    let (Some(project), Some(current)) = (
+    let (project, current) = read_issue(jira, &issue_path)?;
+    let Some(target) = mapped_target(jira, installation, request, &project) else {
+        return Ok(StatusOutcome::NotMapped);
+    };
+    if current == *target {
+        jira.env().log(
+            Level::Info,
+            events::SYNC_STATUS_OUTBOUND_UNCHANGED,
+            &[("issue_key", key), ("status", target)],
+        );
+        return Ok(StatusOutcome::Unchanged);
+    }
+    Walk::new(request, target, &issue_path, current, max_hops).run(jira)
+}
+
+/// The issue's project id and current status id.
+fn read_issue<E: Env>(
+    jira: &mut Jira<'_, E>,
+    issue_path: &str,
+) -> Result<(String, String), JiraError> {
+    let issue = jira.get_json(Endpoint::Issue, issue_path, &[], false)?;
+    match (
         issue.pointer("/fields/project/id").and_then(payload::id),
         issue.pointer("/fields/status/id").and_then(payload::id),
-    ) else {
-        return Err(JiraError::BadResponse("issue"));
-    };
+    ) {
+        (Some(project), Some(current)) => Ok((project, current)),
+        _ => Err(JiraError::BadResponse(Endpoint::Issue)),
+    }
+}
+
+/// The status the group's new state maps to in `project`; `None`, logged, when the installation
+/// maps no status for that project.
+fn mapped_target<'i, E: Env>(
+    jira: &mut Jira<'_, E>,
+    installation: &'i Installation,
+    request: &StatusRequest,
+    project: &str,
+) -> Option<&'i String> {
     let Some(mapping) = installation
         .config
         .sync_status_forward
@@ -120,88 +198,147 @@ fn walk<E: Env>(
     else {
         jira.env().log(
             Level::Info,
-            "jira.external-project-not-found",
-            &[("issue_key", key), ("project_id", &project)],
+            events::EXTERNAL_PROJECT_NOT_FOUND,
+            &[("issue_key", &request.issue_key), ("project_id", project)],
         );
-        return Ok(StatusOutcome::NotMapped);
+        return None;
     };
-    let target = if request.resolved {
+    Some(if request.resolved {
         &mapping.resolved_status
     } else {
         &mapping.unresolved_status
-    };
-    if current == *target {
-        jira.env().log(
-            Level::Info,
-            "jira.sync_status_outbound.unchanged",
-            &[("issue_key", key), ("status", target)],
-        );
-        return Ok(StatusOutcome::Unchanged);
+    })
+}
+
+/// A walk from the issue's current status towards `target`: each hop reads the transitions Jira
+/// offers now and takes one, for at most `max_hops` transitions (docs/behaviour.md#2.7).
+struct Walk<'r> {
+    key: &'r str,
+    target: &'r str,
+    transitions_path: String,
+    max_hops: usize,
+    dry_run: bool,
+    /// The statuses the issue has been in, the current one last; the walk never re-enters them.
+    visited: Vec<String>,
+    /// Every status met so far, as the start or a transition's destination, in order.
+    seen: Vec<String>,
+    /// The ids of the transitions taken so far, in order.
+    taken: Vec<String>,
+    /// The target's category rank, read from the status list once, when a detour first needs it.
+    target_rank: Option<u8>,
+}
+
+impl<'r> Walk<'r> {
+    fn new(
+        request: &'r StatusRequest,
+        target: &'r str,
+        issue_path: &str,
+        current: String,
+        max_hops: usize,
+    ) -> Self {
+        Walk {
+            key: &request.issue_key,
+            target,
+            transitions_path: format!("{issue_path}/transitions"),
+            max_hops,
+            dry_run: request.dry_run,
+            visited: vec![current.clone()],
+            seen: vec![current],
+            taken: Vec::new(),
+            target_rank: None,
+        }
     }
 
-    let transitions_path = format!("{issue_path}/transitions");
-    let mut visited = vec![current];
-    let mut seen = visited.clone();
-    let mut taken = Vec::new();
-    let mut target_rank = None;
-    loop {
-        let transitions = transitions(jira, &transitions_path)?;
-        for t in &transitions {
-            if !seen.contains(&t.to) {
-                seen.push(t.to.clone());
+    /// Hops until the target is reached, the walk is stuck or out of hops, or Jira fails.
+    fn run<E: Env>(mut self, jira: &mut Jira<'_, E>) -> Result<StatusOutcome, JiraError> {
+        loop {
+            let transitions = transitions(jira, &self.transitions_path)?;
+            self.note_seen(&transitions);
+            let Some(next) = self.choose(jira, &transitions)? else {
+                return Ok(self.unreachable(jira));
+            };
+            if self.dry_run {
+                return Ok(self.plan_only(jira, next));
+            }
+            self.take(jira, next)?;
+            if next.to == self.target {
+                return Ok(StatusOutcome::Transitioned(self.taken));
+            }
+            self.visited.push(next.to.clone());
+        }
+    }
+
+    fn note_seen(&mut self, transitions: &[Transition]) {
+        for t in transitions {
+            if !self.seen.contains(&t.to) {
+                self.seen.push(t.to.clone());
             }
         }
-        let next = match transitions.iter().find(|t| t.to == *target) {
-            Some(direct) => direct,
-            None if taken.len() + 1 >= max_hops => break,
-            None => {
-                let rank = match target_rank {
-                    Some(rank) => rank,
-                    None => {
-                        let categories = statuses::categories(jira)?;
-                        let category = categories
-                            .iter()
-                            .find(|(id, _)| id == target)
-                            .map(|(_, c)| c.as_str());
-                        *target_rank.insert(statuses::category_rank(category))
-                    }
-                };
-                let Some(hop) = next_hop(&transitions, &visited, rank) else {
-                    break;
-                };
-                hop
-            }
-        };
-        if request.dry_run {
-            jira.env().log(
-                Level::Info,
-                "jira.sync_status_outbound.dry-run",
-                &[
-                    ("issue_key", key),
-                    ("transition", &next.id),
-                    ("to", &next.to),
-                ],
-            );
-            return Ok(StatusOutcome::Transitioned(vec![next.id.clone()]));
+    }
+
+    /// The transition to take: straight to the target when Jira offers it, else (while hops
+    /// remain) the best detour by [`next_hop`]; `None` when there is neither.
+    fn choose<'t, E: Env>(
+        &mut self,
+        jira: &mut Jira<'_, E>,
+        transitions: &'t [Transition],
+    ) -> Result<Option<&'t Transition>, JiraError> {
+        if let Some(direct) = transitions.iter().find(|t| t.to == self.target) {
+            return Ok(Some(direct));
         }
+        if self.taken.len() + 1 >= self.max_hops {
+            return Ok(None);
+        }
+        let rank = self.target_rank(jira)?;
+        Ok(next_hop(transitions, &self.visited, rank))
+    }
+
+    fn target_rank<E: Env>(&mut self, jira: &mut Jira<'_, E>) -> Result<u8, JiraError> {
+        if let Some(rank) = self.target_rank {
+            return Ok(rank);
+        }
+        let categories = statuses::categories(jira)?;
+        let category = categories
+            .iter()
+            .find(|(id, _)| id == self.target)
+            .map(|(_, c)| c.as_str());
+        Ok(*self.target_rank.insert(statuses::category_rank(category)))
+    }
+
+    /// A dry run's answer: the first transition the walk would take, logged and not POSTed.
+    fn plan_only<E: Env>(&self, jira: &mut Jira<'_, E>, next: &Transition) -> StatusOutcome {
+        jira.env().log(
+            Level::Info,
+            events::SYNC_STATUS_OUTBOUND_DRY_RUN,
+            &[
+                ("issue_key", self.key),
+                ("transition", &next.id),
+                ("to", &next.to),
+            ],
+        );
+        StatusOutcome::Transitioned(vec![next.id.clone()])
+    }
+
+    /// POSTs `next`. The outcome of a failure only names the failure, so a failure after earlier
+    /// hops also logs where the walk left the issue.
+    fn take<E: Env>(&mut self, jira: &mut Jira<'_, E>, next: &Transition) -> Result<(), JiraError> {
         let body = json!({"transition": {"id": next.id}});
         let posted = jira.send(
-            "transition",
+            Endpoint::Transition,
             Method::Post,
-            &transitions_path,
+            &self.transitions_path,
             &[],
             Some(&body),
         );
         if let Err(e) = posted {
-            if !taken.is_empty() {
-                // The outcome only names the failure; say where the walk left the issue.
+            if !self.taken.is_empty() {
                 jira.env().log(
                     Level::Warn,
-                    "jira.sync_status_outbound.stopped-midway",
+                    events::SYNC_STATUS_OUTBOUND_STOPPED_MIDWAY,
                     &[
-                        ("issue_key", key),
-                        ("transitions", &taken.join(",")),
-                        ("status", visited.last().map_or("", String::as_str)),
+                        ("issue_key", self.key),
+                        ("transitions", &self.taken.join(",")),
+                        ("status", self.visited.last().map_or("", String::as_str)),
                     ],
                 );
             }
@@ -209,33 +346,33 @@ fn walk<E: Env>(
         }
         jira.env().log(
             Level::Info,
-            "jira.sync_status_outbound.transitioned",
+            events::SYNC_STATUS_OUTBOUND_TRANSITIONED,
             &[
-                ("issue_key", key),
+                ("issue_key", self.key),
                 ("transition", &next.id),
                 ("to", &next.to),
             ],
         );
-        taken.push(next.id.clone());
-        if next.to == *target {
-            return Ok(StatusOutcome::Transitioned(taken));
-        }
-        visited.push(next.to.clone());
+        self.taken.push(next.id.clone());
+        Ok(())
     }
-    jira.env().log(
-        Level::Warn,
-        "jira.status-sync-fail",
-        &[
-            ("issue_key", key),
-            ("target", target),
-            ("transitions", &taken.join(",")),
-        ],
-    );
-    Ok(StatusOutcome::Unreachable {
-        target: target.clone(),
-        transitions: taken,
-        statuses_seen: seen,
-    })
+
+    fn unreachable<E: Env>(self, jira: &mut Jira<'_, E>) -> StatusOutcome {
+        jira.env().log(
+            Level::Warn,
+            events::STATUS_SYNC_FAIL,
+            &[
+                ("issue_key", self.key),
+                ("target", self.target),
+                ("transitions", &self.taken.join(",")),
+            ],
+        );
+        StatusOutcome::Unreachable {
+            target: self.target.to_owned(),
+            transitions: self.taken,
+            statuses_seen: self.seen,
+        }
+    }
 }
 
 /// The unvisited status whose category is nearest the target's; never a `done` one unless the
@@ -257,12 +394,13 @@ fn next_hop<'t>(
         .map(|(t, _)| t)
 }
 
+/// The transitions Jira offers from the issue's current status; entries without a `to` are skipped.
 fn transitions<E: Env>(jira: &mut Jira<'_, E>, path: &str) -> Result<Vec<Transition>, JiraError> {
-    let body = jira.get_json("transitions", path, &[], false)?;
+    let body = jira.get_json(Endpoint::Transitions, path, &[], false)?;
     let list = body
         .get("transitions")
         .and_then(Value::as_array)
-        .ok_or(JiraError::BadResponse("transitions"))?;
+        .ok_or(JiraError::BadResponse(Endpoint::Transitions))?;
     Ok(list
         .iter()
         .filter_map(|t| {
@@ -279,10 +417,11 @@ fn transitions<E: Env>(jira: &mut Jira<'_, E>, path: &str) -> Result<Vec<Transit
         .collect())
 }
 
+/// The status-sync outcome for a Jira error: the cases the WIT names, else [`failure`].
 fn status_error(e: JiraError) -> StatusOutcome {
     match e {
         JiraError::Status {
-            endpoint: "issue",
+            endpoint: Endpoint::Issue,
             status: 404,
             ..
         } => StatusOutcome::IssueNotFound,
@@ -290,7 +429,7 @@ fn status_error(e: JiraError) -> StatusOutcome {
             status: 401 | 403, ..
         } => StatusOutcome::Unauthorized,
         JiraError::Status {
-            endpoint: "transition",
+            endpoint: Endpoint::Transition,
             status: 400,
             body,
         } => StatusOutcome::Rejected(jira_messages(&body)),
@@ -299,6 +438,7 @@ fn status_error(e: JiraError) -> StatusOutcome {
     }
 }
 
+/// The machine-readable failure for a Jira error no outcome names more precisely.
 fn failure(e: JiraError) -> Failure {
     match e {
         JiraError::Http(e) => Failure::Http(e),
@@ -306,7 +446,7 @@ fn failure(e: JiraError) -> Failure {
         JiraError::Status { status, .. } => Failure::UnexpectedStatus(status),
         JiraError::RateLimited { .. } => Failure::UnexpectedStatus(429),
         JiraError::BadResponse(endpoint) | JiraError::TooLarge(endpoint) => {
-            Failure::BadResponse(endpoint.to_owned())
+            Failure::BadResponse(endpoint.as_str().to_owned())
         }
     }
 }
@@ -339,6 +479,8 @@ fn jira_messages(body: &[u8]) -> String {
     }
 }
 
+/// Sets the Jira issue's assignee to the Jira user with one of the platform user's emails, or
+/// clears it (docs/behaviour.md#3).
 pub fn sync_assignee(env: &mut impl Env, request: &AssigneeRequest) -> AssigneeOutcome {
     let Some(installation) = env.by_client_key(&request.client_key) else {
         return AssigneeOutcome::Failed(ASSIGN_FAILED.to_owned(), Failure::UnknownInstallation);
@@ -347,7 +489,7 @@ pub fn sync_assignee(env: &mut impl Env, request: &AssigneeRequest) -> AssigneeO
     if !installation.config.sync_forward_assignment {
         env.log(
             Level::Info,
-            "jira.assignee-sync-disabled",
+            events::ASSIGNEE_SYNC_DISABLED,
             &[("issue_key", key)],
         );
         return AssigneeOutcome::Disabled;
@@ -355,43 +497,65 @@ pub fn sync_assignee(env: &mut impl Env, request: &AssigneeRequest) -> AssigneeO
     if request.from_this_installation {
         env.log(
             Level::Info,
-            "jira.assignee-loop-skipped",
+            events::ASSIGNEE_LOOP_SKIPPED,
             &[("issue_key", key)],
         );
         return AssigneeOutcome::SkippedLoop;
     }
     let mut jira = Jira::new(env, &installation);
-    let account = match &request.target {
-        AssigneeTarget::Unassign => None,
+    match target_account(&mut jira, &installation, key, &request.target) {
+        Ok(account) => push_assignee(&mut jira, key, account),
+        Err(outcome) => outcome,
+    }
+}
+
+/// The Jira account to assign, `None` to unassign; `Err` is the final outcome when no account
+/// can be found or Jira failed.
+fn target_account<E: Env>(
+    jira: &mut Jira<'_, E>,
+    installation: &Installation,
+    key: &str,
+    target: &AssigneeTarget,
+) -> Result<Option<String>, AssigneeOutcome> {
+    match target {
+        AssigneeTarget::Unassign => Ok(None),
         AssigneeTarget::Emails(emails) if emails.is_empty() => {
             jira.env().log(
                 Level::Info,
-                "jira.assignee-no-verified-email",
+                events::ASSIGNEE_NO_VERIFIED_EMAIL,
                 &[("issue_key", key)],
             );
-            return AssigneeOutcome::NoVerifiedEmail;
+            Err(AssigneeOutcome::NoVerifiedEmail)
         }
-        AssigneeTarget::Emails(emails) => match find_user(&mut jira, &installation, key, emails) {
-            Ok(Some(account)) => Some(account),
+        AssigneeTarget::Emails(emails) => match find_user(jira, installation, key, emails) {
+            Ok(Some(account)) => Ok(Some(account)),
             Ok(None) => {
                 jira.env().log(
                     Level::Info,
-                    "jira.assignee-not-found",
+                    events::ASSIGNEE_NOT_FOUND,
                     &[("issue_key", key)],
                 );
-                return AssigneeOutcome::NoMatchingUser;
+                Err(AssigneeOutcome::NoMatchingUser)
             }
-            Err(e) => return assign_error(e),
+            Err(e) => Err(assign_error(e)),
         },
-    };
+    }
+}
+
+/// PUTs `account` (`null` for `None`) as the issue's assignee.
+fn push_assignee<E: Env>(
+    jira: &mut Jira<'_, E>,
+    key: &str,
+    account: Option<String>,
+) -> AssigneeOutcome {
     let path = format!("/rest/api/2/issue/{}/assignee", qsh::encode(key));
     let body = json!({ "accountId": account });
-    if let Err(e) = jira.send("assignee", Method::Put, &path, &[], Some(&body)) {
+    if let Err(e) = jira.send(Endpoint::Assignee, Method::Put, &path, &[], Some(&body)) {
         return assign_error(e);
     }
     jira.env().log(
         Level::Info,
-        "jira.assignee-pushed",
+        events::ASSIGNEE_PUSHED,
         &[
             ("issue_key", key),
             ("account_id", account.as_deref().unwrap_or("")),
@@ -412,14 +576,14 @@ fn find_user<E: Env>(
 ) -> Result<Option<String>, JiraError> {
     for email in emails {
         let users = jira.get_json(
-            "assignable-search",
+            Endpoint::AssignableSearch,
             "/rest/api/2/user/assignable/search",
             &[("issueKey", key), ("query", email)],
             true,
         )?;
         let users = users
             .as_array()
-            .ok_or(JiraError::BadResponse("assignable-search"))?;
+            .ok_or(JiraError::BadResponse(Endpoint::AssignableSearch))?;
         for user in users {
             let Some(account) = user.get("accountId").and_then(payload::id) else {
                 continue;
@@ -444,6 +608,7 @@ fn find_user<E: Env>(
     Ok(None)
 }
 
+/// The assignee-sync outcome for a Jira error: a 401 is `unauthorized`, the rest `failed`.
 fn assign_error(e: JiraError) -> AssigneeOutcome {
     match e {
         JiraError::Status { status: 401, .. } => {

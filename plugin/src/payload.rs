@@ -1,11 +1,13 @@
-//! The parts of Jira's `issue_updated` payload the flows read (SPEC 1.3, 8), checked up front so
-//! that a malformed body is a 400 before anything changes.
+//! The parts of Jira's `issue_updated` payload the flows read (docs/behaviour.md#1.3,
+//! docs/behaviour.md#8), checked up front so that a malformed body is a 400 before anything
+//! changes.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// A verified webhook with a truthy changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
+    /// `issue.key`, e.g. "PRJ-7"; never empty.
     pub issue_key: String,
     /// `issue.fields.assignee`; `None` when null or missing.
     pub assignee: Option<Assignee>,
@@ -13,20 +15,25 @@ pub struct Update {
     pub assignee_changed: bool,
     /// The first changelog item with `field == "status"`.
     pub status: Option<StatusItem>,
-    /// `issue.fields.updated`, for ordering (SPEC 7).
+    /// `issue.fields.updated`, for ordering (docs/behaviour.md#7).
     pub updated: Option<String>,
 }
 
+/// The new Jira assignee, `issue.fields.assignee`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignee {
+    /// `accountId`, for the email API when the email is hidden.
     pub account_id: Option<String>,
     /// `emailAddress`, `None` when empty or missing.
     pub email: Option<String>,
 }
 
+/// A changelog item for `status`: the status ids the issue moved between.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusItem {
+    /// The previous status id, if Jira sent one.
     pub from: Option<String>,
+    /// The new status id, if Jira sent one.
     pub to: Option<String>,
 }
 
@@ -37,6 +44,35 @@ pub fn parse(body: &[u8]) -> Result<Option<Update>, String> {
     let Some(changelog) = body.get("changelog").filter(|c| truthy(c)) else {
         return Ok(None);
     };
+    let (assignee_changed, status) = read_changelog(changelog)?;
+    let issue = body.get("issue").ok_or("issue is missing")?;
+    let issue_key = issue
+        .get("key")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .ok_or("issue.key is missing or not a string")?
+        .to_owned();
+    let fields = match issue.get("fields") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(fields)) => Some(fields),
+        Some(_) => return Err("issue.fields is not an object".into()),
+    };
+    let assignee = read_assignee(fields)?;
+    let updated = fields
+        .and_then(|f| f.get("updated"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok(Some(Update {
+        issue_key,
+        assignee,
+        assignee_changed,
+        status,
+        updated,
+    }))
+}
+
+/// Whether some item changes the assignee, and the first item that changes the status.
+fn read_changelog(changelog: &Value) -> Result<(bool, Option<StatusItem>), String> {
     let items = changelog
         .get("items")
         .and_then(Value::as_array)
@@ -58,41 +94,23 @@ pub fn parse(body: &[u8]) -> Result<Option<Update>, String> {
             _ => {}
         }
     }
-    let issue = body.get("issue").ok_or("issue is missing")?;
-    let issue_key = issue
-        .get("key")
-        .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-        .ok_or("issue.key is missing or not a string")?
-        .to_owned();
-    let fields = match issue.get("fields") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(fields)) => Some(fields),
-        Some(_) => return Err("issue.fields is not an object".into()),
-    };
-    let assignee = match fields.and_then(|f| f.get("assignee")) {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(a)) => Some(Assignee {
+    Ok((assignee_changed, status))
+}
+
+/// `issue.fields.assignee`: `None` when the fields or the assignee are null or missing.
+fn read_assignee(fields: Option<&Map<String, Value>>) -> Result<Option<Assignee>, String> {
+    match fields.and_then(|f| f.get("assignee")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(a)) => Ok(Some(Assignee {
             account_id: a.get("accountId").and_then(id),
             email: a
                 .get("emailAddress")
                 .and_then(Value::as_str)
                 .filter(|e| !e.is_empty())
                 .map(str::to_owned),
-        }),
-        Some(_) => return Err("issue.fields.assignee is not an object".into()),
-    };
-    let updated = fields
-        .and_then(|f| f.get("updated"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok(Some(Update {
-        issue_key,
-        assignee,
-        assignee_changed,
-        status,
-        updated,
-    }))
+        })),
+        Some(_) => Err("issue.fields.assignee is not an object".into()),
+    }
 }
 
 /// An id that Jira sends as a string, tolerating a number.
@@ -104,7 +122,8 @@ pub fn id(value: &Value) -> Option<String> {
     }
 }
 
-/// Python's truthiness, which the reference applies to `changelog`.
+/// Python-style truthiness: a `changelog` that is null, `false`, `0`, `""`, `[]` or `{}` means "no
+/// changelog", the same as a missing one (docs/behaviour.md#1.3).
 fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,

@@ -1,4 +1,4 @@
-//! Atlassian Connect's query string hash (SPEC section 4).
+//! Atlassian Connect's query string hash (docs/behaviour.md#4).
 //!
 //! Written by hand: no crate implements this canonical form, and its details (`+` and `%20` both
 //! decode to a space, repeated keys joined with `,`, RFC 3986 encoding, trailing `/` stripped)
@@ -45,8 +45,8 @@ pub fn split_url(url: &str) -> (&str, &str) {
 }
 
 /// Atlassian's canonical path: relative, `/`-prefixed, `&` escaped, and one trailing `/`
-/// removed. SPEC 4 says every trailing `/`; atlassian-jwt (and so Jira) removes one, and tokens
-/// must agree with theirs byte for byte. [`accepted_qshs`] takes both forms inbound.
+/// removed. docs/behaviour.md#4 says every trailing `/`; atlassian-jwt (and so Jira) removes one,
+/// and tokens must agree with theirs byte for byte. [`accepted_qshs`] takes both forms inbound.
 fn canonical_path(path: &str) -> String {
     let mut path = if path.starts_with('/') {
         path.to_owned()
@@ -70,8 +70,8 @@ fn canonical_path(path: &str) -> String {
     canonical
 }
 
-/// The qsh values an inbound request may carry: Atlassian's, and SPEC 4's (every trailing `/`
-/// stripped) when the path ends with several.
+/// The qsh values an inbound request may carry: Atlassian's, and that of docs/behaviour.md#4
+/// (every trailing `/` stripped) when the path ends with several.
 pub fn accepted_qshs(method: &str, path: &str, query: &str) -> Vec<String> {
     let mut accepted = vec![qsh(method, path, query)];
     let trimmed = path.trim_end_matches('/');
@@ -134,6 +134,7 @@ pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, RFC3986).to_string()
 }
 
+/// Lowercase hex of `bytes`, the form a qsh claim carries.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,9 +1,9 @@
-//! Jira's status list and status categories (SPEC 1.5, 2.7).
+//! Jira's status list and status categories (docs/behaviour.md#1.5, docs/behaviour.md#2.7).
 
 use serde_json::Value;
 
 use crate::env::Env;
-use crate::jira::{Jira, JiraError};
+use crate::jira::{Endpoint, Jira, JiraError};
 use crate::payload;
 
 /// Jira's status categories in workflow order; unknown keys sit in the middle.
@@ -17,10 +17,10 @@ pub fn category_rank(key: Option<&str>) -> u8 {
 
 /// Every status id with its category key, from the cached status list.
 pub fn categories<E: Env>(jira: &mut Jira<'_, E>) -> Result<Vec<(String, String)>, JiraError> {
-    let statuses = jira.get_json("status-list", "/rest/api/2/status", &[], true)?;
+    let statuses = jira.get_json(Endpoint::StatusList, "/rest/api/2/status", &[], true)?;
     let statuses = statuses
         .as_array()
-        .ok_or(JiraError::BadResponse("status-list"))?;
+        .ok_or(JiraError::BadResponse(Endpoint::StatusList))?;
     Ok(statuses
         .iter()
         .filter_map(|s| {

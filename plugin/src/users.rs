@@ -1,9 +1,11 @@
-//! Jira users' emails, including those hidden behind the email API (SPEC 1.4, 3.2, 5).
+//! Jira users' emails, including those hidden behind the email API (docs/behaviour.md#1.4,
+//! docs/behaviour.md#3.2, docs/behaviour.md#5).
 
 use serde_json::Value;
 
 use crate::env::Env;
-use crate::jira::{Jira, JiraError};
+use crate::events;
+use crate::jira::{Endpoint, Jira, JiraError};
 use crate::model::Level;
 
 /// How long "this account hides its email" is remembered; shorter than positive entries so that
@@ -19,14 +21,14 @@ pub fn account_email<E: Env>(
     if jira.env().get(&hidden_key).is_some() {
         jira.env().log(
             Level::Debug,
-            "jira.email-hidden-cached",
+            events::EMAIL_HIDDEN_CACHED,
             &[("account_id", account_id)],
         );
         return Ok(None);
     }
     // Only a found email is cached; "hidden" has its own, shorter-lived entry below.
     let body = jira.get_json_cached_if(
-        "user-email",
+        Endpoint::UserEmail,
         "/rest/api/3/user/email",
         &[("accountId", account_id)],
         |body| email_of(body).is_ok_and(|email| email.is_some()),
@@ -38,10 +40,11 @@ pub fn account_email<E: Env>(
     Ok(email)
 }
 
+/// The `email` of an email-API answer: `None` when null, empty or missing.
 fn email_of(body: &Value) -> Result<Option<String>, JiraError> {
     match body.get("email") {
         Some(Value::String(email)) if !email.is_empty() => Ok(Some(email.clone())),
         Some(Value::String(_) | Value::Null) | None => Ok(None),
-        Some(_) => Err(JiraError::BadResponse("user-email")),
+        Some(_) => Err(JiraError::BadResponse(Endpoint::UserEmail)),
     }
 }

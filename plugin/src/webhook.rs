@@ -1,22 +1,26 @@
-//! The inbound `issue_updated` webhook (SPEC section 1).
+//! The inbound `issue_updated` webhook (docs/behaviour.md#1).
 
 use serde_json::{Value, json};
 
 use crate::env::Env;
+use crate::events;
 use crate::jira::{Jira, JiraError};
 use crate::jwt;
 use crate::model::{
     AssignOutcome, Installation, Level, StatusChange, UnassignOutcome, WebhookRequest,
     WebhookResponse, header,
 };
-use crate::payload::{self, StatusItem, Update};
+use crate::payload::{self, Assignee, StatusItem, Update};
 use crate::qsh;
 use crate::statuses;
 use crate::timestamp;
 use crate::users;
 
+/// The one path the guest answers, compared without its trailing `/`.
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
 
+/// Answers one delivery of Jira's `issue_updated` webhook: route, authenticate, dedupe, handle.
+/// Every failure is an answer; a delivery counts as seen only once handled without a 5xx.
 pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     if request.path.trim_end_matches('/') != WEBHOOK_PATH {
         return answer(404, json!({"error": "not found"}));
@@ -35,7 +39,7 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     if let Some(id) = delivery
         && env.seen(ck, id)
     {
-        env.log(Level::Info, "jira.webhook.duplicate", &[("delivery", id)]);
+        env.log(Level::Info, events::WEBHOOK_DUPLICATE, &[("delivery", id)]);
         return empty(200);
     }
     let response = handle_verified(env, &installation, &request.body);
@@ -48,88 +52,30 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     response
 }
 
-/// SPEC 1.3-1.7 and 7, for a request whose token verified.
+/// docs/behaviour.md#1.3 to docs/behaviour.md#1.7, and docs/behaviour.md#7, for a request whose
+/// token verified: parse, drop a stale event, run the assignee and status steps, answer.
 fn handle_verified(
     env: &mut impl Env,
     installation: &Installation,
     body: &[u8],
 ) -> WebhookResponse {
-    let update = match payload::parse(body) {
-        Ok(Some(update)) => update,
-        Ok(None) => {
-            env.log(Level::Info, "jira.missing-changelog", &[]);
-            return empty(200);
-        }
-        Err(reason) => {
-            env.log(
-                Level::Warn,
-                "jira.webhook.bad-payload",
-                &[("reason", &reason)],
-            );
-            return answer(400, json!({"error": reason}));
-        }
+    let update = match parse_update(env, body) {
+        Ok(update) => update,
+        Err(response) => return response,
     };
     let key = update.issue_key.as_str();
     let ck = installation.client_key.as_str();
-    let ordered = update.assignee_changed || update.status.is_some();
-    let updated = update.updated.as_deref().and_then(timestamp::parse_millis);
-    if ordered
-        && let Some(at) = updated
-        && let Some(last) = env.last_applied(ck, key)
-        && at < last
+    let ordered_at = ordering_time(&update);
+    if let Some(at) = ordered_at
+        && is_stale(env, ck, &update, at)
     {
-        env.log(
-            Level::Info,
-            "jira.stale-event",
-            &[
-                ("issue_key", key),
-                ("updated", update.updated.as_deref().unwrap_or_default()),
-                ("last_applied_ms", &last.to_string()),
-            ],
-        );
         return empty(200);
     }
-
-    let mut errors = Vec::new();
-    let mut jira = Jira::new(env, installation);
-    if !update.assignee_changed {
-        jira.env().log(
-            Level::Info,
-            "jira.assignee-not-in-changelog",
-            &[("issue_key", key)],
-        );
-    } else if !installation.config.sync_reverse_assignment {
-        jira.env().log(
-            Level::Info,
-            "jira.assignee-sync-disabled",
-            &[("issue_key", key)],
-        );
-    } else if let Err(e) = sync_assignee(&mut jira, installation, &update) {
-        errors.push(e);
-    }
-
-    match &update.status {
-        None => jira.env().log(
-            Level::Info,
-            "jira.handle_status_change.unchanged",
-            &[("issue_key", key)],
-        ),
-        Some(_) if !installation.config.sync_status_reverse => jira.env().log(
-            Level::Info,
-            "jira.status-sync-disabled",
-            &[("issue_key", key)],
-        ),
-        Some(item) => {
-            if let Err(e) = sync_status(&mut jira, installation, key, item) {
-                errors.push(e);
-            }
-        }
-    }
-
+    let errors = run_steps(env, installation, &update);
     for error in &errors {
-        jira.env().log(
+        env.log(
             Level::Error,
-            "jira.webhook.jira-error",
+            events::WEBHOOK_JIRA_ERROR,
             &[
                 ("issue_key", key),
                 ("client_key", ck),
@@ -139,12 +85,77 @@ fn handle_verified(
         );
     }
     let fatal = errors.iter().any(|e| e.fatal);
-    if ordered
-        && !fatal
-        && let Some(at) = updated
-    {
+    if !fatal && let Some(at) = ordered_at {
         env.set_last_applied(ck, key, at);
     }
+    errors_answer(&errors, fatal)
+}
+
+/// The update in `body`; `Err` is the answer when there is nothing to do (no changelog, 200) or
+/// the body is malformed (400).
+fn parse_update(env: &mut impl Env, body: &[u8]) -> Result<Update, WebhookResponse> {
+    match payload::parse(body) {
+        Ok(Some(update)) => Ok(update),
+        Ok(None) => {
+            env.log(Level::Info, events::MISSING_CHANGELOG, &[]);
+            Err(empty(200))
+        }
+        Err(reason) => {
+            env.log(
+                Level::Warn,
+                events::WEBHOOK_BAD_PAYLOAD,
+                &[("reason", &reason)],
+            );
+            Err(answer(400, json!({"error": reason})))
+        }
+    }
+}
+
+/// The event's `issue.fields.updated` in Unix ms, when the event changes something applied in
+/// order (the assignee or the status) and the timestamp parses (docs/behaviour.md#7).
+fn ordering_time(update: &Update) -> Option<i64> {
+    let ordered = update.assignee_changed || update.status.is_some();
+    let updated = update.updated.as_deref().and_then(timestamp::parse_millis);
+    updated.filter(|_| ordered)
+}
+
+/// Whether an event updated `at` is older than the last one applied to its issue; logged if so.
+fn is_stale(env: &mut impl Env, ck: &str, update: &Update, at: i64) -> bool {
+    let key = update.issue_key.as_str();
+    let Some(last) = env.last_applied(ck, key) else {
+        return false;
+    };
+    if at >= last {
+        return false;
+    }
+    env.log(
+        Level::Info,
+        events::STALE_EVENT,
+        &[
+            ("issue_key", key),
+            ("updated", update.updated.as_deref().unwrap_or_default()),
+            ("last_applied_ms", &last.to_string()),
+        ],
+    );
+    true
+}
+
+/// Runs the assignee step, then the status step; the errors of those that failed, in that order.
+fn run_steps<E: Env>(env: &mut E, installation: &Installation, update: &Update) -> Vec<StepError> {
+    let mut jira = Jira::new(env, installation);
+    let mut errors = Vec::new();
+    if let Err(e) = assignee_step(&mut jira, installation, update) {
+        errors.push(e);
+    }
+    if let Err(e) = status_step(&mut jira, installation, update) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// 200 when every step succeeded; otherwise the steps' messages, with a 500 if one was fatal so
+/// that Jira retries.
+fn errors_answer(errors: &[StepError], fatal: bool) -> WebhookResponse {
     if errors.is_empty() {
         return empty(200);
     }
@@ -155,7 +166,8 @@ fn handle_verified(
     )
 }
 
-/// SPEC 1.1-1.2: token, installation, algorithm, signature, expiry, qsh; in that order.
+/// docs/behaviour.md#1.1 and docs/behaviour.md#1.2: token, installation, algorithm, signature,
+/// expiry, qsh; in that order.
 fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, String> {
     let Some(authorization) = header(&request.headers, "authorization") else {
         return Err(reject(
@@ -176,7 +188,7 @@ fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installa
     let Some(installation) = env.by_client_key(&unverified.iss) else {
         env.log(
             Level::Warn,
-            "jira.webhook.unknown-installation",
+            events::WEBHOOK_UNKNOWN_INSTALLATION,
             &[("iss", &unverified.iss)],
         );
         return Err("unknown installation".into());
@@ -194,61 +206,126 @@ fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installa
     Ok(installation)
 }
 
+/// Logs an authentication failure under its stable `code`; returns `reason` for the answer.
 fn reject(env: &mut impl Env, code: &str, reason: String) -> String {
     env.log(
         Level::Warn,
-        "jira.webhook.auth-failed",
+        events::WEBHOOK_AUTH_FAILED,
         &[("reason", code), ("detail", &reason)],
     );
     reason
 }
 
-/// A failure of one step while handling a verified webhook (SPEC 1.6).
+/// A failure of one step while handling a verified webhook (docs/behaviour.md#1.6).
 struct StepError {
     message: &'static str,
     fatal: bool,
     cause: JiraError,
 }
 
-fn step_error(cause: JiraError, what: &'static str) -> StepError {
-    let (message, fatal) = match (&cause, what) {
-        (
+/// The Jira reads a webhook step can fail on; each has its own messages for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The email API, for an assignee who hides their email.
+    Email,
+    /// The status list, for the `done` category.
+    Statuses,
+}
+
+impl Step {
+    /// The step's messages when Jira is unreachable, when it refuses, and for anything else.
+    fn messages(self) -> [&'static str; 3] {
+        match self {
+            Step::Email => [
+                "Cannot reach host to get email.",
+                "User lacks permissions to get email.",
+                "Error getting email from Jira.",
+            ],
+            Step::Statuses => [
+                "Cannot reach host to get statuses.",
+                "User lacks permissions to get statuses.",
+                "Error getting statuses from Jira.",
+            ],
+        }
+    }
+
+    /// `cause` as this step's error. Only an unexpected failure is fatal (a 500, so that Jira
+    /// retries); an unreachable or refusing Jira would fail the retry the same way.
+    fn error(self, cause: JiraError) -> StepError {
+        let [unreachable, refused, other] = self.messages();
+        let (message, fatal) = match &cause {
             JiraError::Status {
                 status: 500 | 503, ..
             }
-            | JiraError::Http(_),
-            "email",
-        ) => ("Cannot reach host to get email.", false),
-        (
+            | JiraError::Http(_) => (unreachable, false),
             JiraError::Status {
                 status: 403 | 404, ..
-            },
-            "email",
-        ) => ("User lacks permissions to get email.", false),
-        (
-            JiraError::Status {
-                status: 500 | 503, ..
-            }
-            | JiraError::Http(_),
-            _,
-        ) => ("Cannot reach host to get statuses.", false),
-        (
-            JiraError::Status {
-                status: 403 | 404, ..
-            },
-            _,
-        ) => ("User lacks permissions to get statuses.", false),
-        (_, "email") => ("Error getting email from Jira.", true),
-        _ => ("Error getting statuses from Jira.", true),
-    };
-    StepError {
-        message,
-        fatal,
-        cause,
+            } => (refused, false),
+            _ => (other, true),
+        };
+        StepError {
+            message,
+            fatal,
+            cause,
+        }
     }
 }
 
-/// SPEC 1.4: only `issue.fields.assignee` is read.
+/// The assignee step, unless the changelog has no assignee item or the sync is off.
+fn assignee_step<E: Env>(
+    jira: &mut Jira<'_, E>,
+    installation: &Installation,
+    update: &Update,
+) -> Result<(), StepError> {
+    let key = update.issue_key.as_str();
+    if !update.assignee_changed {
+        jira.env().log(
+            Level::Info,
+            events::ASSIGNEE_NOT_IN_CHANGELOG,
+            &[("issue_key", key)],
+        );
+        Ok(())
+    } else if !installation.config.sync_reverse_assignment {
+        jira.env().log(
+            Level::Info,
+            events::ASSIGNEE_SYNC_DISABLED,
+            &[("issue_key", key)],
+        );
+        Ok(())
+    } else {
+        sync_assignee(jira, installation, update)
+    }
+}
+
+/// The status step, unless the changelog has no status item or the sync is off.
+fn status_step<E: Env>(
+    jira: &mut Jira<'_, E>,
+    installation: &Installation,
+    update: &Update,
+) -> Result<(), StepError> {
+    let key = update.issue_key.as_str();
+    match &update.status {
+        None => {
+            jira.env().log(
+                Level::Info,
+                events::HANDLE_STATUS_CHANGE_UNCHANGED,
+                &[("issue_key", key)],
+            );
+            Ok(())
+        }
+        Some(_) if !installation.config.sync_status_reverse => {
+            jira.env().log(
+                Level::Info,
+                events::STATUS_SYNC_DISABLED,
+                &[("issue_key", key)],
+            );
+            Ok(())
+        }
+        Some(item) => sync_status(jira, installation, key, item),
+    }
+}
+
+/// docs/behaviour.md#1.4: only `issue.fields.assignee` is read.
 fn sync_assignee<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
@@ -257,29 +334,13 @@ fn sync_assignee<E: Env>(
     let ck = installation.client_key.as_str();
     let key = update.issue_key.as_str();
     let Some(assignee) = &update.assignee else {
-        let outcome = jira.env().unassign(ck, key);
-        let (event, count) = match outcome {
-            UnassignOutcome::Unassigned(n) => ("jira.assignee-cleared", n),
-            UnassignOutcome::NoLinkedGroups => ("jira.no-linked-groups", 0),
-        };
-        jira.env().log(
-            Level::Info,
-            event,
-            &[("issue_key", key), ("groups", &count.to_string())],
-        );
+        unassign_groups(jira, ck, key);
         return Ok(());
     };
-    let mut email: Option<String> = assignee.email.clone();
-    if email.is_none()
-        && installation.config.use_email_scope
-        && let Some(account_id) = &assignee.account_id
-    {
-        email = users::account_email(jira, account_id).map_err(|e| step_error(e, "email"))?;
-    }
-    let Some(email) = email else {
+    let Some(email) = assignee_email(jira, installation, assignee)? else {
         jira.env().log(
             Level::Warn,
-            "jira.missing-assignee-email",
+            events::MISSING_ASSIGNEE_EMAIL,
             &[
                 ("issue_key", key),
                 ("account_id", assignee.account_id.as_deref().unwrap_or("")),
@@ -287,42 +348,75 @@ fn sync_assignee<E: Env>(
         );
         return Ok(());
     };
-    let (level, event, count) = match jira.env().assign(ck, key, &email) {
-        AssignOutcome::Assigned(n) => (Level::Info, "jira.assignee-synced", n),
-        AssignOutcome::NoUserWithEmail => (Level::Info, "jira.assignee-not-found", 0),
-        AssignOutcome::NoLinkedGroups => (Level::Info, "jira.no-linked-groups", 0),
+    let (event, count) = match jira.env().assign(ck, key, &email) {
+        AssignOutcome::Assigned(n) => (events::ASSIGNEE_SYNCED, n),
+        AssignOutcome::NoUserWithEmail => (events::ASSIGNEE_NOT_FOUND, 0),
+        AssignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
     };
-    jira.env().log(
-        level,
-        event,
-        &[("issue_key", key), ("groups", &count.to_string())],
-    );
+    log_groups(jira, event, key, count);
     Ok(())
 }
 
-/// SPEC 1.5: resolve or unresolve by the `done` status category.
+/// The Jira issue lost its assignee: unassign the linked groups.
+fn unassign_groups<E: Env>(jira: &mut Jira<'_, E>, ck: &str, key: &str) {
+    let (event, count) = match jira.env().unassign(ck, key) {
+        UnassignOutcome::Unassigned(n) => (events::ASSIGNEE_CLEARED, n),
+        UnassignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
+    };
+    log_groups(jira, event, key, count);
+}
+
+/// The assignee's email: from the payload, else from the email API when the installation has
+/// the email scope and the payload names the account.
+fn assignee_email<E: Env>(
+    jira: &mut Jira<'_, E>,
+    installation: &Installation,
+    assignee: &Assignee,
+) -> Result<Option<String>, StepError> {
+    if assignee.email.is_some() || !installation.config.use_email_scope {
+        return Ok(assignee.email.clone());
+    }
+    let Some(account_id) = &assignee.account_id else {
+        return Ok(None);
+    };
+    users::account_email(jira, account_id).map_err(|e| Step::Email.error(e))
+}
+
+/// Logs what the host did to the issue's linked groups: `event` and how many groups changed.
+fn log_groups<E: Env>(jira: &mut Jira<'_, E>, event: &str, key: &str, count: u32) {
+    jira.env().log(
+        Level::Info,
+        event,
+        &[("issue_key", key), ("groups", &count.to_string())],
+    );
+}
+
+/// docs/behaviour.md#1.5: resolve or unresolve by the `done` status category.
 fn sync_status<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     key: &str,
     item: &StatusItem,
 ) -> Result<(), StepError> {
-    let done = statuses::done(jira).map_err(|e| step_error(e, "statuses"))?;
+    let done = statuses::done(jira).map_err(|e| Step::Statuses.error(e))?;
     let is_done = |id: &Option<String>| id.as_ref().is_some_and(|id| done.contains(id));
     let (from_done, to_done) = (is_done(&item.from), is_done(&item.to));
     let ck = installation.client_key.as_str();
     let (event, outcome) = if to_done && !from_done {
         let strategy = installation.config.resolution_strategy;
         (
-            "jira.status-sync.resolved",
+            events::STATUS_SYNC_RESOLVED,
             jira.env().resolve(ck, key, strategy),
         )
     } else if from_done && !to_done {
-        ("jira.status-sync.unresolved", jira.env().unresolve(ck, key))
+        (
+            events::STATUS_SYNC_UNRESOLVED,
+            jira.env().unresolve(ck, key),
+        )
     } else {
         jira.env().log(
             Level::Info,
-            "jira.status-sync.noop",
+            events::STATUS_SYNC_NOOP,
             &[
                 ("issue_key", key),
                 ("from", item.from.as_deref().unwrap_or("")),
@@ -333,16 +427,13 @@ fn sync_status<E: Env>(
     };
     let (event, count) = match outcome {
         StatusChange::Changed(n) => (event, n),
-        StatusChange::NoLinkedGroups => ("jira.no-linked-groups", 0),
+        StatusChange::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
     };
-    jira.env().log(
-        Level::Info,
-        event,
-        &[("issue_key", key), ("groups", &count.to_string())],
-    );
+    log_groups(jira, event, key, count);
     Ok(())
 }
 
+/// A JSON answer.
 fn answer(status: u16, body: Value) -> WebhookResponse {
     WebhookResponse {
         status,
@@ -351,6 +442,7 @@ fn answer(status: u16, body: Value) -> WebhookResponse {
     }
 }
 
+/// An answer without a body.
 fn empty(status: u16) -> WebhookResponse {
     WebhookResponse {
         status,
