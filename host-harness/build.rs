@@ -2,7 +2,7 @@
 //! `cargo test` and `cargo run` always load the component of the sources they were built from.
 //!
 //! A core module encoded with wit-component imports exactly our WIT; a `wasm32-wasip2` std guest
-//! would drag in WASI interfaces the plugin never uses (see shared/TOOLCHAIN.md).
+//! would drag in WASI interfaces the plugin never uses (docs/decisions/0005-core-module-encoded-by-wit-component.md).
 
 use std::env;
 use std::fs;

@@ -13,4 +13,7 @@ npm ci --prefix interop --no-audit --no-fund
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p jira-sync-plugin -p jira-sync-hostile --target wasm32-unknown-unknown -- -D warnings
+# An embedding platform's build: the runtime alone, without server, simulator, CLI, SQLite or HTTP.
+cargo clippy -p jira-sync-host --no-default-features --lib -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -p jira-sync-host -p jira-sync-plugin --no-deps
 cargo test --workspace

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jira_sync_host::backends::SqliteStore;
 use jira_sync_host::backends::{GroupStatus, Platform};
+use jira_sync_host::backends::{HttpLimits, RealHttp};
 use jira_sync_host::demo;
-use jira_sync_host::real_http::{HttpLimits, RealHttp};
 use jira_sync_host::server::{Server, ServerConfig};
 use jira_sync_host::sim::{Fault, SimWorld, Simulator, Webhook};
-use jira_sync_host::store::SqliteStore;
 use jira_sync_host::{Runtime, bundled_component};
 use serde_json::{Value, json};
 

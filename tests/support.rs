@@ -182,7 +182,7 @@ pub fn verify_outbound(
     claims
 }
 
-/// SPEC 4's qsh, written apart from the guest's (over the `url` crate's parser).
+/// The qsh of docs/behaviour.md#4, written apart from the guest's (over the `url` crate's parser).
 fn independent_qsh(method: &str, url: &str, base_url: &str) -> String {
     use sha2::Digest;
     use std::collections::BTreeMap;

@@ -9,14 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::backends::Platform;
-use crate::limits::Limits;
-use crate::real_http::{HttpLimits, RealHttp};
+use crate::backends::{HttpLimits, Platform, RealHttp, SqliteStore};
+use crate::installation::{InstallationSpec, StatusPair};
 use crate::runtime::Runtime;
-use crate::scenario::{InstallationSpec, RetrySpec, StatusPair, Strategy};
 use crate::server::{CallEvent, Server, ServerConfig};
-use crate::sim::{SimWorld, Simulator};
-use crate::store::SqliteStore;
+use crate::sim::{SimDelivery, SimExchange, SimWorld, Simulator};
 
 const ISSUE: &str = "APP-123";
 const GROUP: u64 = 1;
@@ -31,41 +28,38 @@ pub struct Entry {
     pub at_ms: u64,
     /// `platform`, `component` or `jira`.
     pub actor: &'static str,
+    /// What happened.
     pub what: String,
     /// Details: HTTP exchanges, host calls, decisions.
     pub details: Vec<String>,
 }
 
+/// What the demo shows: the timeline, and a summary of the counts that matter.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// Everything that happened, in time order.
     pub timeline: Vec<Entry>,
+    /// Requests to Jira by endpoint, webhooks, cache hits, and the final state on both sides.
     pub summary: Value,
 }
 
 /// The installation the demo's platform holds for the simulator's site.
 pub fn installation(world: &SimWorld, base_url: &str) -> InstallationSpec {
-    InstallationSpec {
-        client_key: world.installation.client_key.clone(),
-        shared_secret: world.installation.shared_secret.clone(),
-        base_url: base_url.to_owned(),
-        app_key: world.installation.app_key.clone(),
-        use_email_scope: true,
-        sync_status_forward: BTreeMap::from([(
-            "10000".to_owned(),
-            StatusPair {
-                resolved: "10101".into(),
-                unresolved: "3".into(),
-            },
-        )]),
-        sync_status_reverse: true,
-        sync_forward_assignment: true,
-        sync_reverse_assignment: true,
-        resolution_strategy: Strategy::Resolve,
-        max_transition_hops: 5,
-        retry: RetrySpec::default(),
-        clock_skew_seconds: 0,
-        limits: Limits::default(),
-    }
+    let mut spec = InstallationSpec::new(
+        &world.installation.client_key,
+        &world.installation.shared_secret,
+        base_url,
+        &world.installation.app_key,
+    );
+    spec.use_email_scope = true;
+    spec.sync_status_forward = BTreeMap::from([(
+        "10000".to_owned(),
+        StatusPair {
+            resolved: "10101".into(),
+            unresolved: "3".into(),
+        },
+    )]);
+    spec
 }
 
 /// Plays the round trip and returns its timeline and summary; leaves nothing running.
@@ -85,6 +79,32 @@ pub fn run(runtime: Arc<Runtime>) -> anyhow::Result<Report> {
     result
 }
 
+/// The demo's platform: a server in front of the component, its SQLite state, and what it
+/// reports of every component call.
+struct DemoPlatform {
+    server: Server,
+    store: Arc<SqliteStore>,
+    events: mpsc::Receiver<CallEvent>,
+    agent: ureq::Agent,
+}
+
+/// The timeline as the demo narrates it.
+struct Timeline {
+    started: Instant,
+    entries: Vec<Entry>,
+}
+
+impl Timeline {
+    fn say(&mut self, actor: &'static str, what: String) {
+        self.entries.push(Entry {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            actor,
+            what,
+            details: Vec::new(),
+        });
+    }
+}
+
 fn play(
     runtime: Arc<Runtime>,
     world: &SimWorld,
@@ -92,6 +112,48 @@ fn play(
     db: &std::path::Path,
     started: Instant,
 ) -> anyhow::Result<Report> {
+    let platform = start_platform(runtime, world, sim, db)?;
+    let mut timeline = Timeline {
+        started,
+        entries: Vec::new(),
+    };
+    let resolved = resolve_group(&platform, &mut timeline, sim)?;
+    assign_in_jira(&mut timeline, sim)?;
+    let DemoPlatform {
+        server,
+        store,
+        events,
+        ..
+    } = platform;
+    drop(server);
+    let calls: Vec<CallEvent> = events.try_iter().collect();
+    let (jira_requests, deliveries) = (sim.exchanges(), sim.deliveries());
+    let timeline = merge_timeline(timeline, &calls, sim, &deliveries);
+    let summary = json!({
+        "outbound_resolve": resolved["results"][0]["outcome"],
+        "jira_requests": jira_requests.len(),
+        "jira_requests_by_endpoint": by_endpoint(&jira_requests),
+        "jira_requests_refused": jira_requests.iter().filter(|e| e.auth_error.is_some()).count(),
+        "webhooks_delivered": deliveries.len(),
+        "webhooks_answered_200": deliveries.iter().filter(|d| d.status == Some(200)).count(),
+        "email_api_calls": jira_requests.iter().filter(|e| e.path == "/rest/api/3/user/email").count(),
+        "cache_hits": calls.iter().map(|c| c.record.cache.hits).sum::<u32>(),
+        "component_calls": calls.len(),
+        "group": store.group(GROUP),
+        "jira_issue": sim.issue(ISSUE).map(|i| json!({"status": i.status, "assignee": i.assignee})),
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    });
+    Ok(Report { timeline, summary })
+}
+
+/// Starts the server on a free loopback port, with the platform's installation, link and user,
+/// and points the simulator's webhooks at it.
+fn start_platform(
+    runtime: Arc<Runtime>,
+    world: &SimWorld,
+    sim: &Simulator,
+    db: &std::path::Path,
+) -> anyhow::Result<DemoPlatform> {
     let store = Arc::new(SqliteStore::open(db)?);
     let (events, received) = mpsc::channel();
     let config = ServerConfig {
@@ -106,29 +168,35 @@ fn play(
     store.link(&world.installation.client_key, ISSUE, &[GROUP])?;
     store.add_user(ADA, "ada@example.com")?;
     sim.set_webhook_url(&format!("{}/extensions/jira/issue-updated/", server.url()));
-
-    let mut timeline = Vec::new();
-    let say = |timeline: &mut Vec<Entry>, actor, what: String| {
-        timeline.push(Entry {
-            at_ms: started.elapsed().as_millis() as u64,
-            actor,
-            what,
-            details: Vec::new(),
-        });
-    };
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build(),
     );
+    Ok(DemoPlatform {
+        server,
+        store,
+        events: received,
+        agent,
+    })
+}
 
-    say(
-        &mut timeline,
+/// Act one: the platform resolves the group, and the component walks the Jira issue to Done.
+fn resolve_group(
+    platform: &DemoPlatform,
+    timeline: &mut Timeline,
+    sim: &Simulator,
+) -> anyhow::Result<Value> {
+    timeline.say(
         "platform",
         format!("resolves group {GROUP} (linked to {ISSUE}, which is Open in Jira)"),
     );
-    let answer = agent
-        .post(&format!("{}/admin/groups/{GROUP}/resolve", server.url()))
+    let answer = platform
+        .agent
+        .post(&format!(
+            "{}/admin/groups/{GROUP}/resolve",
+            platform.server.url()
+        ))
         .send(&b""[..])
         .context("ask the server to resolve the group")?
         .body_mut()
@@ -136,73 +204,65 @@ fn play(
         .context("read the server's answer")?;
     let answer: Value = serde_json::from_slice(&answer).context("the server's answer")?;
     settle(sim)?;
+    Ok(answer)
+}
 
-    say(
-        &mut timeline,
+/// Acts two and three: someone assigns the issue in Jira to a user who hides her email, then
+/// does it again (answered from the cache).
+fn assign_in_jira(timeline: &mut Timeline, sim: &Simulator) -> anyhow::Result<()> {
+    timeline.say(
         "jira",
         format!("someone assigns {ISSUE} to Ada Byron, who hides her email"),
     );
     sim.assign(ISSUE, Some("5f1a"))?;
     settle(sim)?;
-
-    say(
-        &mut timeline,
+    timeline.say(
         "jira",
         format!("{ISSUE} is unassigned, then assigned to Ada again"),
     );
     sim.assign(ISSUE, None)?;
     sim.assign(ISSUE, Some("5f1a"))?;
-    settle(sim)?;
-    drop(server);
+    settle(sim)
+}
 
-    let calls: Vec<CallEvent> = received.try_iter().collect();
-    let jira_requests = sim.exchanges();
-    let deliveries = sim.deliveries();
-    for call in &calls {
-        timeline.push(call_entry(call, started));
-    }
-    for delivery in &deliveries {
-        timeline.push(Entry {
-            at_ms: offset(sim.started(), started) + delivery.at_ms,
-            actor: "jira",
-            what: format!(
-                "webhook {} ({}) delivered in {} ms, answered {}",
-                delivery.id,
-                delivery.fields.join(", "),
-                delivery.elapsed_ms,
-                delivery
-                    .status
-                    .map_or_else(|| "nothing".to_owned(), |s| s.to_string())
-            ),
-            details: Vec::new(),
-        });
-    }
-    timeline.sort_by_key(|e| e.at_ms);
+/// The narrated acts, every component call and every webhook delivery, in time order.
+fn merge_timeline(
+    timeline: Timeline,
+    calls: &[CallEvent],
+    sim: &Simulator,
+    deliveries: &[SimDelivery],
+) -> Vec<Entry> {
+    let Timeline {
+        started,
+        mut entries,
+    } = timeline;
+    entries.extend(calls.iter().map(|call| call_entry(call, started)));
+    entries.extend(deliveries.iter().map(|delivery| Entry {
+        at_ms: offset(sim.started(), started) + delivery.at_ms,
+        actor: "jira",
+        what: format!(
+            "webhook {} ({}) delivered in {} ms, answered {}",
+            delivery.id,
+            delivery.fields.join(", "),
+            delivery.elapsed_ms,
+            delivery
+                .status
+                .map_or_else(|| "nothing".to_owned(), |s| s.to_string())
+        ),
+        details: Vec::new(),
+    }));
+    entries.sort_by_key(|e| e.at_ms);
+    entries
+}
 
-    let mut by_endpoint: BTreeMap<String, u32> = BTreeMap::new();
-    for exchange in &jira_requests {
-        *by_endpoint
+fn by_endpoint(requests: &[SimExchange]) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for exchange in requests {
+        *counts
             .entry(format!("{} {}", exchange.method, exchange.path))
             .or_default() += 1;
     }
-    let group = store.group(GROUP);
-    let issue = sim.issue(ISSUE);
-    let cache_hits: u32 = calls.iter().map(|c| c.record.cache.hits).sum();
-    let summary = json!({
-        "outbound_resolve": answer["results"][0]["outcome"],
-        "jira_requests": jira_requests.len(),
-        "jira_requests_by_endpoint": by_endpoint,
-        "jira_requests_refused": jira_requests.iter().filter(|e| e.auth_error.is_some()).count(),
-        "webhooks_delivered": deliveries.len(),
-        "webhooks_answered_200": deliveries.iter().filter(|d| d.status == Some(200)).count(),
-        "email_api_calls": jira_requests.iter().filter(|e| e.path == "/rest/api/3/user/email").count(),
-        "cache_hits": cache_hits,
-        "component_calls": calls.len(),
-        "group": group,
-        "jira_issue": issue.map(|i| json!({"status": i.status, "assignee": i.assignee})),
-        "elapsed_ms": started.elapsed().as_millis() as u64,
-    });
-    Ok(Report { timeline, summary })
+    counts
 }
 
 /// Waits until Jira's queued webhooks were all answered.

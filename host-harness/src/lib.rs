@@ -1,30 +1,90 @@
 //! A wasmtime host for the jira-sync component.
 //!
-//! [`Runtime`] loads the component once and runs each call in a fresh, limited instance;
-//! [`Backends`] are what the imports are implemented over; [`replay`] plays a [`Scenario`] and
-//! returns a JSON trace of everything the component did.
+//! The data's path, top to bottom, is the module graph: no module imports one above it.
+//!
+//! | layer | module | what |
+//! | --- | --- | --- |
+//! | tools | `demo`, `bench`, `cli` (the binary) | the round trip, the measurements, the commands |
+//! | front | `server`, `sim`, `replay` | Jira's webhooks over HTTP, the Jira simulator, scenarios |
+//! | sandbox | [`runtime`] | engine, pre-instantiation, a fresh store per call, memory and CPU bounds |
+//! | imports | `imports` | the host side of each WIT interface, egress, staged effects |
+//! | backends | [`backends`] | the traits the imports call, and the stock backends |
+//! | base | [`wit`], `convert`, [`installation`], [`limits`], `signing` | types shared by all |
+//!
+//! Embedding, with the in-memory backends (a real platform implements the traits of
+//! [`backends`] over its own stores):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use jira_sync_host::backends::{Backends, MemoryCache, MemoryPlatform, SystemClock};
+//! use jira_sync_host::{InstallationSpec, Runtime, bundled_component, webhook};
+//! # struct Jira;
+//! # impl jira_sync_host::backends::HttpBackend for Jira {
+//! #     fn send(&self, _: &jira_sync_host::backends::OutboundRequest)
+//! #         -> Result<jira_sync_host::backends::OutboundResponse, jira_sync_host::HttpError> {
+//! #         Err(jira_sync_host::HttpError::Timeout)
+//! #     }
+//! # }
+//!
+//! let runtime = Runtime::load(&bundled_component())?;
+//! let platform = Arc::new(MemoryPlatform::default());
+//! let spec = InstallationSpec::new("jira:1c4", "s3cret", "https://acme.atlassian.net", "acme");
+//! platform.add_installation((&spec).into());
+//! platform.link("jira:1c4", "APP-123", &[1]);
+//! let backends = Backends {
+//!     http: Arc::new(Jira), // your HTTP client; the sandbox checks every URL first
+//!     cache: Arc::new(MemoryCache::default()),
+//!     platform: platform.clone(),
+//!     deliveries: platform,
+//!     clock: Arc::new(SystemClock { max_sleep: std::time::Duration::from_secs(30) }),
+//! };
+//! let request = webhook::Request {
+//!     method: "POST".into(),
+//!     path: "/extensions/jira/issue-updated/".into(),
+//!     query: String::new(),
+//!     headers: vec![("Authorization".into(), "JWT ...".into())],
+//!     body: b"{}".to_vec(),
+//! };
+//! let call = runtime.webhook(&backends, &request);
+//! match call.result {
+//!     Ok(response) => println!("answer Jira {}", response.status),
+//!     Err(e) => println!("the call failed ({e}); nothing of it was applied"),
+//! }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! Cargo features (all on by default): `replay` (scenarios, scripted HTTP, token signing),
+//! `sqlite`, `http-client` (real HTTP), `server`, `sim`, `demo`, `bench`, `cli`. With
+//! `default-features = false` the crate is the runtime, the backend traits and the in-memory
+//! backends.
+
+#![warn(missing_docs)]
 
 pub mod backends;
-pub mod bench;
-pub mod demo;
-pub mod egress;
-pub mod host;
-pub mod incoming;
+mod convert;
+mod imports;
+pub mod installation;
 pub mod limits;
-pub mod native;
-pub mod outcome;
-pub mod real_http;
-pub mod replay;
 pub mod runtime;
-pub mod scenario;
-pub mod scripted;
-pub mod server;
-pub mod signing;
-pub mod sim;
-pub mod store;
 
-/// Host-side bindings generated from `wit/`.
-pub mod bindings {
+#[cfg(feature = "bench")]
+pub mod bench;
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(any(feature = "server", feature = "sim"))]
+mod http_io;
+#[cfg(feature = "replay")]
+pub mod replay;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "replay")]
+pub mod signing;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+/// The types generated from `wit/` (package `jira-sync:plugin`), as the host sees them.
+#[allow(missing_docs)] // generated; the WIT documents every item
+pub mod wit {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
@@ -37,6 +97,16 @@ pub mod bindings {
 }
 
 pub use backends::Backends;
+pub use imports::record::{
+    Assignment, CacheStats, CallRecord, HttpExchange, LogLine, Resolution, body_value,
+};
+pub use installation::InstallationSpec;
+pub use limits::{LimitExceeded, Limits};
+#[cfg(feature = "replay")]
+pub use replay::scenario::Scenario;
+#[cfg(feature = "replay")]
 pub use replay::{World, replay};
-pub use runtime::{Call, Runtime, bundled_component};
-pub use scenario::Scenario;
+pub use runtime::{Call, CallError, Runtime, bundled_component};
+pub use wit::exports::jira_sync::plugin::{outbound, webhook};
+pub use wit::jira_sync::plugin::http::Error as HttpError;
+pub use wit::jira_sync::plugin::types::Installation;

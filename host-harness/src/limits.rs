@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// No installation's `memory_bytes` goes beyond this: it is the pooling allocator's slot size.
 pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
+/// What one call for an installation may consume; every field has a safe default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -41,6 +42,7 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The CPU budget as a duration.
     pub fn cpu(&self) -> Duration {
         Duration::from_millis(self.cpu_ms)
     }
@@ -49,26 +51,22 @@ impl Limits {
 /// The limit a call broke; the call ends, its effects are dropped, and the next call is fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
+    /// The instance tried to grow its memory past `memory_bytes`.
     #[error("limit: memory")]
     Memory,
+    /// Guest code ran longer than `cpu_ms`.
     #[error("limit: cpu")]
     Cpu,
+    /// The guest sent more than `http_calls` requests.
     #[error("limit: http-calls")]
     HttpCalls,
+    /// Request, response and log bytes passed `total_bytes`.
     #[error("limit: total-bytes")]
     TotalBytes,
+    /// The guest wrote more than `log_lines` log lines.
     #[error("limit: log")]
     Log,
+    /// The webhook answer was larger than `webhook_response_bytes`.
     #[error("limit: webhook-response")]
     WebhookResponse,
-}
-
-/// Why a call produced no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error("{0}")]
-    Limit(LimitExceeded),
-    /// The guest trapped (e.g. it panicked); the message is wasmtime's.
-    #[error("trap: {0}")]
-    Trap(String),
 }

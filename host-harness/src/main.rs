@@ -1,18 +1,17 @@
-//! `jira-sync-host`: run the jira-sync component from the command line.
+//! `jira-sync-host`: run the jira-sync component from the command line. A thin layer: each
+//! command parses its arguments and calls the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use jira_sync_host::real_http::{HttpLimits, RealHttp};
+use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp, SqliteStore};
 use jira_sync_host::replay::replay_in;
-use jira_sync_host::scripted::ScriptedHttp;
 use jira_sync_host::server::{Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
-use jira_sync_host::store::SqliteStore;
 use jira_sync_host::{Runtime, Scenario, World, bundled_component};
 use jira_sync_host::{bench, demo};
 
@@ -140,132 +139,163 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http_timeout_ms,
             max_response_bytes,
         } => {
-            let text = std::fs::read_to_string(&scenario)
-                .with_context(|| format!("read {}", scenario.display()))?;
-            let scenario = Scenario::from_json(&text)
-                .with_context(|| format!("{} is not a valid scenario", scenario.display()))?;
-            let runtime = Runtime::load(&component.unwrap_or_else(bundled_component))?;
-            let world = if real_http {
-                let limits = HttpLimits {
-                    timeout: Duration::from_millis(http_timeout_ms),
-                    max_response_bytes,
-                };
-                World::with_http(
-                    &scenario,
-                    Arc::new(RealHttp::new(limits)),
-                    Arc::new(ScriptedHttp::new(Vec::new())),
-                )
-            } else {
-                World::new(&scenario)
-            };
-            let trace = replay_in(&runtime, &scenario, &world);
-            println!("{}", serde_json::to_string_pretty(&trace)?);
+            let limits = real_http.then_some(HttpLimits {
+                timeout: Duration::from_millis(http_timeout_ms),
+                max_response_bytes,
+            });
+            replay(&scenario, &component_or_bundled(component), limits)
         }
         Command::Demo { json, component } => {
-            let runtime = Arc::new(Runtime::load(&component.unwrap_or_else(bundled_component))?);
+            let runtime = Arc::new(Runtime::load(&component_or_bundled(component))?);
             let report = demo::run(runtime)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", demo::render(&report));
             }
+            Ok(())
         }
         Command::Serve {
             config,
             listen,
             database,
-        } => {
-            let mut config = match config {
-                Some(path) => ServerConfig::load(&path)?,
-                None => ServerConfig::default(),
-            };
-            config.listen = listen.unwrap_or(config.listen);
-            config.database = database.unwrap_or(config.database);
-            let component = config.component.clone().unwrap_or_else(bundled_component);
-            let runtime = Arc::new(Runtime::load_cached(&component, &config.cache_dir)?);
-            let store = Arc::new(SqliteStore::open(&config.database)?);
-            let http = Arc::new(RealHttp::new(HttpLimits {
-                timeout: Duration::from_millis(config.http_timeout_ms),
-                max_response_bytes: config.max_response_bytes,
-            }));
-            let server = Server::start(&config, runtime, store, http, None)?;
-            eprintln!(
-                "jira-sync-host: serving on {} (state in {})",
-                server.url(),
-                config.database.display()
-            );
-            park_forever();
-        }
+        } => serve(config, listen, database),
         Command::Sim {
             listen,
             world,
             webhook_url,
-        } => {
-            let world = match world {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("read {}", path.display()))?;
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not a valid world", path.display()))?
-                }
-                None => SimWorld::demo(),
-            };
-            let sim = Simulator::start_on(&listen, world)?;
-            if let Some(url) = webhook_url {
-                sim.set_webhook_url(&url);
-            }
-            eprintln!("jira-sync-host: Jira simulator on {}", sim.base_url());
-            park_forever();
-        }
+        } => sim(&listen, world, webhook_url),
         Command::Group {
             server,
             action,
             group,
             user,
             token,
-        } => {
-            let body = match (action.as_str(), user) {
-                ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
-                ("assign", None) => anyhow::bail!("assign needs --user"),
-                ("resolve" | "unresolve" | "unassign", _) => String::new(),
-                (other, _) => anyhow::bail!("unknown action {other}"),
-            };
-            let agent = ureq::Agent::new_with_config(
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build(),
-            );
-            let mut request = agent.post(&format!("{server}/admin/groups/{group}/{action}"));
-            if let Some(token) = token {
-                request = request.header("Authorization", &format!("Bearer {token}"));
-            }
-            let mut response = request
-                .send(body.as_bytes())
-                .with_context(|| format!("reach {server}"))?;
-            let status = response.status();
-            println!("{}", response.body_mut().read_to_string()?);
-            if !status.is_success() {
-                anyhow::bail!("the server answered {status}");
-            }
-        }
+        } => admin_group(&server, &action, group, user, token),
         Command::Bench {
             iterations,
             component,
             json,
         } => {
-            let rows = bench::run(&component.unwrap_or_else(bundled_component), iterations)?;
+            let rows = bench::run(&component_or_bundled(component), iterations)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", bench::render(&rows));
             }
+            Ok(())
         }
         Command::Imports { component } => {
-            let runtime = Runtime::load(&component.unwrap_or_else(bundled_component))?;
+            let runtime = Runtime::load(&component_or_bundled(component))?;
             for import in runtime.imports() {
                 println!("{import}");
             }
+            Ok(())
         }
+    }
+}
+
+fn component_or_bundled(component: Option<PathBuf>) -> PathBuf {
+    component.unwrap_or_else(bundled_component)
+}
+
+/// `replay`: the scenario's trace, with Jira scripted or (given `real_http`) real.
+fn replay(scenario: &Path, component: &Path, real_http: Option<HttpLimits>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(scenario)
+        .with_context(|| format!("read {}", scenario.display()))?;
+    let parsed = Scenario::from_json(&text)
+        .with_context(|| format!("{} is not a valid scenario", scenario.display()))?;
+    let runtime = Runtime::load(component)?;
+    let world = match real_http {
+        Some(limits) => World::with_http(
+            &parsed,
+            Arc::new(RealHttp::new(limits)),
+            Arc::new(ScriptedHttp::new(Vec::new())),
+        ),
+        None => World::new(&parsed),
+    };
+    let trace = replay_in(&runtime, &parsed, &world);
+    println!("{}", serde_json::to_string_pretty(&trace)?);
+    Ok(())
+}
+
+/// `serve`: the webhook server and admin API until interrupted.
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    database: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = match config {
+        Some(path) => ServerConfig::load(&path)?,
+        None => ServerConfig::default(),
+    };
+    config.listen = listen.unwrap_or(config.listen);
+    config.database = database.unwrap_or(config.database);
+    let component = component_or_bundled(config.component.clone());
+    let runtime = Arc::new(Runtime::load_cached(&component, &config.cache_dir)?);
+    let store = Arc::new(SqliteStore::open(&config.database)?);
+    let http = Arc::new(RealHttp::new(HttpLimits {
+        timeout: Duration::from_millis(config.http_timeout_ms),
+        max_response_bytes: config.max_response_bytes,
+    }));
+    let server = Server::start(&config, runtime, store, http, None)?;
+    eprintln!(
+        "jira-sync-host: serving on {} (state in {})",
+        server.url(),
+        config.database.display()
+    );
+    park_forever();
+}
+
+/// `sim`: the Jira simulator until interrupted.
+fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> anyhow::Result<()> {
+    let world = match world {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid world", path.display()))?
+        }
+        None => SimWorld::demo(),
+    };
+    let sim = Simulator::start_on(listen, world)?;
+    if let Some(url) = webhook_url {
+        sim.set_webhook_url(&url);
+    }
+    eprintln!("jira-sync-host: Jira simulator on {}", sim.base_url());
+    park_forever();
+}
+
+/// `group`: one admin action on a running server; fails unless the server answers 2xx.
+fn admin_group(
+    server: &str,
+    action: &str,
+    group: u64,
+    user: Option<u64>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let body = match (action, user) {
+        ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
+        ("assign", None) => anyhow::bail!("assign needs --user"),
+        ("resolve" | "unresolve" | "unassign", _) => String::new(),
+        (other, _) => anyhow::bail!("unknown action {other}"),
+    };
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut request = agent.post(&format!("{server}/admin/groups/{group}/{action}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request
+        .send(body.as_bytes())
+        .with_context(|| format!("reach {server}"))?;
+    let status = response.status();
+    println!("{}", response.body_mut().read_to_string()?);
+    if !status.is_success() {
+        anyhow::bail!("the server answered {status}");
     }
     Ok(())
 }

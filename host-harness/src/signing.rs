@@ -7,7 +7,7 @@ use jira_sync_plugin::qsh;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use crate::scenario::SignOverrides;
+use serde::Deserialize;
 
 /// Lifetime Jira gives its webhook tokens.
 pub const JIRA_TOKEN_LIFETIME: i64 = 180;
@@ -55,4 +55,29 @@ pub fn authorization(
         "{} {signing_input}.{signature}",
         o.scheme.as_deref().unwrap_or("JWT")
     )
+}
+
+/// What to forge in a token; the default signs exactly like Jira.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOverrides {
+    /// Secret instead of the installation's.
+    pub secret: Option<String>,
+    /// `iss` instead of the client key.
+    pub iss: Option<String>,
+    /// Header `alg`: "none" leaves the signature empty; any other value is HMAC-signed as usual.
+    pub alg: Option<String>,
+    /// `exp` relative to now (default 180).
+    pub exp_in: Option<i64>,
+    /// Sign the qsh of another method.
+    pub qsh_method: Option<String>,
+    /// Sign the qsh of another path.
+    pub qsh_path: Option<String>,
+    /// Sign the qsh of another query.
+    pub qsh_query: Option<String>,
+    /// Leave these claims out.
+    #[serde(default)]
+    pub omit: Vec<String>,
+    /// Authorization scheme (default "JWT"), e.g. "Bearer".
+    pub scheme: Option<String>,
 }

@@ -56,6 +56,58 @@ fn error(status: u16, messages: &[&str], errors: Value) -> Answer {
     json_answer(status, json!({"errorMessages": messages, "errors": errors}))
 }
 
+/// The Jira REST endpoints the simulator serves.
+enum Endpoint {
+    /// `GET /rest/api/2/status`
+    Statuses,
+    /// `GET /rest/api/2/issue/{key}`
+    Issue(String),
+    /// `GET /rest/api/2/issue/{key}/transitions`
+    Transitions(String),
+    /// `POST /rest/api/2/issue/{key}/transitions`
+    Transition(String),
+    /// `PUT /rest/api/2/issue/{key}/assignee`
+    Assign(String),
+    /// `GET /rest/api/3/user/email`
+    Email,
+    /// `GET /rest/api/2/user/assignable/search`
+    AssignableSearch,
+}
+
+impl Endpoint {
+    /// The endpoint of `method` on `path` (percent-decoded segment by segment), if any.
+    fn parse(method: &str, path: &str) -> Option<Self> {
+        let segments: Vec<String> = path
+            .trim_end_matches('/')
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let key = |k: &str| k.to_owned();
+        Some(match (method, &segments[..]) {
+            ("GET", ["", "rest", "api", "2", "status"]) => Endpoint::Statuses,
+            ("GET", ["", "rest", "api", "2", "issue", k]) => Endpoint::Issue(key(k)),
+            ("GET", ["", "rest", "api", "2", "issue", k, "transitions"]) => {
+                Endpoint::Transitions(key(k))
+            }
+            ("POST", ["", "rest", "api", "2", "issue", k, "transitions"]) => {
+                Endpoint::Transition(key(k))
+            }
+            ("PUT", ["", "rest", "api", "2", "issue", k, "assignee"]) => Endpoint::Assign(key(k)),
+            ("GET", ["", "rest", "api", "3", "user", "email"]) => Endpoint::Email,
+            ("GET", ["", "rest", "api", "2", "user", "assignable", "search"]) => {
+                Endpoint::AssignableSearch
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Answers one request of the app: its JWT first, then any injected fault, then the endpoint.
 pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer {
     if let Err(why) = verify(state, call) {
         let mut answer = error(401, &["Authentication failed"], json!({}));
@@ -74,75 +126,66 @@ pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer 
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let segments: Vec<String> = call
-        .path
-        .trim_end_matches('/')
-        .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (call.method, &segments[..]) {
-        ("GET", ["", "rest", "api", "2", "status"]) => json_answer(200, statuses(state)),
-        ("GET", ["", "rest", "api", "2", "issue", key]) => match issue(state, key) {
+    match Endpoint::parse(call.method, call.path) {
+        Some(Endpoint::Statuses) => json_answer(200, statuses(state)),
+        Some(Endpoint::Issue(key)) => match issue(state, &key) {
             Some(issue) => json_answer(200, issue_json(state, issue)),
             None => issue_missing(),
         },
-        ("GET", ["", "rest", "api", "2", "issue", key, "transitions"]) => match issue(state, key) {
+        Some(Endpoint::Transitions(key)) => match issue(state, &key) {
             Some(issue) => json_answer(200, transitions_json(state, issue)),
             None => issue_missing(),
         },
-        ("POST", ["", "rest", "api", "2", "issue", key, "transitions"]) => {
-            transition(state, key, call, ids)
-        }
-        ("PUT", ["", "rest", "api", "2", "issue", key, "assignee"]) => {
-            let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
-                return error(400, &["The request body is not JSON."], json!({}));
-            };
-            let account = match body.get("accountId") {
-                Some(Value::String(id)) => Some(id.as_str()),
-                Some(Value::Null) | None => None,
-                Some(_) => return error(400, &[], json!({"accountId": "Not a string."})),
-            };
-            match set_assignee(state, key, account, ids) {
-                Ok(webhook) => no_content(webhook.into_iter().collect()),
-                Err(answer) => answer,
-            }
-        }
-        ("GET", ["", "rest", "api", "3", "user", "email"]) => {
-            match param("accountId").and_then(|id| user(state, id)) {
-                Some(user) => json_answer(
-                    200,
-                    json!({"accountId": user.account_id, "email": user.email}),
-                ),
-                None => error(404, &["The user does not exist."], json!({})),
-            }
-        }
-        ("GET", ["", "rest", "api", "2", "user", "assignable", "search"]) => {
-            let Some(key) = param("issueKey") else {
-                return error(400, &["issueKey is required."], json!({}));
-            };
-            if issue(state, key).is_none() {
-                return issue_missing();
-            }
-            let query = param("query").unwrap_or_default().to_lowercase();
-            let users: Vec<Value> = state
-                .world
-                .users
-                .iter()
-                .filter(|u| {
-                    u.email.to_lowercase().contains(&query)
-                        || u.display_name.to_lowercase().contains(&query)
-                })
-                .map(user_json)
-                .collect();
-            json_answer(200, Value::Array(users))
-        }
-        _ => error(404, &["No such endpoint in the simulator."], json!({})),
+        Some(Endpoint::Transition(key)) => transition(state, &key, call, ids),
+        Some(Endpoint::Assign(key)) => assign(state, &key, call.body, ids),
+        Some(Endpoint::Email) => match param("accountId").and_then(|id| user(state, id)) {
+            Some(user) => json_answer(
+                200,
+                json!({"accountId": user.account_id, "email": user.email}),
+            ),
+            None => error(404, &["The user does not exist."], json!({})),
+        },
+        Some(Endpoint::AssignableSearch) => match param("issueKey") {
+            Some(key) => assignable_search(state, key, param("query").unwrap_or_default()),
+            None => error(400, &["issueKey is required."], json!({})),
+        },
+        None => error(404, &["No such endpoint in the simulator."], json!({})),
     }
+}
+
+/// `PUT .../assignee` `{"accountId": "..." | null}`.
+fn assign(state: &mut SimState, key: &str, body: &[u8], ids: &AtomicU64) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return error(400, &["The request body is not JSON."], json!({}));
+    };
+    let account = match body.get("accountId") {
+        Some(Value::String(id)) => Some(id.as_str()),
+        Some(Value::Null) | None => None,
+        Some(_) => return error(400, &[], json!({"accountId": "Not a string."})),
+    };
+    match set_assignee(state, key, account, ids) {
+        Ok(webhook) => no_content(webhook.into_iter().collect()),
+        Err(answer) => answer,
+    }
+}
+
+/// The users who may be assigned `key`, matching `query` in their email or display name.
+fn assignable_search(state: &SimState, key: &str, query: &str) -> Answer {
+    if issue(state, key).is_none() {
+        return issue_missing();
+    }
+    let query = query.to_lowercase();
+    let users: Vec<Value> = state
+        .world
+        .users
+        .iter()
+        .filter(|u| {
+            u.email.to_lowercase().contains(&query)
+                || u.display_name.to_lowercase().contains(&query)
+        })
+        .map(user_json)
+        .collect();
+    json_answer(200, Value::Array(users))
 }
 
 /// The simulator's own control endpoints (no JWT): what people do in Jira's UI, and faults.

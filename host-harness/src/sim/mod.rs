@@ -1,4 +1,4 @@
-//! A Jira Cloud simulator on loopback: the REST endpoints of SPEC 2, 3 and 1.4 with Jira's JSON
+//! A Jira Cloud simulator on loopback: the REST endpoints of docs/behaviour.md#2, #3 and #1.4 with Jira's JSON
 //! shapes and status codes, Connect JWT verification of every request, fault injection, and
 //! signed `issue_updated` webhooks when an issue changes.
 
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::incoming;
-use crate::scenario::SignOverrides;
+use crate::http_io;
 use crate::signing;
+use crate::signing::SignOverrides;
 pub use world::SimWorld;
 
 /// A fault the simulator answers with instead of serving a matching request.
@@ -29,9 +29,12 @@ pub struct Fault {
     pub method: String,
     /// Matches requests whose path contains this.
     pub path_contains: String,
+    /// The status answered.
     pub status: u16,
+    /// Headers answered (e.g. `Retry-After`).
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+    /// Body answered.
     #[serde(default)]
     pub body: String,
     /// Wait this long before answering.
@@ -49,35 +52,49 @@ fn one() -> u32 {
 /// One request the simulator served.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimExchange {
+    /// Milliseconds since the simulator started.
     pub at_ms: u64,
+    /// The request's method.
     pub method: String,
+    /// The request's path.
     pub path: String,
+    /// The request's raw query.
     pub query: String,
+    /// The status answered.
     pub status: u16,
     /// Why the request's token was refused, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The injected fault's status, when a fault answered.
     pub fault: Option<u16>,
 }
 
 /// One webhook the simulator sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimDelivery {
+    /// Milliseconds since the simulator started.
     pub at_ms: u64,
+    /// `X-Atlassian-Webhook-Identifier`.
     pub id: String,
+    /// 0 for the first attempt, then 1, 2 for retries.
     pub attempt: u32,
+    /// The issue it is about.
     pub issue_key: String,
+    /// The changelog's fields.
     pub fields: Vec<String>,
     /// The app's answer, or `None` when it could not be reached.
     pub status: Option<u16>,
+    /// How long the app took to answer.
     pub elapsed_ms: u64,
 }
 
 /// A webhook waiting to be sent.
 #[derive(Debug, Clone)]
 pub struct Webhook {
+    /// Its delivery id.
     pub id: String,
+    /// The JSON body.
     pub body: Value,
     /// A token to send instead of a valid one (tests forge and tamper with it).
     pub authorization: Option<String>,
@@ -111,6 +128,7 @@ impl Shared {
     }
 }
 
+/// A running simulator; stops and joins its threads on drop.
 pub struct Simulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -183,6 +201,7 @@ impl Simulator {
         self.shared.lock().webhook_url = Some(url.to_owned());
     }
 
+    /// Answers the next matching requests with `fault`.
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
     }
@@ -233,6 +252,7 @@ impl Simulator {
         *pending == 0
     }
 
+    /// The issue as the simulator holds it now.
     pub fn issue(&self, key: &str) -> Option<world::SimIssue> {
         self.shared
             .lock()
@@ -249,10 +269,12 @@ impl Simulator {
         jira_api::issue_updated_body(&state, key, items)
     }
 
+    /// Every request of the app, in order.
     pub fn exchanges(&self) -> Vec<SimExchange> {
         self.shared.lock().exchanges.clone()
     }
 
+    /// Every webhook delivery attempt, in order.
     pub fn deliveries(&self) -> Vec<SimDelivery> {
         self.shared.lock().deliveries.clone()
     }
@@ -275,7 +297,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
         let Ok(mut request) = server.recv() else {
             return;
         };
-        let incoming = incoming::read(&mut request, 1024 * 1024);
+        let incoming = http_io::read(&mut request, 1024 * 1024);
         let call = jira_api::Call {
             method: &incoming.method,
             path: &incoming.path,
@@ -319,7 +341,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
             *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
             let _ = outbox.send(webhook);
         }
-        incoming::reply(request, status, response_headers, response_body);
+        http_io::reply(request, status, response_headers, response_body);
     }
 }
 

@@ -2,37 +2,54 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A Jira status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimStatus {
+    /// Status id, e.g. "10101".
     pub id: String,
+    /// Display name, e.g. "Done".
     pub name: String,
     /// `new`, `indeterminate` or `done`.
     pub category: String,
 }
 
+/// A workflow transition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimTransition {
+    /// Transition id, e.g. "31".
     pub id: String,
+    /// Display name.
     pub name: String,
     /// Statuses it is open from; empty means from every status (a global transition).
     #[serde(default)]
     pub from: Vec<String>,
+    /// The status it leads to.
     pub to: String,
 }
 
+/// A Jira project and its workflow.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimProject {
+    /// Project id, e.g. "10000".
     pub id: String,
+    /// Project key, e.g. "APP".
     pub key: String,
+    /// Its transitions.
     pub workflow: Vec<SimTransition>,
 }
 
+/// A Jira issue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimIssue {
+    /// Issue id.
     pub id: String,
+    /// Issue key, e.g. "APP-123".
     pub key: String,
+    /// Its project's id.
     pub project_id: String,
+    /// Its status id.
     pub status: String,
+    /// The assignee's account id.
     #[serde(default)]
     pub assignee: Option<String>,
     /// `issue.fields.updated`, Unix milliseconds; set by the simulator on every change.
@@ -40,10 +57,14 @@ pub struct SimIssue {
     pub updated_ms: i64,
 }
 
+/// A Jira user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimUser {
+    /// Atlassian account id.
     pub account_id: String,
+    /// Display name.
     pub display_name: String,
+    /// Email address.
     pub email: String,
     /// The user hides their email: only the email API reveals it.
     #[serde(default)]
@@ -53,18 +74,26 @@ pub struct SimUser {
 /// The Connect installation as the Jira side knows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimInstallation {
+    /// The site's `clientKey`.
     pub client_key: String,
+    /// The shared secret both sides sign with.
     pub shared_secret: String,
     /// The app key: the `iss` the simulator expects on the app's requests.
     pub app_key: String,
 }
 
+/// Everything the simulated site holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimWorld {
+    /// The app's installation on this site.
     pub installation: SimInstallation,
+    /// Every status.
     pub statuses: Vec<SimStatus>,
+    /// Every project.
     pub projects: Vec<SimProject>,
+    /// Every issue.
     pub issues: Vec<SimIssue>,
+    /// Every user.
     pub users: Vec<SimUser>,
 }
 

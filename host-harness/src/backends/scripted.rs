@@ -1,0 +1,161 @@
+//! An [`HttpBackend`] that answers from a scenario's script and remembers what nothing answered.
+
+use std::sync::Mutex;
+
+use url::Url;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{HttpBackend, OutboundRequest, OutboundResponse};
+use crate::wit::jira_sync::plugin::http::Error as HttpError;
+
+/// Cap on a scripted response, like a real backend's.
+pub const MAX_SCRIPTED_BODY: u64 = 4 * 1024 * 1024;
+
+/// A scripted Jira answer, matched by method, path and query (in any order).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStub {
+    /// The method to match (default `GET`).
+    #[serde(default = "get")]
+    pub method: String,
+    /// The path to match, exactly.
+    pub path: String,
+    /// The query parameters to match, in any order.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The answer's status (default 200).
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// The answer's headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON, or a string sent as it is.
+    #[serde(default)]
+    pub body: Value,
+    /// Answer every match instead of the first one only.
+    #[serde(default)]
+    pub repeat: bool,
+    /// Answer with this transport error instead: "timeout", "connection", "too-large".
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+fn get() -> String {
+    "GET".to_owned()
+}
+
+fn ok() -> u16 {
+    200
+}
+
+/// Answers each request with the first unused stub that matches it.
+pub struct ScriptedHttp {
+    stubs: Vec<HttpStub>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    used: Vec<bool>,
+    unmatched: Vec<String>,
+}
+
+impl ScriptedHttp {
+    /// A backend answering from `stubs`.
+    pub fn new(stubs: Vec<HttpStub>) -> Self {
+        let used = vec![false; stubs.len()];
+        ScriptedHttp {
+            stubs,
+            state: Mutex::new(State {
+                used,
+                unmatched: Vec::new(),
+            }),
+        }
+    }
+
+    /// `METHOD URL` of every request no stub answered, in order.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|s| s.unmatched.clone())
+            .unwrap_or_default()
+    }
+
+    fn matches(stub: &HttpStub, method: &str, url: &Url) -> bool {
+        if !stub.method.eq_ignore_ascii_case(method) || stub.path != url.path() {
+            return false;
+        }
+        let mut wanted: Vec<(String, String)> = stub
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut got: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        wanted.sort();
+        got.sort();
+        wanted == got
+    }
+}
+
+impl HttpBackend for ScriptedHttp {
+    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, HttpError> {
+        let url = Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("{}: {e}", request.url)))?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| HttpError::Connection("scripted backend poisoned".into()))?;
+        let found = (0..self.stubs.len())
+            .find(|&i| !state.used[i] && Self::matches(&self.stubs[i], request.method, &url))
+            .or_else(|| {
+                (0..self.stubs.len()).find(|&i| {
+                    self.stubs[i].repeat && Self::matches(&self.stubs[i], request.method, &url)
+                })
+            });
+        let Some(i) = found else {
+            state
+                .unmatched
+                .push(format!("{} {}", request.method, request.url));
+            return Err(HttpError::Connection(format!(
+                "no scripted answer for {} {}",
+                request.method,
+                url.path()
+            )));
+        };
+        state.used[i] = true;
+        let stub = &self.stubs[i];
+        let body = match &stub.body {
+            Value::Null => Vec::new(),
+            Value::String(text) => text.clone().into_bytes(),
+            json => json.to_string().into_bytes(),
+        };
+        match stub.error.as_deref() {
+            Some("timeout") => return Err(HttpError::Timeout),
+            Some("connection") => return Err(HttpError::Connection("connection refused".into())),
+            Some("too-large") => return Err(HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY)),
+            Some(other) => {
+                return Err(HttpError::Connection(format!("scripted error `{other}`")));
+            }
+            None => {}
+        }
+        if body.len() as u64 > MAX_SCRIPTED_BODY {
+            return Err(HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY));
+        }
+        Ok(OutboundResponse {
+            status: stub.status,
+            headers: stub
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body,
+        })
+    }
+}

@@ -1,0 +1,274 @@
+//! `jira-sync-host bench`: the component against the same core called natively, measured in one
+//! run on this machine (medians of batches, so that a noisy neighbour spoils one batch, not all).
+//!
+//! - `fixture.rs`: the platform, Jira's answers and the webhooks measured;
+//! - `native.rs`: the core called natively over the same backends, the baseline.
+
+mod fixture;
+mod native;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::runtime::{Allocation, Runtime};
+use crate::wit::exports::jira_sync::plugin::webhook;
+
+pub use fixture::Fixture;
+
+/// Median time per iteration over `batches` batches of `per_batch` runs of `f`.
+pub fn median(batches: usize, per_batch: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..per_batch.min(200) {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..batches)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            start.elapsed() / per_batch as u32
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// One line of the benchmark's table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// What was measured.
+    pub what: String,
+    /// The measurement.
+    pub value: String,
+    /// The target, if there is one.
+    pub target: String,
+    /// Whether the target was met.
+    pub met: Option<bool>,
+}
+
+fn row(what: impl Into<String>, value: String, target: &str, met: Option<bool>) -> Row {
+    Row {
+        what: what.into(),
+        value,
+        target: target.to_owned(),
+        met,
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Measures everything BENCHMARKS.md reports, with `iterations` runs per batch.
+pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![size_row(component)?];
+    let runtime = Runtime::load(component)?;
+    rows.extend(startup_rows(component)?);
+    let fixture = Fixture::new();
+    let on_demand = Runtime::load_with(component, Allocation::OnDemand)?;
+    let runtimes = [("on-demand", &on_demand), ("pooling", &runtime)];
+    rows.extend(instantiate_rows(&fixture, &runtimes, iterations));
+    rows.extend(webhook_rows(&fixture, &runtimes, iterations));
+    rows.extend(breakdown_rows(&fixture, &runtime, iterations));
+    rows.extend(throughput_rows(
+        Arc::new(fixture),
+        Arc::new(runtime),
+        iterations,
+    ));
+    Ok(rows)
+}
+
+/// Batches per median: odd, so that the median is one of them.
+const BATCHES: usize = 9;
+
+fn size_row(component: &Path) -> anyhow::Result<Row> {
+    let size = std::fs::metadata(component)?.len();
+    Ok(row(
+        "component size",
+        format!("{:.1} KB", size as f64 / 1000.0),
+        "≤ 300 KB",
+        Some(size <= 300_000),
+    ))
+}
+
+/// Compiling the component against loading its precompiled artefact.
+fn startup_rows(component: &Path) -> anyhow::Result<Vec<Row>> {
+    let started = Instant::now();
+    drop(Runtime::load(component)?);
+    let compile = started.elapsed();
+    let cache = std::env::temp_dir().join(format!("jira-sync-bench-{}", std::process::id()));
+    drop(Runtime::load_cached(component, &cache)?);
+    let load = median(5, 1, || {
+        drop(Runtime::load_cached(component, &cache).expect("load the artefact"));
+    });
+    std::fs::remove_dir_all(&cache)?;
+    Ok(vec![
+        row(
+            "start: compile the component",
+            format!("{:.1} ms", compile.as_secs_f64() * 1e3),
+            "",
+            None,
+        ),
+        row(
+            "start: load the precompiled artefact",
+            format!(
+                "{:.2} ms ({:.0}× faster)",
+                load.as_secs_f64() * 1e3,
+                compile.as_secs_f64() / load.as_secs_f64()
+            ),
+            "≤ 10 ms",
+            Some(load <= Duration::from_millis(10)),
+        ),
+    ])
+}
+
+/// The fixed cost of a sandboxed call, per allocator.
+fn instantiate_rows(
+    fixture: &Fixture,
+    runtimes: &[(&str, &Runtime)],
+    iterations: usize,
+) -> Vec<Row> {
+    runtimes
+        .iter()
+        .map(|(allocator, runtime)| {
+            let instantiate = median(BATCHES, iterations, || {
+                runtime
+                    .instantiate_and_drop(&fixture.backends)
+                    .expect("instantiate");
+            });
+            row(
+                format!("instantiate + drop ({allocator})"),
+                format!("{:.1} µs", micros(instantiate)),
+                "≤ 10 µs",
+                Some(instantiate <= Duration::from_micros(10)),
+            )
+        })
+        .collect()
+}
+
+/// Each fixture webhook through the component against the same core called natively.
+fn webhook_rows(fixture: &Fixture, runtimes: &[(&str, &Runtime)], iterations: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (name, request) in &fixture.webhooks {
+        assert_eq!(
+            fixture.wasm(runtimes[0].1, request),
+            200,
+            "{name} through wasm"
+        );
+        assert_eq!(fixture.native(request), 200, "{name} natively");
+        let native = median(BATCHES, iterations, || {
+            fixture.native(request);
+        });
+        for (allocator, runtime) in runtimes {
+            let wasm = median(BATCHES, iterations, || {
+                fixture.wasm(runtime, request);
+            });
+            let ratio = wasm.as_secs_f64() / native.as_secs_f64();
+            rows.push(row(
+                format!("webhook: {name} ({allocator})"),
+                format!(
+                    "{:.1} µs wasm / {:.1} µs native = {ratio:.2}×",
+                    micros(wasm),
+                    micros(native)
+                ),
+                "≤ 2×",
+                Some(ratio <= 2.0),
+            ));
+        }
+    }
+    rows
+}
+
+/// Where a webhook's cost goes: the same sandbox with less guest work.
+fn breakdown_rows(fixture: &Fixture, runtime: &Runtime, iterations: usize) -> Vec<Row> {
+    let (_, signed) = &fixture.webhooks[0];
+    let unsigned = webhook::Request {
+        headers: Vec::new(),
+        ..signed.clone()
+    };
+    let no_changelog = webhook::Request {
+        body: b"{}".to_vec(),
+        ..signed.clone()
+    };
+    let mut rows = Vec::new();
+    for (name, request, status) in [
+        ("no token, answered 409", &unsigned, 409),
+        ("token verified, no changelog", &no_changelog, 200),
+    ] {
+        assert_eq!(
+            fixture.wasm(runtime, request),
+            status,
+            "{name} through wasm"
+        );
+        assert_eq!(fixture.native(request), status, "{name} natively");
+        let wasm = median(BATCHES, iterations, || {
+            fixture.wasm(runtime, request);
+        });
+        let native = median(BATCHES, iterations, || {
+            fixture.native(request);
+        });
+        rows.push(row(
+            format!("breakdown: {name} (pooling)"),
+            format!(
+                "{:.1} µs wasm / {:.1} µs native = {:.2}×",
+                micros(wasm),
+                micros(native),
+                wasm.as_secs_f64() / native.as_secs_f64()
+            ),
+            "",
+            None,
+        ));
+    }
+    rows
+}
+
+/// Webhooks per second on one and two threads sharing one runtime.
+fn throughput_rows(fixture: Arc<Fixture>, runtime: Arc<Runtime>, iterations: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for threads in [1, 2] {
+        let per_thread = iterations * 3;
+        let started = Instant::now();
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (runtime, fixture) = (runtime.clone(), fixture.clone());
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        let (_, request) = &fixture.webhooks[i % fixture.webhooks.len()];
+                        fixture.wasm(&runtime, request);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("a bench thread");
+        }
+        let rate = (threads * per_thread) as f64 / started.elapsed().as_secs_f64();
+        rows.push(row(
+            format!("throughput, {threads} thread(s), pooling"),
+            format!("{rate:.0} webhooks/s"),
+            if threads == 2 { "≥ 20,000/s" } else { "" },
+            (threads == 2).then_some(rate >= 20_000.0),
+        ));
+    }
+    rows
+}
+
+/// The rows as a Markdown table.
+pub fn render(rows: &[Row]) -> String {
+    let mut out = String::from("| measure | result | target | met |\n|---|---|---|---|\n");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {met} |\n",
+            r.what, r.value, r.target
+        ));
+    }
+    out
+}

@@ -1,0 +1,269 @@
+//! The one conversion layer between the WIT's generated types and the host's and the plugin's own
+//! types. Each conversion is written once, as a `From` impl, grouped by direction:
+//!
+//! - the host's configuration → WIT (what the installations import hands the guest);
+//! - WIT → the plugin's native core (what the benchmark's native baseline runs on);
+//! - WIT → trace text and JSON (what traces, the server and the CLI print).
+
+use jira_sync_plugin::model;
+use serde_json::{Value, json};
+
+use crate::installation::{InstallationSpec, Strategy};
+use crate::wit::exports::jira_sync::plugin::outbound::{AssigneeOutcome, Failure, StatusOutcome};
+use crate::wit::exports::jira_sync::plugin::webhook;
+use crate::wit::jira_sync::plugin::http::{Error as HttpError, Method};
+use crate::wit::jira_sync::plugin::log::Level;
+use crate::wit::jira_sync::plugin::types::{
+    Installation, ProjectStatusMapping, ResolutionStrategy, RetryPolicy, SyncConfig,
+};
+
+// ---- The host's configuration → WIT ----
+
+impl From<&InstallationSpec> for Installation {
+    fn from(spec: &InstallationSpec) -> Self {
+        Installation {
+            client_key: spec.client_key.clone(),
+            shared_secret: spec.shared_secret.clone(),
+            base_url: spec.base_url.clone(),
+            app_key: spec.app_key.clone(),
+            config: SyncConfig {
+                use_email_scope: spec.use_email_scope,
+                sync_status_forward: spec
+                    .sync_status_forward
+                    .iter()
+                    .map(|(project, pair)| ProjectStatusMapping {
+                        project_id: project.clone(),
+                        resolved_status: pair.resolved.clone(),
+                        unresolved_status: pair.unresolved.clone(),
+                    })
+                    .collect(),
+                sync_status_reverse: spec.sync_status_reverse,
+                sync_forward_assignment: spec.sync_forward_assignment,
+                sync_reverse_assignment: spec.sync_reverse_assignment,
+                resolution_strategy: spec.resolution_strategy.into(),
+                max_transition_hops: spec.max_transition_hops,
+                retry: RetryPolicy {
+                    max_retries: spec.retry.max_retries,
+                    max_total_wait_seconds: spec.retry.max_total_wait,
+                },
+                clock_skew_seconds: spec.clock_skew_seconds,
+            },
+        }
+    }
+}
+
+impl From<Strategy> for ResolutionStrategy {
+    fn from(strategy: Strategy) -> Self {
+        match strategy {
+            Strategy::Resolve => ResolutionStrategy::Resolve,
+            Strategy::ResolveCurrentRelease => ResolutionStrategy::ResolveCurrentRelease,
+            Strategy::ResolveNextRelease => ResolutionStrategy::ResolveNextRelease,
+        }
+    }
+}
+
+// ---- WIT → the plugin's native core ----
+
+impl From<Installation> for model::Installation {
+    fn from(i: Installation) -> Self {
+        model::Installation {
+            client_key: i.client_key,
+            shared_secret: i.shared_secret,
+            base_url: i.base_url,
+            app_key: i.app_key,
+            config: i.config.into(),
+        }
+    }
+}
+
+impl From<SyncConfig> for model::SyncConfig {
+    fn from(c: SyncConfig) -> Self {
+        model::SyncConfig {
+            use_email_scope: c.use_email_scope,
+            sync_status_forward: c
+                .sync_status_forward
+                .into_iter()
+                .map(|m| model::StatusMapping {
+                    project_id: m.project_id,
+                    resolved_status: m.resolved_status,
+                    unresolved_status: m.unresolved_status,
+                })
+                .collect(),
+            sync_status_reverse: c.sync_status_reverse,
+            sync_forward_assignment: c.sync_forward_assignment,
+            sync_reverse_assignment: c.sync_reverse_assignment,
+            resolution_strategy: c.resolution_strategy.into(),
+            max_transition_hops: c.max_transition_hops,
+            retry: model::RetryPolicy {
+                max_retries: c.retry.max_retries,
+                max_total_wait: c.retry.max_total_wait_seconds,
+            },
+            clock_skew_seconds: c.clock_skew_seconds,
+        }
+    }
+}
+
+impl From<ResolutionStrategy> for model::ResolutionStrategy {
+    fn from(s: ResolutionStrategy) -> Self {
+        match s {
+            ResolutionStrategy::Resolve => model::ResolutionStrategy::Resolve,
+            ResolutionStrategy::ResolveCurrentRelease => {
+                model::ResolutionStrategy::ResolveCurrentRelease
+            }
+            ResolutionStrategy::ResolveNextRelease => model::ResolutionStrategy::ResolveNextRelease,
+        }
+    }
+}
+
+impl From<HttpError> for model::HttpError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Denied(why) => model::HttpError::Denied(why),
+            HttpError::Timeout => model::HttpError::Timeout,
+            HttpError::Connection(why) => model::HttpError::Connection(why),
+            HttpError::ResponseTooLarge(n) => model::HttpError::ResponseTooLarge(n),
+            HttpError::InvalidRequest(why) => model::HttpError::InvalidRequest(why),
+        }
+    }
+}
+
+impl From<&webhook::Request> for model::WebhookRequest {
+    fn from(r: &webhook::Request) -> Self {
+        model::WebhookRequest {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            query: r.query.clone(),
+            headers: r.headers.clone(),
+            body: r.body.clone(),
+        }
+    }
+}
+
+// ---- WIT → trace text and JSON ----
+
+impl From<Method> for &'static str {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl From<ResolutionStrategy> for &'static str {
+    fn from(strategy: ResolutionStrategy) -> Self {
+        match strategy {
+            ResolutionStrategy::Resolve => "resolve",
+            ResolutionStrategy::ResolveCurrentRelease => "resolve-current-release",
+            ResolutionStrategy::ResolveNextRelease => "resolve-next-release",
+        }
+    }
+}
+
+impl From<Level> for &'static str {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl From<&HttpError> for String {
+    fn from(e: &HttpError) -> Self {
+        match e {
+            HttpError::Denied(why) => format!("denied: {why}"),
+            HttpError::Timeout => "timeout".to_owned(),
+            HttpError::Connection(why) => format!("connection: {why}"),
+            HttpError::ResponseTooLarge(limit) => format!("response-too-large: {limit}"),
+            HttpError::InvalidRequest(why) => format!("invalid-request: {why}"),
+        }
+    }
+}
+
+impl From<&Failure> for Value {
+    fn from(f: &Failure) -> Self {
+        match f {
+            Failure::UnknownInstallation => json!({"type": "unknown-installation"}),
+            Failure::Http(e) => json!({"type": "http", "error": String::from(e)}),
+            Failure::ServerError(status) => json!({"type": "server-error", "status": status}),
+            Failure::UnexpectedStatus(status) => {
+                json!({"type": "unexpected-status", "status": status})
+            }
+            Failure::BadResponse(endpoint) => json!({"type": "bad-response", "endpoint": endpoint}),
+        }
+    }
+}
+
+impl From<&StatusOutcome> for Value {
+    fn from(o: &StatusOutcome) -> Self {
+        match o {
+            StatusOutcome::Transitioned(ids) => json!({"type": "transitioned", "transitions": ids}),
+            StatusOutcome::Unchanged => json!({"type": "unchanged"}),
+            StatusOutcome::NotMapped => json!({"type": "not-mapped"}),
+            StatusOutcome::Unreachable(u) => json!({
+                "type": "unreachable",
+                "target": u.target,
+                "transitions": u.transitions,
+                "statuses_seen": u.statuses_seen,
+            }),
+            StatusOutcome::IssueNotFound => json!({"type": "issue-not-found"}),
+            StatusOutcome::Unauthorized => json!({"type": "unauthorized"}),
+            StatusOutcome::Rejected(message) => json!({"type": "rejected", "message": message}),
+            StatusOutcome::RateLimited(after) => {
+                json!({"type": "rate-limited", "retry_after": after})
+            }
+            StatusOutcome::Failed(f) => json!({"type": "failed", "failure": Value::from(f)}),
+        }
+    }
+}
+
+impl From<&AssigneeOutcome> for Value {
+    fn from(o: &AssigneeOutcome) -> Self {
+        match o {
+            AssigneeOutcome::Assigned(account) => {
+                json!({"type": "assigned", "account_id": account})
+            }
+            AssigneeOutcome::Unassigned => json!({"type": "unassigned"}),
+            AssigneeOutcome::NoMatchingUser => json!({"type": "no-matching-user"}),
+            AssigneeOutcome::NoVerifiedEmail => json!({"type": "no-verified-email"}),
+            AssigneeOutcome::SkippedLoop => json!({"type": "skipped-loop"}),
+            AssigneeOutcome::Disabled => json!({"type": "disabled"}),
+            AssigneeOutcome::Unauthorized(message) => {
+                json!({"type": "unauthorized", "message": message})
+            }
+            AssigneeOutcome::Failed((message, f)) => {
+                json!({"type": "failed", "message": message, "failure": Value::from(f)})
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installation_keeps_every_setting_on_its_way_to_the_guest() {
+        let mut spec = InstallationSpec::new("jira:1", "s", "https://a.example", "app");
+        spec.resolution_strategy = Strategy::ResolveNextRelease;
+        spec.clock_skew_seconds = 7;
+        let native = model::Installation::from(Installation::from(&spec));
+        assert_eq!(native.client_key, "jira:1");
+        assert_eq!(
+            native.config.resolution_strategy,
+            model::ResolutionStrategy::ResolveNextRelease
+        );
+        assert_eq!(native.config.clock_skew_seconds, 7);
+        assert_eq!(
+            native.config.max_transition_hops,
+            model::DEFAULT_MAX_TRANSITION_HOPS
+        );
+        assert_eq!(native.config.retry, model::RetryPolicy::default());
+    }
+}

@@ -1,0 +1,67 @@
+//! `group-status`: the guest resolves or unresolves the groups linked to a Jira issue; a group
+//! already in that status is left alone, and changes are staged until the call succeeds.
+
+use super::CallState;
+use super::effects::Effect;
+use super::record::Resolution;
+use crate::backends::GroupStatus;
+use crate::wit::jira_sync::plugin::group_status::{self, StatusOutcome};
+use crate::wit::jira_sync::plugin::types::ResolutionStrategy;
+
+impl CallState {
+    /// A group's status as this call sees it: its own pending change, else the platform's.
+    fn status_of(&self, group: u64) -> Option<GroupStatus> {
+        self.staged
+            .status_of(group)
+            .or_else(|| self.backends.platform.group(group).map(|g| g.status))
+    }
+
+    fn change_status(
+        &mut self,
+        client_key: &str,
+        issue_key: String,
+        status: GroupStatus,
+        strategy: Option<&'static str>,
+    ) -> StatusOutcome {
+        let groups = self.backends.platform.linked_groups(client_key, &issue_key);
+        let mut changed = 0;
+        for group in &groups {
+            if self.status_of(*group).is_some_and(|s| s != status) {
+                self.staged.push(Effect::Status(*group, status));
+                changed += 1;
+            }
+        }
+        let outcome = if groups.is_empty() {
+            StatusOutcome::NoLinkedGroups
+        } else {
+            StatusOutcome::Changed(changed)
+        };
+        self.record.resolutions.push(Resolution {
+            issue_key,
+            action: match status {
+                GroupStatus::Resolved => "resolve",
+                GroupStatus::Unresolved => "unresolve",
+            },
+            strategy,
+            groups,
+            changed,
+        });
+        outcome
+    }
+}
+
+impl group_status::Host for CallState {
+    fn resolve(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+        strategy: ResolutionStrategy,
+    ) -> StatusOutcome {
+        let strategy = Some(strategy.into());
+        self.change_status(&client_key, issue_key, GroupStatus::Resolved, strategy)
+    }
+
+    fn unresolve(&mut self, client_key: String, issue_key: String) -> StatusOutcome {
+        self.change_status(&client_key, issue_key, GroupStatus::Unresolved, None)
+    }
+}

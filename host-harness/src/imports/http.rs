@@ -1,0 +1,63 @@
+//! `http`: the guest's only way out, through the egress policy, counted against the call's
+//! request and byte budgets.
+
+use super::CallState;
+use super::record::{HttpExchange, body_value, string_map};
+use crate::backends::OutboundRequest;
+use crate::limits::LimitExceeded;
+use crate::wit::jira_sync::plugin::http;
+
+impl http::Host for CallState {
+    fn send(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, http::Error>> {
+        self.usage.http_calls += 1;
+        if self.usage.http_calls > self.limits.http_calls {
+            return Err(self.exceed(LimitExceeded::HttpCalls));
+        }
+        self.usage.bytes += request.body.as_ref().map_or(0, |b| b.len() as u64);
+        let method: &'static str = request.method.into();
+        let mut exchange = HttpExchange {
+            method: method.to_owned(),
+            url: request.url.clone(),
+            headers: string_map(&request.headers),
+            body: body_value(request.body.as_deref().unwrap_or_default()),
+            status: None,
+            error: None,
+        };
+        let result = self.in_host(|state| {
+            state.egress.check(&request.url).and_then(|()| {
+                state.backends.http.send(&OutboundRequest {
+                    method,
+                    url: request.url,
+                    headers: request.headers,
+                    body: request.body,
+                })
+            })
+        });
+        let result = result.and_then(|response| {
+            if response.body.len() as u64 > self.limits.response_bytes {
+                Err(http::Error::ResponseTooLarge(self.limits.response_bytes))
+            } else {
+                Ok(response)
+            }
+        });
+        match &result {
+            Ok(response) => {
+                exchange.status = Some(response.status);
+                self.usage.bytes += response.body.len() as u64;
+            }
+            Err(e) => exchange.error = Some(e.into()),
+        }
+        self.record.http.push(exchange);
+        if self.usage.bytes > self.limits.total_bytes {
+            return Err(self.exceed(LimitExceeded::TotalBytes));
+        }
+        Ok(result.map(|r| http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }))
+    }
+}

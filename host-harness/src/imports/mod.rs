@@ -1,0 +1,275 @@
+//! The host side of every WIT import, one module per interface, implemented on [`CallState`]:
+//! the data of one call's store. Each import answers from the [`Backends`] below it, records
+//! what the guest did ([`CallRecord`]), counts what it used against its [`Limits`], and stages
+//! the platform changes ([`effects`]) until the runtime commits them.
+//!
+//! | module | WIT interface |
+//! | --- | --- |
+//! | `http.rs` | `http` (behind the [`egress`] policy) |
+//! | `cache.rs` | `cache` |
+//! | `installations.rs` | `installations` |
+//! | `group_assignment.rs` | `group-assignment` |
+//! | `group_status.rs` | `group-status` |
+//! | `deliveries.rs` | `deliveries` |
+//! | `clock.rs` | `clock` |
+//! | `log.rs` | `log` |
+//!
+//! This layer knows nothing of the engine that calls into it: the runtime builds a store around
+//! a [`CallState`], and the `wit` bindings route the guest's import calls here.
+
+mod cache;
+mod clock;
+mod deliveries;
+pub(crate) mod effects;
+pub mod egress;
+mod group_assignment;
+mod group_status;
+mod http;
+mod installations;
+mod log;
+pub mod record;
+
+use std::time::{Duration, Instant};
+
+use crate::backends::Backends;
+use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
+use crate::wit::jira_sync::plugin::types;
+use effects::Staged;
+use egress::Egress;
+use record::CallRecord;
+
+/// What one call has used so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    http_calls: u32,
+    bytes: u64,
+    log_lines: u32,
+}
+
+/// The store's data: the backends, the sandbox policy, and what this call did and used.
+pub struct CallState {
+    /// What the imports are implemented over.
+    pub backends: Backends,
+    /// The origins the guest may reach in this call.
+    pub egress: Egress,
+    /// What the call did, for traces and logs.
+    pub record: CallRecord,
+    /// The limits in force: the defaults, then the installation's once the guest looks it up.
+    pub limits: Limits,
+    /// The limit this call broke, if any.
+    pub limit_hit: Option<LimitExceeded>,
+    usage: Usage,
+    staged: Staged,
+    started: Instant,
+    host_time: Duration,
+}
+
+impl CallState {
+    /// A call's state under the default limits, until the guest looks its installation up.
+    pub fn new(backends: Backends) -> Self {
+        CallState {
+            backends,
+            egress: Egress::default(),
+            record: CallRecord::default(),
+            limits: Limits::default(),
+            limit_hit: None,
+            usage: Usage::default(),
+            staged: Staged::default(),
+            started: Instant::now(),
+            host_time: Duration::ZERO,
+        }
+    }
+
+    /// Time spent in guest code so far: wall time less the time inside host calls.
+    pub fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host_time)
+    }
+
+    /// Records `limit` as broken and returns the trap that ends the call.
+    pub fn exceed(&mut self, limit: LimitExceeded) -> wasmtime::Error {
+        self.limit_hit = Some(limit);
+        wasmtime::Error::from(limit)
+    }
+
+    /// Applies the call's staged effects to the platform; called only when the call succeeded.
+    pub fn commit(&mut self) {
+        let Backends {
+            platform,
+            deliveries,
+            ..
+        } = &self.backends;
+        self.staged.commit(platform.as_ref(), deliveries.as_ref());
+    }
+
+    /// Runs `f` (a host call such as HTTP or a sleep) and counts its time as host time, not
+    /// guest CPU.
+    fn in_host<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let started = Instant::now();
+        let value = f(self);
+        self.host_time += started.elapsed();
+        value
+    }
+}
+
+impl wasmtime::ResourceLimiter for CallState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes.min(MAX_MEMORY_BYTES) {
+            return Err(self.exceed(LimitExceeded::Memory));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; the guest needs a handful.
+        Ok(desired <= 10_000)
+    }
+}
+
+impl types::Host for CallState {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backends::DeliveryLog as _;
+    use crate::backends::{
+        GroupStatus, HttpBackend, ManualClock, MemoryCache, MemoryPlatform, OutboundRequest,
+        OutboundResponse, Platform,
+    };
+    use crate::installation::InstallationSpec;
+    use crate::wit::jira_sync::plugin::types::{Installation, ResolutionStrategy};
+    use crate::wit::jira_sync::plugin::{
+        deliveries::Host as _, group_assignment::Host as _, group_status::Host as _, http,
+        http::Host as _, installations::Host as _,
+    };
+
+    /// Answers every request 200, so that only the sandbox can refuse one.
+    struct Ok200;
+
+    impl HttpBackend for Ok200 {
+        fn send(&self, _: &OutboundRequest) -> Result<OutboundResponse, http::Error> {
+            Ok(OutboundResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            })
+        }
+    }
+
+    fn state() -> (CallState, Arc<MemoryPlatform>) {
+        let platform = Arc::new(MemoryPlatform::default());
+        let spec = InstallationSpec::new("jira:1", "s", "https://acme.atlassian.net", "app");
+        platform.add_installation(Installation::from(&spec));
+        platform.set_limits(
+            "jira:1",
+            Limits {
+                http_calls: 1,
+                ..Limits::default()
+            },
+        );
+        platform.link("jira:1", "APP-1", &[1, 2]);
+        platform.add_user("ada@example.com", 7);
+        let backends = Backends {
+            http: Arc::new(Ok200),
+            cache: Arc::new(MemoryCache::default()),
+            platform: platform.clone(),
+            deliveries: platform.clone(),
+            clock: Arc::new(ManualClock::new(0)),
+        };
+        (CallState::new(backends), platform)
+    }
+
+    fn get(url: &str) -> http::Request {
+        http::Request {
+            method: http::Method::Get,
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn imports_stage_their_effects_until_commit() {
+        let (mut call, platform) = state();
+        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve);
+        call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into());
+        call.mark_seen("jira:1".into(), "d-1".into());
+        call.set_last_applied("jira:1".into(), "APP-1".into(), 5);
+
+        assert!(
+            call.seen("jira:1".into(), "d-1".into()),
+            "the call sees its own marks"
+        );
+        assert!(!platform.seen("jira:1", "d-1"));
+        assert_eq!(platform.group(1).unwrap().status, GroupStatus::Unresolved);
+        assert_eq!(platform.group(2).unwrap().assignee, None);
+        assert_eq!(call.record.resolutions[0].changed, 2);
+
+        call.commit();
+        for group in [1, 2] {
+            let group = platform.group(group).unwrap();
+            assert_eq!(group.status, GroupStatus::Resolved);
+            assert_eq!(group.assignee, Some(7));
+        }
+        assert!(platform.seen("jira:1", "d-1"));
+        assert_eq!(platform.last_applied("jira:1", "APP-1"), Some(5));
+    }
+
+    #[test]
+    fn a_dropped_call_applies_nothing() {
+        let (mut call, platform) = state();
+        call.unresolve("jira:1".into(), "APP-1".into());
+        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve);
+        assert_eq!(
+            call.record.resolutions[1].changed, 2,
+            "sees its own staging"
+        );
+        drop(call);
+        assert_eq!(platform.group(1).unwrap().status, GroupStatus::Unresolved);
+    }
+
+    #[test]
+    fn egress_and_limits_follow_the_installation_looked_up() {
+        let (mut call, _) = state();
+        let denied = call.send(get("https://acme.atlassian.net/rest")).unwrap();
+        assert!(matches!(denied, Err(http::Error::Denied(_))), "{denied:?}");
+        assert_eq!(call.limits.http_calls, Limits::default().http_calls);
+
+        assert!(call.get_by_client_key("jira:1".into()).is_some());
+        assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
+        // The first request already counted against the new budget of one.
+        let over = call.send(get("https://acme.atlassian.net/rest"));
+        assert!(over.is_err(), "a second request breaks http-calls");
+        assert_eq!(call.limit_hit, Some(LimitExceeded::HttpCalls));
+    }
+
+    #[test]
+    fn an_allowed_site_is_reached_and_others_are_denied() {
+        let (mut call, _) = state();
+        call.get_by_client_key("jira:1".into());
+        call.limits.http_calls = 10;
+        let ok = call.send(get("https://acme.atlassian.net/rest")).unwrap();
+        assert_eq!(ok.map(|r| r.status).ok(), Some(200));
+        let other = call.send(get("https://evil.example/")).unwrap();
+        assert!(matches!(other, Err(http::Error::Denied(_))));
+        assert_eq!(call.record.http.len(), 2);
+        assert!(
+            call.record.http[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("denied")
+        );
+    }
+}

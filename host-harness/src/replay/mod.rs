@@ -1,0 +1,210 @@
+//! Replay: plays a scenario file ([`scenario`]) against the component in an in-memory
+//! [`World`] and returns its JSON trace (`trace.rs`). Used by the CLI's `replay`, the test
+//! suites and the interop runs, which compare traces across runtimes.
+
+pub mod scenario;
+mod trace;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::backends::{
+    Backends, Clock as _, Group, GroupStatus, HttpBackend, ManualClock, MemoryCache,
+    MemoryPlatform, ScriptedHttp,
+};
+use crate::imports::record::body_value;
+use crate::runtime::Runtime;
+use crate::signing::{self, SignOverrides};
+use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
+use crate::wit::jira_sync::plugin::types::Installation;
+use scenario::{GroupStatusSpec, Scenario, Sign, Source, Step, WebhookStep};
+
+/// The in-memory world a scenario runs in; kept so that tests can look inside after a replay.
+pub struct World {
+    /// Installations, groups, links, users, deliveries.
+    pub platform: Arc<MemoryPlatform>,
+    /// The guest's cache.
+    pub cache: Arc<MemoryCache>,
+    /// The scenario's clock, moved by `advance_clock` steps and the guest's sleeps.
+    pub clock: Arc<ManualClock>,
+    /// Jira's scripted answers, and what nothing answered.
+    pub http: Arc<ScriptedHttp>,
+    /// All of the above, as the runtime takes them.
+    pub backends: Backends,
+}
+
+impl World {
+    /// The scenario's world, with Jira answering from its `http` script.
+    pub fn new(scenario: &Scenario) -> Self {
+        let http = Arc::new(ScriptedHttp::new(scenario.http.clone()));
+        Self::with_http(scenario, http.clone(), http)
+    }
+
+    /// The scenario's world with another HTTP backend (e.g. real requests to a simulator);
+    /// `script` still reports what it was asked and could not answer.
+    pub fn with_http(
+        scenario: &Scenario,
+        backend: Arc<dyn HttpBackend>,
+        script: Arc<ScriptedHttp>,
+    ) -> Self {
+        let platform = Arc::new(MemoryPlatform::default());
+        for spec in std::iter::once(&scenario.installation).chain(&scenario.other_installations) {
+            platform.add_installation(Installation::from(spec));
+            platform.set_limits(&spec.client_key, spec.limits);
+        }
+        let client_key = &scenario.installation.client_key;
+        for (issue_key, groups) in &scenario.links {
+            platform.link(client_key, issue_key, groups);
+        }
+        for (email, id) in &scenario.users {
+            platform.add_user(email, *id);
+        }
+        for (id, spec) in &scenario.groups {
+            if let Ok(id) = id.parse() {
+                platform.put_group(
+                    id,
+                    Group {
+                        status: match spec.status {
+                            GroupStatusSpec::Unresolved => GroupStatus::Unresolved,
+                            GroupStatusSpec::Resolved => GroupStatus::Resolved,
+                        },
+                        assignee: spec.assignee,
+                    },
+                );
+            }
+        }
+        let cache = Arc::new(MemoryCache::default());
+        let clock = Arc::new(ManualClock::new(scenario.now));
+        let backends = Backends {
+            http: backend,
+            cache: cache.clone(),
+            platform: platform.clone(),
+            deliveries: platform.clone(),
+            clock: clock.clone(),
+        };
+        World {
+            platform,
+            cache,
+            clock,
+            http: script,
+            backends,
+        }
+    }
+}
+
+/// Runs every step and returns the trace (see README for its shape).
+pub fn replay(runtime: &Runtime, scenario: &Scenario) -> Value {
+    let world = World::new(scenario);
+    replay_in(runtime, scenario, &world)
+}
+
+/// Runs every step in `world` (e.g. one whose HTTP goes to a real site) and returns the trace.
+pub fn replay_in(runtime: &Runtime, scenario: &Scenario, world: &World) -> Value {
+    let steps: Vec<Value> = scenario
+        .steps
+        .iter()
+        .map(|step| run_step(runtime, scenario, world, step))
+        .collect();
+    let groups: Map<String, Value> = world
+        .platform
+        .groups()
+        .into_iter()
+        .map(|(id, group)| (id.to_string(), json!(group)))
+        .collect();
+    json!({
+        "steps": steps,
+        "groups": groups,
+        "unmatched_http": world.http.unmatched(),
+    })
+}
+
+fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) -> Value {
+    let default_key = &scenario.installation.client_key;
+    match step {
+        Step::Webhook(hook) => {
+            let request = webhook_request(scenario, world, hook);
+            let call = runtime.webhook(&world.backends, &request);
+            let response = call.result.as_ref().ok().map(|r| {
+                json!({
+                    "status": r.status,
+                    "body": body_value(&r.body),
+                })
+            });
+            trace::step("webhook", response, Value::Null, call)
+        }
+        Step::SyncStatusOutbound(s) => {
+            let request = outbound::StatusRequest {
+                client_key: s.client_key.clone().unwrap_or_else(|| default_key.clone()),
+                issue_key: s.issue_key.clone(),
+                resolved: s.resolved,
+                dry_run: s.dry_run,
+            };
+            let call = runtime.sync_status(&world.backends, &request);
+            let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
+            trace::step("sync_status_outbound", None, outcome, call)
+        }
+        Step::SyncAssigneeOutbound(s) => {
+            let request = outbound::AssigneeRequest {
+                client_key: s.client_key.clone().unwrap_or_else(|| default_key.clone()),
+                issue_key: s.issue_key.clone(),
+                target: if s.unassign {
+                    outbound::AssigneeTarget::Unassign
+                } else {
+                    outbound::AssigneeTarget::Emails(s.emails.clone())
+                },
+                source: match s.source {
+                    Source::Platform => outbound::AssignmentSource::Platform,
+                    Source::ThisInstallation => outbound::AssignmentSource::ThisInstallation,
+                },
+            };
+            let call = runtime.sync_assignee(&world.backends, &request);
+            let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
+            trace::step("sync_assignee_outbound", None, outcome, call)
+        }
+        Step::AdvanceClock(seconds) => {
+            world.clock.advance(*seconds);
+            json!({"kind": "advance_clock", "seconds": seconds})
+        }
+    }
+}
+
+fn webhook_request(scenario: &Scenario, world: &World, hook: &WebhookStep) -> webhook::Request {
+    let mut headers: Vec<(String, String)> = hook
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let has_authorization = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    let overrides = match &hook.sign {
+        Sign::No | Sign::Jira(false) => None,
+        Sign::Jira(true) => Some(SignOverrides::default()),
+        Sign::With(overrides) => Some((**overrides).clone()),
+    };
+    if let (Some(overrides), false) = (overrides, has_authorization) {
+        let installation = &scenario.installation;
+        headers.push((
+            "Authorization".to_owned(),
+            signing::authorization(
+                &installation.client_key,
+                &installation.shared_secret,
+                world.clock.now(),
+                (&hook.method, &hook.path, &hook.query),
+                &overrides,
+            ),
+        ));
+    }
+    let body = match &hook.body {
+        Value::String(raw) => raw.clone().into_bytes(),
+        json => json.to_string().into_bytes(),
+    };
+    webhook::Request {
+        method: hook.method.clone(),
+        path: hook.path.clone(),
+        query: hook.query.clone(),
+        headers,
+        body,
+    }
+}

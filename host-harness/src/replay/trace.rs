@@ -1,0 +1,30 @@
+//! The trace of one step: what the component answered and everything it did on the way.
+
+use serde_json::{Value, json};
+
+use crate::imports::record::CallRecord;
+use crate::runtime::Call;
+
+/// One step's entry in the trace (README.md, "Scenarios and traces").
+pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call: Call<T>) -> Value {
+    let CallRecord {
+        http,
+        assignments,
+        resolutions,
+        cache,
+        logs,
+        slept,
+    } = call.record;
+    json!({
+        "kind": kind,
+        "response": response,
+        "outcome": outcome,
+        "error": call.result.err().map(|e| e.to_string()),
+        "http": http,
+        "assignments": assignments,
+        "resolutions": resolutions,
+        "cache": cache,
+        "logs": logs,
+        "slept": slept,
+    })
+}

@@ -1,0 +1,111 @@
+//! The engine every runtime uses (component model, epoch interruption, pooling allocation), and
+//! the on-disk cache of the compiled component, keyed by the component and the engine's
+//! configuration.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::MAX_MEMORY_BYTES;
+
+/// Instances the pooling allocator keeps slots for; more concurrent calls than this fail, so
+/// keep a server's workers below it. Each slot reserves (not commits) 4 GiB of address space.
+pub const POOL_SLOTS: u32 = 64;
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// mmap per instance.
+    OnDemand,
+    /// Preallocated slots, reused warm, their first 8 MiB kept resident between calls: it halves
+    /// a webhook's cost and lets two threads scale (BENCHMARKS.md).
+    #[default]
+    Pooling,
+}
+
+/// The engine configuration every runtime uses; precompiled artefacts are keyed by it.
+pub fn engine() -> anyhow::Result<Engine> {
+    engine_with(Allocation::default())
+}
+
+/// The engine with this allocation strategy.
+pub fn engine_with(allocation: Allocation) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if allocation == Allocation::Pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 8)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(MAX_MEMORY_BYTES)
+            .linear_memory_keep_resident(8 << 20)
+            .table_keep_resident(1 << 16)
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).map_err(|e| anyhow!("create the engine: {e:#}"))
+}
+
+/// Where the compiled code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled from the component now.
+    Compiled,
+    /// Loaded from a precompiled artefact of the same component and engine configuration.
+    Artefact,
+}
+
+/// The component at `path`, from its artefact in `cache_dir` when wasmtime accepts it, else
+/// compiled now and its artefact stored for the next start.
+pub(super) fn load_cached(
+    engine: &Engine,
+    path: &Path,
+    cache_dir: &Path,
+) -> anyhow::Result<(Component, Origin)> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow!("read the component {}: {e}", path.display()))?;
+    let artefact = artefact_path(engine, cache_dir, &bytes);
+    if artefact.exists() {
+        // SAFETY: the artefact was written by `Component::serialize` of an engine with this
+        // configuration (its name says so), into a directory the host owns; wasmtime checks
+        // the header and refuses an artefact of another engine or version.
+        let loaded = unsafe { Component::deserialize_file(engine, &artefact) };
+        if let Ok(component) = loaded {
+            return Ok((component, Origin::Artefact));
+        }
+    }
+    let component = Component::new(engine, &bytes)
+        .map_err(|e| anyhow!("compile the component {}: {e:#}", path.display()))?;
+    std::fs::create_dir_all(cache_dir)?;
+    let serialized = component
+        .serialize()
+        .map_err(|e| anyhow!("serialise the component: {e:#}"))?;
+    // Write then rename, so that a concurrent loader never reads half an artefact.
+    let partial = artefact.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, serialized)?;
+    std::fs::rename(&partial, &artefact)?;
+    Ok((component, Origin::Compiled))
+}
+
+/// Where [`super::Runtime::load_cached`] keeps the artefact of `component` for `engine`:
+/// `<component sha256>-<engine configuration hash>.cwasm` in `cache_dir`.
+pub fn artefact_path(engine: &Engine, cache_dir: &Path, component: &[u8]) -> PathBuf {
+    cache_dir.join(artefact_name(engine, component))
+}
+
+fn artefact_name(engine: &Engine, component: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut config = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut config);
+    let digest = Sha256::digest(component);
+    format!(
+        "{}-{:016x}.cwasm",
+        jira_sync_plugin::qsh::hex(&digest),
+        config.finish()
+    )
+}

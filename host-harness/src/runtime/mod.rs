@@ -1,0 +1,238 @@
+//! The sandbox: one engine, the component compiled once (or loaded precompiled) and
+//! pre-instantiated, and a fresh store and instance per call with a memory cap and a CPU bound
+//! (docs/decisions/0001-fresh-instance-per-call.md). A call's staged effects reach the platform
+//! only when it succeeds.
+//!
+//! - `engine.rs`: the engine's configuration, pooling allocation, the artefact cache;
+//! - `cpu.rs`: the epoch ticker and the per-call CPU check.
+//!
+//! The runtime knows the imports (`CallState`) and the backends below it, and nothing of
+//! replay, the server or the simulator above it.
+
+mod cpu;
+mod engine;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use crate::backends::Backends;
+use crate::imports::CallState;
+use crate::imports::record::CallRecord;
+use crate::limits::{LimitExceeded, Limits};
+use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
+use crate::wit::{Plugin, PluginPre};
+use cpu::Ticker;
+
+pub use cpu::EPOCH_TICK;
+pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
+
+/// The component built from this workspace's sources by the harness's build script.
+pub fn bundled_component() -> PathBuf {
+    PathBuf::from(env!("JIRA_SYNC_COMPONENT"))
+}
+
+/// A deliberately hostile guest against the same WIT (loops, hoards memory, panics, floods), built
+/// beside the real one for the sandbox tests.
+pub fn hostile_component() -> PathBuf {
+    PathBuf::from(env!("JIRA_SYNC_HOSTILE_COMPONENT"))
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call broke one of its limits.
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// The guest trapped (e.g. it panicked); the message is wasmtime's.
+    #[error("trap: {0}")]
+    Trap(String),
+}
+
+/// What one call returned, and what it did on the way.
+#[derive(Debug)]
+pub struct Call<T> {
+    /// The export's result, or why there is none.
+    pub result: Result<T, CallError>,
+    /// Everything the call did through the imports.
+    pub record: CallRecord,
+}
+
+/// The loaded component, ready to run calls in parallel (one store each).
+pub struct Runtime {
+    engine: wasmtime::Engine,
+    component: Component,
+    pre: PluginPre<CallState>,
+    origin: Origin,
+    // Dropped with the runtime: stops the epoch ticker.
+    _ticker: Ticker,
+}
+
+impl Runtime {
+    /// Compiles the component at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        Self::load_with(path, Allocation::default())
+    }
+
+    /// Compiles the component at `path` for an engine with this allocation strategy.
+    pub fn load_with(path: &Path, allocation: Allocation) -> anyhow::Result<Self> {
+        let engine = engine_with(allocation)?;
+        let component = Component::from_file(&engine, path)
+            .map_err(|e| anyhow!("load the component {}: {e:#}", path.display()))?;
+        Self::with(engine, component, Origin::Compiled)
+    }
+
+    /// Loads the component at `path` from a precompiled artefact in `cache_dir`, keyed by the
+    /// component's SHA-256 and the engine's configuration; compiles and stores the artefact when
+    /// there is none or wasmtime refuses it.
+    pub fn load_cached(path: &Path, cache_dir: &Path) -> anyhow::Result<Self> {
+        let engine = engine()?;
+        let (component, origin) = engine::load_cached(&engine, path, cache_dir)?;
+        Self::with(engine, component, origin)
+    }
+
+    fn with(
+        engine: wasmtime::Engine,
+        component: Component,
+        origin: Origin,
+    ) -> anyhow::Result<Self> {
+        let mut linker = Linker::new(&engine);
+        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+            .map_err(|e| anyhow!("link the imports: {e:#}"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| anyhow!("the component does not fit the host's WIT: {e:#}"))?;
+        let ticker = Ticker::start(&engine)?;
+        Ok(Runtime {
+            engine,
+            component,
+            pre,
+            origin,
+            _ticker: ticker,
+        })
+    }
+
+    /// Whether the code was compiled now or loaded from an artefact.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
+    pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
+        let mut store = self.store(backends);
+        self.pre
+            .instantiate(&mut store)
+            .map(drop)
+            .map_err(|e| anyhow!("instantiate: {e:#}"))
+    }
+
+    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.1.0`.
+    pub fn imports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// `webhook.handle`: one Jira request in, the answer for Jira out.
+    pub fn webhook(
+        &self,
+        backends: &Backends,
+        request: &webhook::Request,
+    ) -> Call<webhook::Response> {
+        self.call(
+            backends,
+            |plugin, store| {
+                plugin
+                    .jira_sync_plugin_webhook()
+                    .call_handle(store, request)
+            },
+            |response, limits| {
+                if response.body.len() > limits.webhook_response_bytes {
+                    Err(LimitExceeded::WebhookResponse)
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    /// `outbound.sync-status`: moves a linked Jira issue to the status of its group.
+    pub fn sync_status(
+        &self,
+        backends: &Backends,
+        request: &outbound::StatusRequest,
+    ) -> Call<outbound::StatusOutcome> {
+        self.call(
+            backends,
+            |plugin, store| {
+                plugin
+                    .jira_sync_plugin_outbound()
+                    .call_sync_status(store, request)
+            },
+            |_, _| Ok(()),
+        )
+    }
+
+    /// `outbound.sync-assignee`: sets a linked Jira issue's assignee from its group's.
+    pub fn sync_assignee(
+        &self,
+        backends: &Backends,
+        request: &outbound::AssigneeRequest,
+    ) -> Call<outbound::AssigneeOutcome> {
+        self.call(
+            backends,
+            |plugin, store| {
+                plugin
+                    .jira_sync_plugin_outbound()
+                    .call_sync_assignee(store, request)
+            },
+            |_, _| Ok(()),
+        )
+    }
+
+    /// A fresh store with the memory limiter and the CPU check.
+    fn store(&self, backends: &Backends) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, CallState::new(backends.clone()));
+        store.limiter(|state| state);
+        cpu::bound(&mut store);
+        store
+    }
+
+    /// Runs `run` in a fresh instance; its effects reach the platform only if it returns, and
+    /// its result passes `check`.
+    fn call<T>(
+        &self,
+        backends: &Backends,
+        run: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
+    ) -> Call<T> {
+        let mut store = self.store(backends);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|plugin| run(&plugin, &mut store));
+        let state = store.data_mut();
+        let result = match result {
+            Ok(value) => match check(&value, &state.limits) {
+                Ok(()) => {
+                    state.commit();
+                    Ok(value)
+                }
+                Err(limit) => Err(CallError::Limit(limit)),
+            },
+            Err(e) => Err(match state.limit_hit {
+                Some(limit) => CallError::Limit(limit),
+                None => CallError::Trap(format!("{e:#}")),
+            }),
+        };
+        Call {
+            result,
+            record: store.into_data().record,
+        }
+    }
+}

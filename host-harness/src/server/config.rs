@@ -1,0 +1,55 @@
+//! `serve`'s configuration: a TOML file, every key optional.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// `serve`'s configuration (a TOML file; every key optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// The SQLite file that keeps the server's state.
+    pub database: PathBuf,
+    /// A component other than the bundled one.
+    pub component: Option<PathBuf>,
+    /// Threads serving requests (each call gets its own instance).
+    pub workers: usize,
+    /// Timeout of one request to Jira.
+    pub http_timeout_ms: u64,
+    /// Largest Jira response body accepted.
+    pub max_response_bytes: u64,
+    /// Longest single `Retry-After` wait the host honours.
+    pub max_sleep_seconds: u64,
+    /// Where the precompiled component is kept between starts.
+    pub cache_dir: PathBuf,
+    /// When set, `/admin/*` requires `Authorization: Bearer <admin_token>`.
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            database: "jira-sync.db".into(),
+            component: None,
+            workers: 4,
+            http_timeout_ms: 10_000,
+            max_response_bytes: 1024 * 1024,
+            max_sleep_seconds: 30,
+            cache_dir: "jira-sync-cache".into(),
+            admin_token: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads the TOML file at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid config", path.display()))
+    }
+}

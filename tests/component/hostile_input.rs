@@ -1,0 +1,94 @@
+//! Property test: the built component, fed mutated webhook bodies and tokens, never traps, answers
+//! only 2xx/4xx, and takes no action for a request whose token does not verify.
+
+use std::sync::Arc;
+
+use jira_sync_host::backends::{MemoryPlatform, Platform};
+use jira_sync_host::bench::Fixture;
+use jira_sync_host::webhook;
+use jira_sync_tests::runtime;
+use proptest::prelude::*;
+use serde_json::json;
+
+const PATH: &str = "/extensions/jira/issue-updated/";
+
+/// The `Authorization` header Jira would send for the fixture's webhooks.
+fn valid_token() -> String {
+    Fixture::new().webhooks[0].1.headers[0].1.clone()
+}
+
+fn valid_body() -> String {
+    json!({"changelog": {"items": [{"field": "assignee"}, {"field": "status", "from": "3", "to": "10101"}]},
+           "issue": {"key": "APP-123", "fields": {"assignee": {"accountId": "5f1a"},
+                     "updated": "2023-01-01T00:00:00.000+0000"}}})
+    .to_string()
+}
+
+fn deliver(authorization: &str, body: &[u8]) -> (u16, usize, Arc<MemoryPlatform>) {
+    let fixture = Fixture::new();
+    let call = runtime().webhook(
+        &fixture.backends,
+        &webhook::Request {
+            method: "POST".into(),
+            path: PATH.into(),
+            query: String::new(),
+            headers: vec![("Authorization".into(), authorization.to_owned())],
+            body: body.to_vec(),
+        },
+    );
+    let response = call.result.expect("the component never traps");
+    let actions =
+        call.record.http.len() + call.record.assignments.len() + call.record.resolutions.len();
+    (response.status, actions, fixture.platform)
+}
+
+/// A byte string with some bytes replaced, removed or inserted.
+fn mutated(original: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let len = original.len();
+    prop::collection::vec((0..len.max(1), any::<u8>(), 0u8..3), 1..8).prop_map(move |edits| {
+        let mut bytes = original.clone();
+        for (at, byte, kind) in edits {
+            let at = at.min(bytes.len().saturating_sub(1));
+            match kind {
+                0 if !bytes.is_empty() => bytes[at] = byte,
+                1 if !bytes.is_empty() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, byte),
+            }
+        }
+        bytes
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn mutated_tokens_are_refused_without_effect(token in mutated(valid_token().into_bytes())) {
+        let token = String::from_utf8_lossy(&token).into_owned();
+        // docs/behaviour.md#1.1: the token is what follows the first space, whatever the scheme before it.
+        let credential = |header: &str| header.split_once(' ').map(|(_, t)| t.trim().to_owned());
+        prop_assume!(credential(&token) != credential(&valid_token()));
+        let (status, actions, platform) = deliver(&token, valid_body().as_bytes());
+        prop_assert!(status == 409, "{token} answered {status}");
+        prop_assert_eq!(actions, 0);
+        prop_assert_eq!(platform.group(1).unwrap().assignee, None);
+    }
+
+    #[test]
+    fn mutated_bodies_never_fail_the_server(body in mutated(valid_body().into_bytes())) {
+        let (status, _, _) = deliver(&valid_token(), &body);
+        prop_assert!(matches!(status, 200..=299 | 400..=499), "answered {}", status);
+    }
+
+    #[test]
+    fn arbitrary_bodies_never_fail_the_server(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let (status, _, _) = deliver(&valid_token(), &body);
+        prop_assert!(matches!(status, 200..=299 | 400..=499), "answered {}", status);
+    }
+}

@@ -1,0 +1,248 @@
+//! The sandbox holds against a hostile guest: every misdeed ends in a typed error or a refusal,
+//! leaves no partial effect, and the next call on the same runtime succeeds.
+
+use std::sync::{Arc, OnceLock};
+
+use jira_sync_host::backends::HttpStub;
+use jira_sync_host::backends::ScriptedHttp;
+use jira_sync_host::backends::{Backends, ManualClock, MemoryCache, MemoryPlatform, Platform};
+use jira_sync_host::runtime::hostile_component;
+use jira_sync_host::{Call, Runtime};
+use jira_sync_host::{CallError, LimitExceeded, Limits};
+use jira_sync_host::{Installation, InstallationSpec};
+use jira_sync_host::{outbound, webhook};
+use serde_json::json;
+
+fn hostile() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::load(&hostile_component()).expect("load the hostile guest"))
+}
+
+/// Tight limits, so that each misdeed is stopped quickly.
+fn limits() -> Limits {
+    Limits {
+        memory_bytes: 8 * 1024 * 1024,
+        cpu_ms: 50,
+        http_calls: 5,
+        log_lines: 100,
+        ..Limits::default()
+    }
+}
+
+struct World {
+    platform: Arc<MemoryPlatform>,
+    http: Arc<ScriptedHttp>,
+    backends: Backends,
+}
+
+fn world() -> World {
+    let platform = Arc::new(MemoryPlatform::default());
+    let spec: InstallationSpec = serde_json::from_value(json!({
+        "client_key": "jira:1c4", "shared_secret": "s3cret",
+        "base_url": "https://acme.atlassian.net", "app_key": "acme-platform.jira"
+    }))
+    .unwrap();
+    platform.add_installation(Installation::from(&spec));
+    platform.set_limits("jira:1c4", limits());
+    platform.link("jira:1c4", "APP-123", &[1]);
+    platform.add_user("ada@example.com", 7);
+    let stub: HttpStub = serde_json::from_value(json!({
+        "method": "GET", "path": "/rest/api/2/status", "repeat": true, "body": []
+    }))
+    .unwrap();
+    let http = Arc::new(ScriptedHttp::new(vec![stub]));
+    let backends = Backends {
+        http: http.clone(),
+        cache: Arc::new(MemoryCache::default()),
+        platform: platform.clone(),
+        deliveries: platform.clone(),
+        clock: Arc::new(ManualClock::new(1_700_000_000)),
+    };
+    World {
+        platform,
+        http,
+        backends,
+    }
+}
+
+fn command(world: &World, command: &str) -> Call<webhook::Response> {
+    hostile().webhook(
+        &world.backends,
+        &webhook::Request {
+            method: "POST".into(),
+            path: "/extensions/jira/issue-updated/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: command.as_bytes().to_vec(),
+        },
+    )
+}
+
+/// `misdeed` breaks `limit`; the next call on the same runtime works.
+fn contained(misdeed: &str, limit: LimitExceeded) {
+    let world = world();
+    let call = command(&world, misdeed);
+    assert_eq!(
+        call.result.err(),
+        Some(CallError::Limit(limit)),
+        "{misdeed}"
+    );
+    let next = command(&world, "assign");
+    assert_eq!(next.result.unwrap().status, 200, "after {misdeed}");
+    assert_eq!(world.platform.group(1).unwrap().assignee, Some(7));
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_cpu_limit() {
+    contained("loop", LimitExceeded::Cpu);
+}
+
+#[test]
+fn unbounded_allocation_is_stopped_by_the_memory_limit() {
+    contained("alloc", LimitExceeded::Memory);
+}
+
+#[test]
+fn an_http_flood_is_stopped_by_the_call_limit() {
+    contained("http-flood", LimitExceeded::HttpCalls);
+}
+
+#[test]
+fn a_log_flood_is_stopped_by_the_log_limit() {
+    contained("log-flood", LimitExceeded::Log);
+}
+
+#[test]
+fn an_oversized_answer_is_refused() {
+    contained("huge-response", LimitExceeded::WebhookResponse);
+}
+
+#[test]
+fn a_panic_traps_the_instance_not_the_host() {
+    let world = world();
+    let call = command(&world, "panic");
+    match call.result {
+        Err(CallError::Trap(message)) => assert!(message.contains("unreachable"), "{message}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(command(&world, "assign").result.unwrap().status, 200);
+}
+
+#[test]
+fn a_foreign_host_is_never_reached() {
+    let world = world();
+    let call = command(&world, "http-foreign");
+    let body = String::from_utf8(call.result.unwrap().body).unwrap();
+    assert!(body.starts_with("refused: Error::Denied"), "{body}");
+    let error = call.record.http[0].error.as_deref().unwrap();
+    assert!(
+        error.starts_with("denied: https://evil.example is not"),
+        "{error}"
+    );
+    assert!(
+        world.http.unmatched().is_empty(),
+        "the request never left the sandbox"
+    );
+}
+
+#[test]
+fn a_call_that_breaks_a_limit_leaves_no_partial_effect() {
+    let world = world();
+    let call = command(&world, "assign-then-loop");
+    assert_eq!(
+        call.result.err(),
+        Some(CallError::Limit(LimitExceeded::Cpu))
+    );
+    assert_eq!(call.record.assignments.len(), 1, "it did try");
+    assert_eq!(
+        world.platform.group(1).unwrap().assignee,
+        None,
+        "but nothing was applied"
+    );
+}
+
+#[test]
+fn outbound_calls_are_bounded_too() {
+    let world = world();
+    let call = hostile().sync_status(
+        &world.backends,
+        &outbound::StatusRequest {
+            client_key: "jira:1c4".into(),
+            issue_key: "APP-123".into(),
+            resolved: true,
+            dry_run: false,
+        },
+    );
+    assert_eq!(
+        call.result.err(),
+        Some(CallError::Limit(LimitExceeded::Cpu))
+    );
+}
+
+#[test]
+fn parallel_misdeeds_do_not_disturb_each_other() {
+    let world = Arc::new(world());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let world = world.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    let misdeed = ["loop", "alloc", "panic", "log-flood"][i];
+                    assert!(command(&world, misdeed).result.is_err());
+                    assert_eq!(command(&world, "assign").result.unwrap().status, 200);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn the_server_answers_500_for_a_broken_limit_and_keeps_serving() {
+    use jira_sync_host::backends::SqliteStore;
+    use jira_sync_host::backends::{HttpLimits, RealHttp};
+    use jira_sync_host::server::{Server, ServerConfig};
+
+    let db = std::env::temp_dir().join(format!("jira-sync-sandbox-{}.db", std::process::id()));
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let mut spec: InstallationSpec = serde_json::from_value(json!({
+        "client_key": "jira:1c4", "shared_secret": "s3cret",
+        "base_url": "https://acme.atlassian.net", "app_key": "acme-platform.jira"
+    }))
+    .unwrap();
+    spec.limits = limits();
+    store.add_installation(&spec).unwrap();
+    store.link("jira:1c4", "APP-123", &[1]).unwrap();
+    store.add_user(7, "ada@example.com").unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        database: db.clone(),
+        ..ServerConfig::default()
+    };
+    let runtime = Arc::new(Runtime::load(&hostile_component()).unwrap());
+    let http = Arc::new(RealHttp::new(HttpLimits::default()));
+    let server = Server::start(&config, runtime, store.clone(), http, None).unwrap();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let post = |body: &str| {
+        agent
+            .post(&format!("{}/extensions/jira/issue-updated/", server.url()))
+            .send(body.as_bytes())
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post("loop"), 500);
+    assert_eq!(post("alloc"), 500);
+    assert_eq!(post("assign"), 200);
+    assert_eq!(store.group(1).unwrap().assignee, Some(7));
+    drop(server);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
