@@ -20,6 +20,8 @@ fn main() {
     for watched in [
         "plugin/src",
         "plugin/Cargo.toml",
+        "tests/hostile/src",
+        "tests/hostile/Cargo.toml",
         "wit",
         "Cargo.toml",
         "Cargo.lock",

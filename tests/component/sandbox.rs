@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use jira_sync_host::backends::HttpStub;
 use jira_sync_host::backends::ScriptedHttp;
-use jira_sync_host::backends::{Backends, ManualClock, MemoryCache, MemoryPlatform, Platform};
+use jira_sync_host::backends::{
+    Backends, GroupStatus, ManualClock, MemoryCache, MemoryPlatform, Platform,
+};
 use jira_sync_host::runtime::hostile_component;
 use jira_sync_host::{Call, Runtime};
 use jira_sync_host::{CallError, LimitExceeded, Limits};
@@ -65,17 +67,36 @@ fn world() -> World {
     }
 }
 
-fn command(world: &World, command: &str) -> Call<webhook::Response> {
+/// An `Authorization` header whose token names `client_key`: the host binds the call to it
+/// (the hostile guest never verifies it).
+fn credential(client_key: &str) -> (String, String) {
+    let authorization = jira_sync_host::signing::authorization(
+        client_key,
+        "any",
+        1_700_000_000,
+        ("POST", PATH, ""),
+        &Default::default(),
+    );
+    ("Authorization".into(), authorization)
+}
+
+const PATH: &str = "/extensions/jira/issue-updated/";
+
+fn command_as(world: &World, client_key: &str, command: &str) -> Call<webhook::Response> {
     hostile().webhook(
         &world.backends,
         &webhook::Request {
             method: "POST".into(),
-            path: "/extensions/jira/issue-updated/".into(),
+            path: PATH.into(),
             query: String::new(),
-            headers: Vec::new(),
+            headers: vec![credential(client_key)],
             body: command.as_bytes().to_vec(),
         },
     )
+}
+
+fn command(world: &World, command: &str) -> Call<webhook::Response> {
+    command_as(world, "jira:1c4", command)
 }
 
 /// `misdeed` breaks `limit`; the next call on the same runtime works.
@@ -229,9 +250,11 @@ fn the_server_answers_500_for_a_broken_limit_and_keeps_serving() {
             .http_status_as_error(false)
             .build(),
     );
+    let (name, value) = credential("jira:1c4");
     let post = |body: &str| {
         agent
             .post(&format!("{}/extensions/jira/issue-updated/", server.url()))
+            .header(&name, &value)
             .send(body.as_bytes())
             .unwrap()
             .status()
@@ -245,4 +268,108 @@ fn the_server_answers_500_for_a_broken_limit_and_keeps_serving() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
+}
+
+/// A second tenant with a secret, a linked group, and a site of its own.
+fn with_other_tenant(world: &World) {
+    let spec = InstallationSpec::new(
+        "jira:other",
+        "other-secret",
+        "https://other.example",
+        "acme-platform.jira",
+    );
+    world.platform.add_installation(Installation::from(&spec));
+    world.platform.link("jira:other", "OTHER-1", &[9]);
+}
+
+/// The call's answer as text, and the host's refusals.
+fn said(call: Call<webhook::Response>) -> (String, Vec<String>) {
+    let response = call
+        .result
+        .expect("the escape attempt is answered, not trapped");
+    (
+        String::from_utf8_lossy(&response.body).into_owned(),
+        call.record.refusals,
+    )
+}
+
+#[test]
+fn another_tenant_s_secret_is_out_of_reach() {
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, refusals) = said(command(&world, "escape-secret"));
+    assert_eq!(answer, "secret: None");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].contains("`jira:other`"), "{refusals:?}");
+}
+
+#[test]
+fn another_tenant_s_groups_are_out_of_reach() {
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, refusals) = said(command(&world, "escape-groups"));
+    assert_eq!(
+        answer,
+        "groups: StatusOutcome::NoLinkedGroups AssignOutcome::NoLinkedGroups"
+    );
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    let group = world.platform.group(9).unwrap();
+    assert_eq!(
+        (group.status, group.assignee),
+        (GroupStatus::Unresolved, None)
+    );
+}
+
+#[test]
+fn another_tenant_s_deliveries_are_out_of_reach() {
+    use jira_sync_host::backends::DeliveryLog as _;
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, refusals) = said(command(&world, "escape-deliveries"));
+    assert_eq!(answer, "deliveries: false None");
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert!(!world.platform.seen("jira:other", "d-other"));
+    assert_eq!(world.platform.last_applied("jira:other", "OTHER-1"), None);
+}
+
+#[test]
+fn another_tenant_s_cache_entries_are_out_of_reach() {
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, _) = said(command_as(&world, "jira:other", "cache-set"));
+    assert_eq!(answer, "set");
+    let (answer, _) = said(command_as(&world, "jira:other", "escape-cache"));
+    assert_eq!(
+        answer, "cache: Some(\"other's value\")",
+        "the owner reads its entry"
+    );
+    let (answer, _) = said(command(&world, "escape-cache"));
+    assert_eq!(answer, "cache: None", "another tenant does not");
+}
+
+#[test]
+fn another_tenant_s_site_is_out_of_reach() {
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, _) = said(command(&world, "escape-site"));
+    assert!(answer.starts_with("site: Err(Error::Denied("), "{answer}");
+    assert!(world.http.unmatched().is_empty(), "nothing left the host");
+}
+
+#[test]
+fn a_call_without_a_credential_reaches_no_installation() {
+    let world = world();
+    let call = hostile().webhook(
+        &world.backends,
+        &webhook::Request {
+            method: "POST".into(),
+            path: PATH.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: b"assign".to_vec(),
+        },
+    );
+    let response = call.result.unwrap();
+    assert_eq!(response.status, 500, "its lookup of jira:1c4 was refused");
+    assert_eq!(call.record.refusals.len(), 1);
 }

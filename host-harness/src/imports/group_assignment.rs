@@ -1,5 +1,5 @@
-//! `group-assignment`: the guest assigns or unassigns the groups linked to a Jira issue; the
-//! changes are staged until the call succeeds.
+//! `group-assignment`: the guest assigns or unassigns the groups linked to a Jira issue of the
+//! call's installation; the changes are staged until the call succeeds.
 
 use super::CallState;
 use super::effects::Effect;
@@ -8,6 +8,9 @@ use crate::wit::jira_sync::plugin::group_assignment::{self, AssignOutcome, Unass
 
 impl group_assignment::Host for CallState {
     fn assign(&mut self, client_key: String, issue_key: String, email: String) -> AssignOutcome {
+        if !self.own(&client_key, "group-assignment.assign") {
+            return AssignOutcome::NoLinkedGroups;
+        }
         let platform = &self.backends.platform;
         let groups = platform.linked_groups(&client_key, &issue_key);
         let (result, outcome, groups) = if groups.is_empty() {
@@ -35,6 +38,9 @@ impl group_assignment::Host for CallState {
     }
 
     fn unassign(&mut self, client_key: String, issue_key: String) -> UnassignOutcome {
+        if !self.own(&client_key, "group-assignment.unassign") {
+            return UnassignOutcome::NoLinkedGroups;
+        }
         let groups = self
             .backends
             .platform

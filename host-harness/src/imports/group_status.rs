@@ -1,4 +1,5 @@
-//! `group-status`: the guest resolves or unresolves the groups linked to a Jira issue; a group
+//! `group-status`: the guest resolves or unresolves the groups linked to a Jira issue of the
+//! call's installation; a group
 //! already in that status is left alone, and changes are staged until the call succeeds.
 
 use super::CallState;
@@ -23,6 +24,9 @@ impl CallState {
         status: GroupStatus,
         strategy: Option<&'static str>,
     ) -> StatusOutcome {
+        if !self.own(client_key, "group-status") {
+            return StatusOutcome::NoLinkedGroups;
+        }
         let groups = self.backends.platform.linked_groups(client_key, &issue_key);
         let mut changed = 0;
         for group in &groups {

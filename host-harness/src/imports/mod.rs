@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::backends::Backends;
 use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
-use crate::wit::jira_sync::plugin::types;
+use crate::wit::jira_sync::plugin::types::{self, Installation};
 use effects::Staged;
 use egress::Egress;
 use record::CallRecord;
@@ -46,7 +46,8 @@ struct Usage {
     log_lines: u32,
 }
 
-/// The store's data: the backends, the sandbox policy, and what this call did and used.
+/// The store's data: the backends, the installation the call is bound to, the sandbox policy,
+/// and what this call did and used.
 pub struct CallState {
     /// What the imports are implemented over.
     pub backends: Backends,
@@ -58,6 +59,9 @@ pub struct CallState {
     pub limits: Limits,
     /// The limit this call broke, if any.
     pub limit_hit: Option<LimitExceeded>,
+    /// The one installation this call may touch (docs/behaviour.md#9), and its record when the
+    /// platform has it.
+    tenant: Option<(String, Option<Installation>)>,
     usage: Usage,
     staged: Staged,
     started: Instant,
@@ -65,14 +69,24 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// A call's state under the default limits, until the guest looks its installation up.
-    pub fn new(backends: Backends) -> Self {
+    /// A call bound to the installation `tenant` (none: the guest may reach no installation's
+    /// data), under that installation's limits, or the defaults when there is none.
+    pub fn new(backends: Backends, tenant: Option<String>) -> Self {
+        let tenant = tenant.map(|client_key| {
+            let found = backends.platform.installation(&client_key);
+            (client_key, found)
+        });
+        let limits = match &tenant {
+            Some((_, Some((_, limits)))) => *limits,
+            _ => Limits::default(),
+        };
         CallState {
             backends,
             egress: Egress::default(),
             record: CallRecord::default(),
-            limits: Limits::default(),
+            limits,
             limit_hit: None,
+            tenant: tenant.map(|(key, found)| (key, found.map(|(installation, _)| installation))),
             usage: Usage::default(),
             staged: Staged::default(),
             started: Instant::now(),
@@ -99,6 +113,36 @@ impl CallState {
             ..
         } = &self.backends;
         self.staged.commit(platform.as_ref(), deliveries.as_ref());
+    }
+
+    /// Whether `client_key` is the call's installation; when it is not, the attempt is refused
+    /// and recorded (`what` names the import).
+    fn own(&mut self, client_key: &str, what: &str) -> bool {
+        let own = matches!(&self.tenant, Some((bound, _)) if bound == client_key);
+        if !own {
+            self.record.refusals.push(format!(
+                "{what}: installation `{client_key}` is not this call's ({})",
+                self.tenant
+                    .as_ref()
+                    .map_or("none", |(bound, _)| bound.as_str())
+            ));
+        }
+        own
+    }
+
+    /// The cache key of `key` in the call's installation's namespace; `None` (refused and
+    /// recorded) for a call bound to no installation.
+    fn cache_key(&mut self, key: &str) -> Option<String> {
+        match &self.tenant {
+            // Length-prefixed, so that no (client key, key) pair can spell another's.
+            Some((bound, _)) => Some(format!("{}:{bound}:{key}", bound.len())),
+            None => {
+                self.record
+                    .refusals
+                    .push("cache: this call is bound to no installation".to_owned());
+                None
+            }
+        }
     }
 
     /// Runs `f` (a host call such as HTTP or a sleep) and counts its time as host time, not
@@ -150,8 +194,8 @@ mod tests {
     use crate::installation::InstallationSpec;
     use crate::wit::jira_sync::plugin::types::{Installation, ResolutionStrategy};
     use crate::wit::jira_sync::plugin::{
-        deliveries::Host as _, group_assignment::Host as _, group_status::Host as _, http,
-        http::Host as _, installations::Host as _,
+        cache::Host as _, deliveries::Host as _, group_assignment, group_assignment::Host as _,
+        group_status, group_status::Host as _, http, http::Host as _, installations::Host as _,
     };
 
     /// Answers every request 200, so that only the sandbox can refuse one.
@@ -187,7 +231,7 @@ mod tests {
             deliveries: platform.clone(),
             clock: Arc::new(ManualClock::new(0)),
         };
-        (CallState::new(backends), platform)
+        (CallState::new(backends, Some("jira:1".into())), platform)
     }
 
     fn get(url: &str) -> http::Request {
@@ -240,18 +284,68 @@ mod tests {
     }
 
     #[test]
-    fn egress_and_limits_follow_the_installation_looked_up() {
+    fn the_bound_installation_s_limits_apply_from_the_start_and_its_site_after_lookup() {
         let (mut call, _) = state();
+        assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
         let denied = call.send(get("https://acme.atlassian.net/rest")).unwrap();
         assert!(matches!(denied, Err(http::Error::Denied(_))), "{denied:?}");
-        assert_eq!(call.limits.http_calls, Limits::default().http_calls);
-
         assert!(call.get_by_client_key("jira:1".into()).is_some());
-        assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
-        // The first request already counted against the new budget of one.
+        // The first request already counted against the budget of one.
         let over = call.send(get("https://acme.atlassian.net/rest"));
         assert!(over.is_err(), "a second request breaks http-calls");
         assert_eq!(call.limit_hit, Some(LimitExceeded::HttpCalls));
+    }
+
+    #[test]
+    fn another_installation_is_out_of_reach() {
+        let (mut call, platform) = state();
+        let other = InstallationSpec::new("jira:2", "other-secret", "https://b.example", "app");
+        platform.add_installation(Installation::from(&other));
+        platform.link("jira:2", "B-1", &[9]);
+
+        assert!(
+            call.get_by_client_key("jira:2".into()).is_none(),
+            "no secret"
+        );
+        assert!(matches!(
+            call.resolve("jira:2".into(), "B-1".into(), ResolutionStrategy::Resolve),
+            group_status::StatusOutcome::NoLinkedGroups
+        ));
+        assert!(matches!(
+            call.assign("jira:2".into(), "B-1".into(), "ada@example.com".into()),
+            group_assignment::AssignOutcome::NoLinkedGroups
+        ));
+        call.mark_seen("jira:2".into(), "d-9".into());
+        call.set_last_applied("jira:2".into(), "B-1".into(), 9);
+        assert_eq!(call.last_applied("jira:2".into(), "B-1".into()), None);
+        call.limits.http_calls = 10;
+        let site = call.send(get("https://b.example/rest")).unwrap();
+        assert!(matches!(site, Err(http::Error::Denied(_))), "{site:?}");
+
+        call.commit();
+        assert_eq!(platform.group(9).unwrap().status, GroupStatus::Unresolved);
+        assert!(!platform.seen("jira:2", "d-9"));
+        assert_eq!(platform.last_applied("jira:2", "B-1"), None);
+        assert_eq!(call.record.refusals.len(), 6, "{:#?}", call.record.refusals);
+        assert!(call.record.refusals.iter().all(|r| r.contains("`jira:2`")));
+    }
+
+    #[test]
+    fn cache_entries_are_namespaced_per_installation() {
+        let (mut a, platform) = state();
+        a.set("k".into(), "a's".into(), 60);
+        let other = InstallationSpec::new("jira:2", "s", "https://b.example", "app");
+        platform.add_installation(Installation::from(&other));
+        let mut b = CallState::new(a.backends.clone(), Some("jira:2".into()));
+        assert_eq!(b.get("k".into()), None);
+        b.set("k".into(), "b's".into(), 60);
+        assert_eq!(a.get("k".into()).as_deref(), Some("a's"));
+
+        let mut unbound = CallState::new(a.backends.clone(), None);
+        assert_eq!(unbound.get("k".into()), None);
+        unbound.set("k".into(), "x".into(), 60);
+        assert_eq!(unbound.record.refusals.len(), 2);
+        assert!(unbound.get_by_client_key("jira:1".into()).is_none());
     }
 
     #[test]

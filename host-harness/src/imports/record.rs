@@ -92,6 +92,9 @@ pub struct CallRecord {
     pub logs: Vec<LogLine>,
     /// Seconds the guest asked to sleep (e.g. honouring `Retry-After`).
     pub slept: u64,
+    /// What the host refused: reaching another installation than the call's
+    /// (docs/behaviour.md#9).
+    pub refusals: Vec<String>,
 }
 
 /// A body for the trace: JSON when it parses, text otherwise, null when empty.

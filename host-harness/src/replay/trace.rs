@@ -14,8 +14,9 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
         cache,
         logs,
         slept,
+        refusals,
     } = call.record;
-    json!({
+    let mut step = json!({
         "kind": kind,
         "response": response,
         "outcome": outcome,
@@ -26,5 +27,11 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
         "cache": cache,
         "logs": logs,
         "slept": slept,
-    })
+    });
+    // Only a misbehaving guest is refused anything; the shipped component's traces (which other
+    // runtimes reproduce) never carry the key.
+    if !refusals.is_empty() {
+        step["refusals"] = json!(refusals);
+    }
+    step
 }

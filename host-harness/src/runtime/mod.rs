@@ -1,7 +1,8 @@
 //! The sandbox: one engine, the component compiled once (or loaded precompiled) and
 //! pre-instantiated, and a fresh store and instance per call with a memory cap and a CPU bound
-//! (docs/decisions/0001-fresh-instance-per-call.md). A call's staged effects reach the platform
-//! only when it succeeds.
+//! (docs/decisions/0001-fresh-instance-per-call.md). Each call is bound to one installation
+//! before the guest runs (`binding.rs`), and its staged effects reach the platform only when it
+//! succeeds.
 //!
 //! - `engine.rs`: the engine's configuration, pooling allocation, the artefact cache;
 //! - `cpu.rs`: the epoch ticker and the per-call CPU check.
@@ -9,6 +10,7 @@
 //! The runtime knows the imports (`CallState`) and the backends below it, and nothing of
 //! replay, the server or the simulator above it.
 
+mod binding;
 mod cpu;
 mod engine;
 
@@ -122,7 +124,7 @@ impl Runtime {
 
     /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
     pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
-        let mut store = self.store(backends);
+        let mut store = self.store(backends, None);
         self.pre
             .instantiate(&mut store)
             .map(drop)
@@ -146,6 +148,7 @@ impl Runtime {
     ) -> Call<webhook::Response> {
         self.call(
             backends,
+            binding::webhook_tenant(request),
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_webhook()
@@ -169,6 +172,7 @@ impl Runtime {
     ) -> Call<outbound::StatusOutcome> {
         self.call(
             backends,
+            Some(request.client_key.clone()),
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
@@ -186,6 +190,7 @@ impl Runtime {
     ) -> Call<outbound::AssigneeOutcome> {
         self.call(
             backends,
+            Some(request.client_key.clone()),
             |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
@@ -195,9 +200,9 @@ impl Runtime {
         )
     }
 
-    /// A fresh store with the memory limiter and the CPU check.
-    fn store(&self, backends: &Backends) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, CallState::new(backends.clone()));
+    /// A fresh store bound to `tenant`, with the memory limiter and the CPU check.
+    fn store(&self, backends: &Backends, tenant: Option<String>) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, CallState::new(backends.clone(), tenant));
         store.limiter(|state| state);
         cpu::bound(&mut store);
         store
@@ -208,10 +213,11 @@ impl Runtime {
     fn call<T>(
         &self,
         backends: &Backends,
+        tenant: Option<String>,
         run: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
     ) -> Call<T> {
-        let mut store = self.store(backends);
+        let mut store = self.store(backends, tenant);
         let result = self
             .pre
             .instantiate(&mut store)

@@ -181,6 +181,9 @@ fn emit(context: &Context, trigger: String, started: Instant, result: Value, rec
         %result,
         "component call"
     );
+    for refusal in &record.refusals {
+        tracing::warn!(target: "jira_sync::sandbox", %trigger, %refusal, "refused");
+    }
     for line in &record.logs {
         let fields = Value::Object(line.fields.clone());
         match line.level {

@@ -1,6 +1,7 @@
 //! A guest that misbehaves on command, to prove the sandbox contains it. The webhook body names
-//! the misdeed; every command first looks up installation `jira:1c4`, so that its limits and
-//! its site apply.
+//! the misdeed; most commands first look up installation `jira:1c4` (the call's own, in the
+//! tests), so that its site is reachable; the `escape-*` commands reach for installation
+//! `jira:other`'s secret, groups, deliveries, cache entries and site.
 
 #[cfg(target_arch = "wasm32")]
 mod guest {
@@ -8,7 +9,10 @@ mod guest {
 
     use exports::jira_sync::plugin::outbound::{self, AssigneeOutcome, StatusOutcome};
     use exports::jira_sync::plugin::webhook::{self, Request, Response};
-    use jira_sync::plugin::{group_assignment, http, installations, log};
+    use jira_sync::plugin::types::ResolutionStrategy;
+    use jira_sync::plugin::{
+        cache, deliveries, group_assignment, group_status, http, installations, log,
+    };
 
     struct Hostile;
 
@@ -36,8 +40,43 @@ mod guest {
         }
     }
 
+    /// The other tenant's data, which the sandbox must keep out of reach.
+    fn escape(command: &str) -> Option<String> {
+        Some(match command {
+            "cache-set" => {
+                cache::set("secret-key", "other's value", 600);
+                "set".to_owned()
+            }
+            "escape-cache" => format!("cache: {:?}", cache::get("secret-key")),
+            "escape-secret" => format!(
+                "secret: {:?}",
+                installations::get_by_client_key("jira:other").map(|i| i.shared_secret)
+            ),
+            "escape-groups" => {
+                let resolved =
+                    group_status::resolve("jira:other", "OTHER-1", ResolutionStrategy::Resolve);
+                let assigned = group_assignment::assign("jira:other", "OTHER-1", "ada@example.com");
+                format!("groups: {resolved:?} {assigned:?}")
+            }
+            "escape-deliveries" => {
+                deliveries::mark_seen("jira:other", "d-other");
+                deliveries::set_last_applied("jira:other", "OTHER-1", 1);
+                format!(
+                    "deliveries: {} {:?}",
+                    deliveries::seen("jira:other", "d-other"),
+                    deliveries::last_applied("jira:other", "OTHER-1")
+                )
+            }
+            "escape-site" => format!("site: {:?}", get("https://other.example/rest/api/2/status")),
+            _ => return None,
+        })
+    }
+
     impl webhook::Guest for Hostile {
         fn handle(request: Request) -> Response {
+            if let Some(said) = escape(&String::from_utf8_lossy(&request.body)) {
+                return answer(200, said.into_bytes());
+            }
             let Some(installation) = installations::get_by_client_key("jira:1c4") else {
                 return answer(500, b"no installation jira:1c4".to_vec());
             };

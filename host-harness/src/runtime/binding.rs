@@ -1,0 +1,54 @@
+//! Which installation a call is bound to, decided before the guest runs
+//! (docs/behaviour.md#9): an outbound call to the installation its request names; a webhook to
+//! the installation its credential names — for a Connect JWT the unverified `iss`, which the
+//! guest then verifies. A request without a readable credential is bound to none, and the guest
+//! can then reach no installation's data at all.
+
+use jira_sync_plugin::jwt;
+use jira_sync_plugin::model::header;
+
+use crate::wit::exports::jira_sync::plugin::webhook;
+
+/// The client key a webhook's credential names, unverified.
+pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
+    let authorization = header(&request.headers, "authorization")?;
+    let (_, token) = authorization.split_once(' ')?;
+    jwt::decode(token.trim()).ok().map(|token| token.iss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(authorization: Option<&str>) -> webhook::Request {
+        webhook::Request {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: authorization
+                .map(|a| vec![("Authorization".into(), a.into())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_webhook_is_bound_to_the_iss_of_its_token_or_to_nothing() {
+        let token = jira_sync_plugin::jwt::sign(
+            &jira_sync_plugin::jwt::Claims {
+                iss: "jira:1c4",
+                iat: 0,
+                exp: 10,
+                qsh: "q",
+            },
+            "secret",
+        );
+        assert_eq!(
+            webhook_tenant(&request(Some(&format!("JWT {token}")))).as_deref(),
+            Some("jira:1c4")
+        );
+        assert_eq!(webhook_tenant(&request(None)), None);
+        assert_eq!(webhook_tenant(&request(Some("JWT not-a-token"))), None);
+        assert_eq!(webhook_tenant(&request(Some("JWT"))), None);
+    }
+}
