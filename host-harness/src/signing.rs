@@ -32,7 +32,8 @@ pub fn authorization(
     claims.insert("iat".into(), json!(now));
     claims.insert(
         "exp".into(),
-        json!(now as i64 + o.exp_in.unwrap_or(JIRA_TOKEN_LIFETIME)),
+        // Saturating: a scenario may forge any `exp_in`, and must not panic the host.
+        json!((now as i64).saturating_add(o.exp_in.unwrap_or(JIRA_TOKEN_LIFETIME))),
     );
     claims.insert("qsh".into(), json!(hash));
     for claim in &o.omit {

@@ -92,3 +92,37 @@ proptest! {
         prop_assert!(matches!(status, 200..=299 | 400..=499), "answered {}", status);
     }
 }
+
+/// A scenario file is input too: extreme numbers anywhere in it end in an answer or a typed
+/// error, never a panic of the host (debug builds check every overflow).
+#[test]
+fn extreme_numbers_in_a_scenario_never_panic_the_host() {
+    use jira_sync_tests::{issue_updated, run, scenario, status_item};
+    for (now, exp_in, advance) in [
+        (u64::MAX, i64::MAX, u64::MAX),
+        (0, i64::MIN, 1),
+        (1_700_000_000, i64::MAX, 300),
+        (i64::MAX as u64 + 1, i64::MAX, u64::MAX - 1),
+    ] {
+        let mut s = scenario("base");
+        s["now"] = json!(now);
+        s["installation"]["max_transition_hops"] = json!(u32::MAX);
+        s["installation"]["clock_skew_seconds"] = json!(u32::MAX);
+        s["installation"]["retry"] = json!({"max_retries": u32::MAX, "max_total_wait": u32::MAX});
+        s["installation"]["limits"] = json!({"cpu_ms": u64::MAX, "memory_bytes": usize::MAX});
+        let body = issue_updated(json!([status_item("3", "10101")]), json!({}));
+        s["steps"] = json!([
+            {"webhook": {"sign": {"exp_in": exp_in}, "body": body}},
+            {"advance_clock": advance},
+            {"webhook": {"sign": true, "body": body}},
+            {"advance_clock": advance},
+            {"sync_status_outbound": {"issue_key": "APP-123", "resolved": true}},
+        ]);
+        let trace = run(&s);
+        assert_eq!(
+            trace.0["steps"].as_array().map(Vec::len),
+            Some(5),
+            "every step ran"
+        );
+    }
+}

@@ -37,7 +37,7 @@ impl CacheBackend for MemoryCache {
     fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) {
         lock(&self.entries).insert(
             key.to_owned(),
-            (value.to_owned(), now + u64::from(ttl_seconds)),
+            (value.to_owned(), now.saturating_add(u64::from(ttl_seconds))),
         );
     }
 
