@@ -88,10 +88,11 @@ pub mod wit {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
-        // These two may end the call: they enforce the per-call limits.
+        // These may end the call: they enforce the per-call limits.
         imports: {
             "jira-sync:plugin/http.send": trappable,
             "jira-sync:plugin/log.log": trappable,
+            "jira-sync:plugin/clock.sleep": trappable,
         },
     });
 }

@@ -13,8 +13,11 @@ pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 pub struct Limits {
     /// Linear memory the instance may grow to (at most [`MAX_MEMORY_BYTES`]).
     pub memory_bytes: usize,
-    /// Time spent running guest code (host calls such as HTTP and sleeps excluded).
+    /// CPU time the call's thread may spend running guest code (the thread's CPU clock, less
+    /// the CPU of host calls), so that a busy machine never shortens a call's budget.
     pub cpu_ms: u64,
+    /// Wall-clock deadline of the whole call, host calls and `Retry-After` waits included.
+    pub wall_ms: u64,
     /// HTTP requests one call may send.
     pub http_calls: u32,
     /// Largest Jira response body handed to the guest; larger is a `response-too-large` error.
@@ -32,6 +35,8 @@ impl Default for Limits {
         Limits {
             memory_bytes: 32 * 1024 * 1024,
             cpu_ms: 250,
+            // Above the default retry budget (60 s of waits) plus a few slow Jira requests.
+            wall_ms: 90_000,
             http_calls: 32,
             response_bytes: 1024 * 1024,
             total_bytes: 8 * 1024 * 1024,
@@ -46,6 +51,25 @@ impl Limits {
     pub fn cpu(&self) -> Duration {
         Duration::from_millis(self.cpu_ms)
     }
+
+    /// Why the host cannot honour these limits, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.memory_bytes > MAX_MEMORY_BYTES {
+            return Err(format!(
+                "memory_bytes {} is above the host's instance slot of {MAX_MEMORY_BYTES} bytes",
+                self.memory_bytes
+            ));
+        }
+        if self.cpu_ms == 0 || self.wall_ms == 0 {
+            return Err("cpu_ms and wall_ms must be above zero".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The wall-clock deadline as a duration.
+    pub fn wall(&self) -> Duration {
+        Duration::from_millis(self.wall_ms)
+    }
 }
 
 /// The limit a call broke; the call ends, its effects are dropped, and the next call is fresh.
@@ -57,6 +81,9 @@ pub enum LimitExceeded {
     /// Guest code ran longer than `cpu_ms`.
     #[error("limit: cpu")]
     Cpu,
+    /// The call ran past `wall_ms` of wall-clock time, or asked to wait past it.
+    #[error("limit: deadline")]
+    Deadline,
     /// The guest sent more than `http_calls` requests.
     #[error("limit: http-calls")]
     HttpCalls,

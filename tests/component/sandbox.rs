@@ -373,3 +373,115 @@ fn a_call_without_a_credential_reaches_no_installation() {
     assert_eq!(response.status, 500, "its lookup of jira:1c4 was refused");
     assert_eq!(call.record.refusals.len(), 1);
 }
+
+#[test]
+fn a_wait_past_the_deadline_ends_the_call() {
+    // The replay clock sleeps instantly: the deadline counts the seconds asked for.
+    contained("sleep", LimitExceeded::Deadline);
+}
+
+#[test]
+fn a_call_that_outlives_its_wall_clock_deadline_is_ended() {
+    let world = world();
+    world.platform.set_limits(
+        "jira:1c4",
+        Limits {
+            cpu_ms: 60_000,
+            wall_ms: 100,
+            ..limits()
+        },
+    );
+    let call = command(&world, "loop");
+    assert_eq!(
+        call.result.unwrap_err(),
+        CallError::Limit(LimitExceeded::Deadline)
+    );
+}
+
+#[test]
+fn the_cpu_budget_counts_cpu_not_waiting_for_a_core() {
+    use jira_sync_host::bench::Fixture;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A webhook costs well under a millisecond of guest CPU; 5 ms holds however busy the machine
+    // is. Measured as wall time, calls descheduled behind the spinners broke it.
+    let fixture = Arc::new(Fixture::new());
+    fixture.platform.set_limits(
+        "jira:1c4",
+        Limits {
+            cpu_ms: 5,
+            ..Limits::default()
+        },
+    );
+    let runtime = jira_sync_tests::runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let fixture = fixture.clone();
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for i in 0..60 {
+                    let (_, request) = &fixture.webhooks[i % fixture.webhooks.len()];
+                    let call = runtime.webhook(&fixture.backends, request);
+                    if let Err(e) = call.result {
+                        failures.push(e.to_string());
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = callers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    for spinner in spinners {
+        spinner.join().unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 240 failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}
+
+#[test]
+fn a_server_that_could_not_honour_its_workers_refuses_to_start() {
+    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
+    use jira_sync_host::server::{Server, ServerConfig};
+    let db = std::env::temp_dir().join(format!("jira-sync-workers-{}.db", std::process::id()));
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    for workers in [0, 65, 1000] {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            workers,
+            ..ServerConfig::default()
+        };
+        let http = Arc::new(RealHttp::new(HttpLimits::default()));
+        let refused = Server::start(&config, hostile_runtime(), store.clone(), http, None);
+        let message = format!("{:#}", refused.err().expect("refused at start"));
+        assert!(message.contains("64 slots"), "{message}");
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+fn hostile_runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Arc::new(Runtime::load(&hostile_component()).unwrap()))
+        .clone()
+}

@@ -1,6 +1,10 @@
-//! `clock`: the guest's only time; a sleep is host time, not guest CPU.
+//! `clock`: the guest's only time; a sleep is host time, not guest CPU, and a sleep that would
+//! end past the call's deadline ends the call instead.
+
+use std::time::Duration;
 
 use super::CallState;
+use crate::limits::LimitExceeded;
 use crate::wit::jira_sync::plugin::clock;
 
 impl clock::Host for CallState {
@@ -8,8 +12,12 @@ impl clock::Host for CallState {
         self.backends.clock.now()
     }
 
-    fn sleep(&mut self, seconds: u32) {
+    fn sleep(&mut self, seconds: u32) -> wasmtime::Result<()> {
+        if self.past_deadline(Duration::from_secs(u64::from(seconds))) {
+            return Err(self.exceed(LimitExceeded::Deadline));
+        }
         self.record.slept += u64::from(seconds);
         self.in_host(|state| state.backends.clock.sleep(seconds));
+        Ok(())
     }
 }

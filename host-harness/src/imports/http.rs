@@ -1,6 +1,8 @@
 //! `http`: the guest's only way out, through the egress policy, counted against the call's
 //! request and byte budgets.
 
+use std::time::Duration;
+
 use super::CallState;
 use super::record::{HttpExchange, body_value, string_map};
 use crate::backends::OutboundRequest;
@@ -15,6 +17,9 @@ impl http::Host for CallState {
         self.usage.http_calls += 1;
         if self.usage.http_calls > self.limits.http_calls {
             return Err(self.exceed(LimitExceeded::HttpCalls));
+        }
+        if self.past_deadline(Duration::ZERO) {
+            return Err(self.exceed(LimitExceeded::Deadline));
         }
         self.usage.bytes += request.body.as_ref().map_or(0, |b| b.len() as u64);
         let method: &'static str = request.method.into();

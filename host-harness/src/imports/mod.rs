@@ -31,6 +31,8 @@ pub mod record;
 
 use std::time::{Duration, Instant};
 
+use cpu_time::ThreadTime;
+
 use crate::backends::Backends;
 use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
 use crate::wit::jira_sync::plugin::types::{self, Installation};
@@ -64,7 +66,12 @@ pub struct CallState {
     tenant: Option<(String, Option<Installation>)>,
     usage: Usage,
     staged: Staged,
+    /// When the call started, for its wall-clock deadline.
     started: Instant,
+    /// The thread's CPU clock when the call started (`None` where the platform has none: then
+    /// wall time stands in for it). A call runs on one thread from start to end.
+    started_cpu: Option<Duration>,
+    /// CPU (or, without a CPU clock, wall) time spent inside host calls.
     host_time: Duration,
 }
 
@@ -90,13 +97,32 @@ impl CallState {
             usage: Usage::default(),
             staged: Staged::default(),
             started: Instant::now(),
+            started_cpu: thread_cpu(),
             host_time: Duration::ZERO,
         }
     }
 
-    /// Time spent in guest code so far: wall time less the time inside host calls.
+    /// CPU time spent in guest code so far: the thread's CPU time since the call started, less
+    /// that of host calls. Time the thread waits for a core does not count.
     pub fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.host_time)
+        self.thread_time().saturating_sub(self.host_time)
+    }
+
+    /// Whether the call has passed its wall-clock deadline. Seconds slept on a clock that does
+    /// not really sleep (replay's) count too, so that replay ends where a real run would.
+    pub fn past_deadline(&self, waiting: Duration) -> bool {
+        let spent = self
+            .started
+            .elapsed()
+            .max(Duration::from_secs(self.record.slept));
+        spent.saturating_add(waiting) > self.limits.wall()
+    }
+
+    fn thread_time(&self) -> Duration {
+        match (self.started_cpu, thread_cpu()) {
+            (Some(started), Some(now)) => now.saturating_sub(started),
+            _ => self.started.elapsed(),
+        }
     }
 
     /// Records `limit` as broken and returns the trap that ends the call.
@@ -148,11 +174,16 @@ impl CallState {
     /// Runs `f` (a host call such as HTTP or a sleep) and counts its time as host time, not
     /// guest CPU.
     fn in_host<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let started = Instant::now();
+        let before = self.thread_time();
         let value = f(self);
-        self.host_time += started.elapsed();
+        self.host_time += self.thread_time().saturating_sub(before);
         value
     }
+}
+
+/// The calling thread's CPU time, where the platform keeps one.
+fn thread_cpu() -> Option<Duration> {
+    ThreadTime::try_now().ok().map(|t| t.as_duration())
 }
 
 impl wasmtime::ResourceLimiter for CallState {
@@ -268,6 +299,28 @@ mod tests {
         }
         assert!(platform.seen("jira:1", "d-1"));
         assert_eq!(platform.last_applied("jira:1", "APP-1"), Some(5));
+    }
+
+    #[test]
+    fn guest_time_is_cpu_time_not_time_spent_waiting() {
+        let (call, _) = state();
+        // Descheduled, blocked or asleep: the thread's CPU clock does not move.
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(
+            call.guest_time() < std::time::Duration::from_millis(30),
+            "{:?}",
+            call.guest_time()
+        );
+    }
+
+    #[test]
+    fn the_deadline_counts_wall_time_and_the_waits_asked_for() {
+        let (mut call, _) = state();
+        call.limits.wall_ms = 1_000;
+        assert!(!call.past_deadline(std::time::Duration::ZERO));
+        assert!(call.past_deadline(std::time::Duration::from_secs(2)));
+        call.record.slept = 1;
+        assert!(call.past_deadline(std::time::Duration::from_millis(1)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! CPU accounting: a ticker thread advances the engine's epoch every [`EPOCH_TICK`], and each
-//! store's deadline callback ends the call once its guest time passes the installation's
-//! `cpu_ms`. Epochs rather than fuel: docs/decisions/0002-epochs-not-fuel.md.
+//! store's deadline callback ends the call once its guest CPU time (the thread's CPU clock, less
+//! host calls) passes the installation's `cpu_ms`, or its wall time passes `wall_ms`. Epochs rather than fuel: docs/decisions/0002-epochs-not-fuel.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,8 @@ pub(super) fn bound(store: &mut Store<CallState>) {
         let state = context.data_mut();
         if state.guest_time() > state.limits.cpu() {
             Err(state.exceed(LimitExceeded::Cpu))
+        } else if state.past_deadline(Duration::ZERO) {
+            Err(state.exceed(LimitExceeded::Deadline))
         } else {
             Ok(UpdateDeadline::Continue(1))
         }

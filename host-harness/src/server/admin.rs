@@ -117,9 +117,12 @@ pub(super) fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -
     };
     let store = &context.store;
     let result = match endpoint {
-        Endpoint::AddInstallation => {
-            parse::<InstallationSpec>(body).map(|spec| stored(store.add_installation(&spec)))
-        }
+        Endpoint::AddInstallation => parse::<InstallationSpec>(body).and_then(|spec| {
+            spec.limits
+                .check()
+                .map_err(|why| (400, json!({"error": format!("limits: {why}")})))?;
+            Ok(stored(store.add_installation(&spec)))
+        }),
         Endpoint::Link => parse::<LinkBody>(body)
             .map(|link| stored(store.link(&link.client_key, &link.issue_key, &link.groups))),
         Endpoint::AddUser => {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
+use crate::runtime::POOL_SLOTS;
+
 /// `serve`'s configuration (a TOML file; every key optional).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -46,6 +48,20 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Refuses, at start, a configuration the host cannot honour, rather than failing under
+    /// load.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let slots = POOL_SLOTS as usize;
+        if self.workers == 0 || self.workers > slots {
+            anyhow::bail!(
+                "workers = {} cannot be honoured: each worker runs one instance at a time and the \
+                 instance pool has {slots} slots; choose 1 to {slots}",
+                self.workers
+            );
+        }
+        Ok(())
+    }
+
     /// Reads the TOML file at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =

