@@ -139,7 +139,7 @@ fn play(
         "email_api_calls": jira_requests.iter().filter(|e| e.path == "/rest/api/3/user/email").count(),
         "cache_hits": calls.iter().map(|c| c.record.cache.hits).sum::<u32>(),
         "component_calls": calls.len(),
-        "group": store.group(GROUP),
+        "group": store.group(GROUP)?,
         "jira_issue": sim.issue(ISSUE).map(|i| json!({"status": i.status, "assignee": i.assignee})),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     });

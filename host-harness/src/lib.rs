@@ -34,8 +34,7 @@
 //! let backends = Backends {
 //!     http: Arc::new(Jira), // your HTTP client; the sandbox checks every URL first
 //!     cache: Arc::new(MemoryCache::default()),
-//!     platform: platform.clone(),
-//!     deliveries: platform,
+//!     platform,
 //!     clock: Arc::new(SystemClock { max_sleep: std::time::Duration::from_secs(30) }),
 //! };
 //! let request = webhook::Request {
@@ -88,12 +87,8 @@ pub mod wit {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
-        // These may end the call: they enforce the per-call limits.
-        imports: {
-            "jira-sync:plugin/http.send": trappable,
-            "jira-sync:plugin/log.log": trappable,
-            "jira-sync:plugin/clock.sleep": trappable,
-        },
+        // Every import may end the call: the limits, the deadline and a failing backend.
+        imports: { default: trappable },
     });
 }
 

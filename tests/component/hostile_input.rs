@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use jira_sync_host::backends::{MemoryPlatform, Platform};
+use jira_sync_host::backends::MemoryPlatform;
 use jira_sync_host::bench::Fixture;
 use jira_sync_host::webhook;
 use jira_sync_tests::runtime;

@@ -4,11 +4,13 @@
 //! - `auth`: every way a webhook's token can fail (docs/behaviour.md#1.1, #1.2, #4);
 //! - `webhook`: the inbound flows (docs/behaviour.md#1, #5, #7);
 //! - `outbound`: status and assignee pushes to Jira (docs/behaviour.md#2, #3, #6);
+//! - `backends`: failing backends end calls cleanly and apply nothing;
 //! - `contract`: the component imports exactly our WIT;
 //! - `sandbox`: a hostile guest is contained;
 //! - `hostile_input`: mutated tokens and bodies (proptest).
 
 mod auth;
+mod backends;
 mod contract;
 mod hostile_input;
 mod outbound;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use jira_sync_host::backends::HttpStub;
 use jira_sync_host::backends::ScriptedHttp;
 use jira_sync_host::backends::{
-    Backends, GroupStatus, ManualClock, MemoryCache, MemoryPlatform, Platform,
+    Backends, Field, GroupStatus, ManualClock, MemoryCache, MemoryPlatform, Platform,
 };
 use jira_sync_host::runtime::hostile_component;
 use jira_sync_host::{Call, Runtime};
@@ -57,7 +57,6 @@ fn world() -> World {
         http: http.clone(),
         cache: Arc::new(MemoryCache::default()),
         platform: platform.clone(),
-        deliveries: platform.clone(),
         clock: Arc::new(ManualClock::new(1_700_000_000)),
     };
     World {
@@ -263,7 +262,7 @@ fn the_server_answers_500_for_a_broken_limit_and_keeps_serving() {
     assert_eq!(post("loop"), 500);
     assert_eq!(post("alloc"), 500);
     assert_eq!(post("assign"), 200);
-    assert_eq!(store.group(1).unwrap().assignee, Some(7));
+    assert_eq!(store.group(1).unwrap().unwrap().assignee, Some(7));
     drop(server);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -322,14 +321,18 @@ fn another_tenant_s_groups_are_out_of_reach() {
 
 #[test]
 fn another_tenant_s_deliveries_are_out_of_reach() {
-    use jira_sync_host::backends::DeliveryLog as _;
     let world = world();
     with_other_tenant(&world);
     let (answer, refusals) = said(command(&world, "escape-deliveries"));
     assert_eq!(answer, "deliveries: false None");
     assert_eq!(refusals.len(), 4, "{refusals:?}");
-    assert!(!world.platform.seen("jira:other", "d-other"));
-    assert_eq!(world.platform.last_applied("jira:other", "OTHER-1"), None);
+    assert!(!world.platform.handled("jira:other", "d-other"));
+    for field in Field::ALL {
+        assert_eq!(
+            world.platform.watermark("jira:other", "OTHER-1", field),
+            None
+        );
+    }
 }
 
 #[test]

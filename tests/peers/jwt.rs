@@ -277,7 +277,6 @@ fn world(installations: &[(&str, &str)]) -> Backends {
         http: Arc::new(NoOneHome),
         cache: Arc::new(MemoryCache::default()),
         platform: platform.clone(),
-        deliveries: platform,
         clock: Arc::new(ManualClock::new(NOW)),
     }
 }

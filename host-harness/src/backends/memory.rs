@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{CacheBackend, DeliveryLog, Group, GroupStatus, Platform};
+use super::{BackendResult, CacheBackend, Claim, Field, Group, GroupStatus, Platform, Transaction};
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave these maps half-updated: every update is one insert.
+    // A panic elsewhere cannot leave the state half-updated: a transaction swaps in a whole new
+    // state or nothing, and every other write is one insert.
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -22,157 +23,278 @@ pub struct MemoryCache {
 }
 
 impl CacheBackend for MemoryCache {
-    fn get(&self, key: &str, now: u64) -> Option<String> {
+    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>> {
         let mut entries = lock(&self.entries);
-        match entries.get(key) {
+        Ok(match entries.get(key) {
             Some((value, expires)) if *expires > now => Some(value.clone()),
             Some(_) => {
                 entries.remove(key);
                 None
             }
             None => None,
-        }
+        })
     }
 
-    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) {
+    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()> {
         lock(&self.entries).insert(
             key.to_owned(),
             (value.to_owned(), now.saturating_add(u64::from(ttl_seconds))),
         );
+        Ok(())
     }
 
-    fn delete(&self, key: &str) {
+    fn delete(&self, key: &str) -> BackendResult<()> {
         lock(&self.entries).remove(key);
+        Ok(())
     }
+}
+
+type Key = (String, String);
+
+/// Everything the platform holds, behind one lock so that a transaction is atomic.
+#[derive(Debug, Clone, Default)]
+struct State {
+    installations: BTreeMap<String, Installation>,
+    limits: BTreeMap<String, Limits>,
+    links: BTreeMap<Key, Vec<u64>>,
+    users: Vec<(String, u64)>,
+    groups: BTreeMap<u64, Group>,
+    handled: BTreeSet<Key>,
+    /// Deliveries being handled: owner and lease end (Unix seconds).
+    claims: BTreeMap<Key, (u64, u64)>,
+    watermarks: BTreeMap<(String, String, Field), i64>,
+}
+
+fn key(a: &str, b: &str) -> Key {
+    (a.to_owned(), b.to_owned())
 }
 
 /// The platform's records in memory.
 #[derive(Default)]
 pub struct MemoryPlatform {
-    installations: Mutex<BTreeMap<String, Installation>>,
-    links: Mutex<BTreeMap<(String, String), Vec<u64>>>,
-    users: Mutex<Vec<(String, u64)>>,
-    groups: Mutex<BTreeMap<u64, Group>>,
-    delivered: Mutex<BTreeSet<(String, String)>>,
-    applied: Mutex<BTreeMap<(String, String), i64>>,
-    limits: Mutex<BTreeMap<String, Limits>>,
+    state: Mutex<State>,
 }
 
 impl MemoryPlatform {
     /// Adds or replaces an installation.
     pub fn add_installation(&self, installation: Installation) {
-        lock(&self.installations).insert(installation.client_key.clone(), installation);
+        lock(&self.state)
+            .installations
+            .insert(installation.client_key.clone(), installation);
     }
 
     /// Links `groups` to `issue_key`; unknown groups start unresolved and unassigned.
     pub fn link(&self, client_key: &str, issue_key: &str, groups: &[u64]) {
-        let mut known = lock(&self.groups);
+        let mut state = lock(&self.state);
         for group in groups {
-            known.entry(*group).or_insert(Group {
+            state.groups.entry(*group).or_insert(Group {
                 status: GroupStatus::Unresolved,
                 assignee: None,
             });
         }
-        lock(&self.links)
-            .entry((client_key.to_owned(), issue_key.to_owned()))
+        state
+            .links
+            .entry(key(client_key, issue_key))
             .or_default()
             .extend_from_slice(groups);
     }
 
     /// Sets the limits of one call for `client_key`.
     pub fn set_limits(&self, client_key: &str, limits: Limits) {
-        lock(&self.limits).insert(client_key.to_owned(), limits);
+        lock(&self.state)
+            .limits
+            .insert(client_key.to_owned(), limits);
     }
 
     /// Adds a verified email of user `id`.
     pub fn add_user(&self, email: &str, id: u64) {
-        lock(&self.users).push((email.to_owned(), id));
+        lock(&self.state).users.push((email.to_owned(), id));
     }
 
     /// Sets a group's state.
     pub fn put_group(&self, id: u64, group: Group) {
-        lock(&self.groups).insert(id, group);
+        lock(&self.state).groups.insert(id, group);
     }
 
     /// Every group, by id.
     pub fn groups(&self) -> BTreeMap<u64, Group> {
-        lock(&self.groups).clone()
+        lock(&self.state).groups.clone()
+    }
+
+    /// The group, if it exists (memory never fails, so tests read it plainly).
+    pub fn group(&self, group: u64) -> Option<Group> {
+        lock(&self.state).groups.get(&group).copied()
+    }
+
+    /// Whether delivery `id` of this installation was handled.
+    pub fn handled(&self, client_key: &str, id: &str) -> bool {
+        lock(&self.state).handled.contains(&key(client_key, id))
+    }
+
+    /// The field's watermark.
+    pub fn watermark(&self, client_key: &str, issue_key: &str, field: Field) -> Option<i64> {
+        lock(&self.state)
+            .watermarks
+            .get(&(client_key.to_owned(), issue_key.to_owned(), field))
+            .copied()
     }
 }
 
 impl Platform for MemoryPlatform {
-    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)> {
-        let installation = lock(&self.installations).get(client_key).cloned()?;
-        let limits = lock(&self.limits)
-            .get(client_key)
-            .copied()
-            .unwrap_or_default();
-        Some((installation, limits))
+    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
+        let state = lock(&self.state);
+        Ok(state.installations.get(client_key).map(|installation| {
+            let limits = state.limits.get(client_key).copied().unwrap_or_default();
+            (installation.clone(), limits)
+        }))
     }
 
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
-        lock(&self.links)
-            .get(&(client_key.to_owned(), issue_key.to_owned()))
+    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
+        Ok(lock(&self.state)
+            .links
+            .get(&key(client_key, issue_key))
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    fn user_by_email(&self, email: &str) -> Option<u64> {
-        lock(&self.users)
+    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
+        Ok(lock(&self.state)
+            .users
             .iter()
             .find(|(known, _)| known.eq_ignore_ascii_case(email))
-            .map(|(_, id)| *id)
+            .map(|(_, id)| *id))
     }
 
-    fn set_assignee(&self, group: u64, user: Option<u64>) {
-        if let Some(g) = lock(&self.groups).get_mut(&group) {
-            g.assignee = user;
-        }
+    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
+        Ok(MemoryPlatform::group(self, group))
     }
 
-    fn set_status(&self, group: u64, status: GroupStatus) {
-        if let Some(g) = lock(&self.groups).get_mut(&group) {
-            g.status = status;
-        }
-    }
-
-    fn group(&self, group: u64) -> Option<Group> {
-        lock(&self.groups).get(&group).copied()
-    }
-
-    fn links_of_group(&self, group: u64) -> Vec<(String, String)> {
-        lock(&self.links)
+    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
+        Ok(lock(&self.state)
+            .links
             .iter()
             .filter(|(_, groups)| groups.contains(&group))
             .map(|(link, _)| link.clone())
-            .collect()
+            .collect())
     }
 
-    fn user_emails(&self, user: u64) -> Vec<String> {
-        lock(&self.users)
+    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
+        Ok(lock(&self.state)
+            .users
             .iter()
             .filter(|(_, id)| *id == user)
             .map(|(email, _)| email.clone())
-            .collect()
+            .collect())
+    }
+
+    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
+        Ok(MemoryPlatform::handled(self, client_key, id))
+    }
+
+    fn watermark(
+        &self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>> {
+        Ok(MemoryPlatform::watermark(
+            self, client_key, issue_key, field,
+        ))
+    }
+
+    fn claim(
+        &self,
+        client_key: &str,
+        id: &str,
+        owner: u64,
+        now: u64,
+        lease_until: u64,
+    ) -> BackendResult<Claim> {
+        let mut state = lock(&self.state);
+        let delivery = key(client_key, id);
+        if state.handled.contains(&delivery) {
+            return Ok(Claim::Handled);
+        }
+        match state.claims.get(&delivery) {
+            Some((holder, until)) if *holder != owner && *until > now => Ok(Claim::InProgress),
+            _ => {
+                state.claims.insert(delivery, (owner, lease_until));
+                Ok(Claim::Claimed)
+            }
+        }
+    }
+
+    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
+        let mut state = lock(&self.state);
+        let delivery = key(client_key, id);
+        if state
+            .claims
+            .get(&delivery)
+            .is_some_and(|(holder, _)| *holder == owner)
+        {
+            state.claims.remove(&delivery);
+        }
+        Ok(())
+    }
+
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
+    ) -> BackendResult<()> {
+        let mut state = lock(&self.state);
+        // Work on a copy and swap it in whole: a failure leaves the state as it was.
+        let mut draft = state.clone();
+        work(&mut draft)?;
+        *state = draft;
+        Ok(())
     }
 }
 
-impl DeliveryLog for MemoryPlatform {
-    fn seen(&self, client_key: &str, id: &str) -> bool {
-        lock(&self.delivered).contains(&(client_key.to_owned(), id.to_owned()))
+impl Transaction for State {
+    fn watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>> {
+        Ok(self
+            .watermarks
+            .get(&(client_key.to_owned(), issue_key.to_owned(), field))
+            .copied())
     }
 
-    fn mark_seen(&self, client_key: &str, id: &str) {
-        lock(&self.delivered).insert((client_key.to_owned(), id.to_owned()));
+    fn set_watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+        updated_ms: i64,
+    ) -> BackendResult<()> {
+        self.watermarks.insert(
+            (client_key.to_owned(), issue_key.to_owned(), field),
+            updated_ms,
+        );
+        Ok(())
     }
 
-    fn last_applied(&self, client_key: &str, issue_key: &str) -> Option<i64> {
-        lock(&self.applied)
-            .get(&(client_key.to_owned(), issue_key.to_owned()))
-            .copied()
+    fn set_assignee(&mut self, group: u64, user: Option<u64>) -> BackendResult<()> {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.assignee = user;
+        }
+        Ok(())
     }
 
-    fn set_last_applied(&self, client_key: &str, issue_key: &str, updated_ms: i64) {
-        lock(&self.applied).insert((client_key.to_owned(), issue_key.to_owned()), updated_ms);
+    fn set_status(&mut self, group: u64, status: GroupStatus) -> BackendResult<()> {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.status = status;
+        }
+        Ok(())
+    }
+
+    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
+        let delivery = key(client_key, id);
+        self.claims.remove(&delivery);
+        self.handled.insert(delivery);
+        Ok(())
     }
 }

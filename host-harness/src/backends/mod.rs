@@ -4,9 +4,9 @@
 //!
 //! | file | backends |
 //! | --- | --- |
-//! | `memory.rs` | [`MemoryCache`], [`MemoryPlatform`] (also a [`DeliveryLog`]) |
+//! | `memory.rs` | [`MemoryCache`], [`MemoryPlatform`] |
 //! | `clock.rs` | [`SystemClock`], [`ManualClock`] |
-//! | `sqlite.rs` | `SqliteStore`: platform and delivery log in one SQLite file (feature `sqlite`) |
+//! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
 //! | `scripted.rs` | `ScriptedHttp`: Jira's answers from a script (feature `replay`) |
 //!
@@ -69,14 +69,23 @@ pub trait HttpBackend: Send + Sync {
     fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, HttpError>;
 }
 
+/// A backend that could not answer (database down, disk full, connection lost). The call that
+/// met it ends with this error and none of its effects is applied (docs/behaviour.md#9).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend: {0}")]
+pub struct BackendError(pub String);
+
+/// What every backend method returns.
+pub type BackendResult<T> = Result<T, BackendError>;
+
 /// Short-lived values the guest keeps between calls (user lookups, status lists).
 pub trait CacheBackend: Send + Sync {
     /// The value of `key` if it has not expired at `now` (Unix seconds).
-    fn get(&self, key: &str, now: u64) -> Option<String>;
+    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>>;
     /// Stores `value` under `key` until `now + ttl_seconds`.
-    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64);
+    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()>;
     /// Drops `key`.
-    fn delete(&self, key: &str);
+    fn delete(&self, key: &str) -> BackendResult<()>;
 }
 
 /// The host's time; the guest has no other.
@@ -106,37 +115,112 @@ pub struct Group {
     pub assignee: Option<u64>,
 }
 
-/// The platform's own records: installations, groups, their links to Jira issues, users.
-pub trait Platform: Send + Sync {
-    /// The installation, with what one call for it may consume (host-side only).
-    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)>;
-    /// The groups linked to `issue_key` on this installation's site.
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64>;
-    /// The user whose verified email is `email`, compared case-insensitively.
-    fn user_by_email(&self, email: &str) -> Option<u64>;
-    /// Assigns `group` to `user` (`None`: unassigns it).
-    fn set_assignee(&self, group: u64, user: Option<u64>);
-    /// Resolves or unresolves `group`.
-    fn set_status(&self, group: u64, status: GroupStatus);
-    /// The group, if it exists.
-    fn group(&self, group: u64) -> Option<Group>;
-    /// The (client key, issue key) pairs `group` is linked to.
-    fn links_of_group(&self, group: u64) -> Vec<(String, String)>;
-    /// The verified emails of `user`.
-    fn user_emails(&self, user: u64) -> Vec<String>;
+/// The issue field an ordering watermark belongs to: each field of an issue is ordered on its
+/// own, so a late assignee change is not stale because a newer status change was applied
+/// (docs/behaviour.md#7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    /// The issue's status.
+    Status,
+    /// The issue's assignee.
+    Assignee,
 }
 
-/// Jira deliveries already handled, and the last `updated` applied per issue
-/// (docs/behaviour.md#7).
-pub trait DeliveryLog: Send + Sync {
+impl Field {
+    /// Every field, in a fixed order.
+    pub const ALL: [Field; 2] = [Field::Status, Field::Assignee];
+
+    /// The field's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Status => "status",
+            Field::Assignee => "assignee",
+        }
+    }
+}
+
+/// The platform's own records: installations, groups, their links to Jira issues, users, and
+/// the delivery log. Reads answer directly; a call's writes go through [`Platform::transaction`],
+/// all together or not at all.
+pub trait Platform: Send + Sync {
+    /// The installation, with what one call for it may consume (host-side only).
+    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>>;
+    /// The groups linked to `issue_key` on this installation's site.
+    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>>;
+    /// The user whose verified email is `email`, compared case-insensitively.
+    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>>;
+    /// The group, if it exists.
+    fn group(&self, group: u64) -> BackendResult<Option<Group>>;
+    /// The (client key, issue key) pairs `group` is linked to.
+    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>>;
+    /// The verified emails of `user`.
+    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>>;
     /// Whether delivery `id` of this installation was handled.
-    fn seen(&self, client_key: &str, id: &str) -> bool;
-    /// Records delivery `id` as handled.
-    fn mark_seen(&self, client_key: &str, id: &str);
-    /// The `updated` (ms) of the newest event applied to `issue_key`.
-    fn last_applied(&self, client_key: &str, issue_key: &str) -> Option<i64>;
-    /// Records `updated_ms` as the newest event applied to `issue_key`.
-    fn set_last_applied(&self, client_key: &str, issue_key: &str, updated_ms: i64);
+    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool>;
+    /// The `updated` (ms) of the newest event applied to this field of `issue_key`.
+    fn watermark(
+        &self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>>;
+    /// Claims delivery `id` for the call `owner` until `lease_until` (Unix seconds): atomically,
+    /// so that of many copies of one delivery handled at once exactly one is claimed. A claim
+    /// whose lease has run out (its server died) may be taken over.
+    fn claim(
+        &self,
+        client_key: &str,
+        id: &str,
+        owner: u64,
+        now: u64,
+        lease_until: u64,
+    ) -> BackendResult<Claim>;
+    /// Drops `owner`'s claim on delivery `id`, unless it was marked handled: the delivery is
+    /// then free for Jira's retry.
+    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()>;
+    /// Runs `work` in one transaction: everything it wrote is kept when it and the commit
+    /// succeed, and nothing otherwise.
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
+    ) -> BackendResult<()>;
+}
+
+/// What became of a claim on a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the delivery now.
+    Claimed,
+    /// It was handled before: acknowledge it without effects.
+    Handled,
+    /// Another call holds it right now: ask Jira to retry later.
+    InProgress,
+}
+
+/// The writes of one transaction (see [`Platform::transaction`]).
+pub trait Transaction {
+    /// The field's watermark as this transaction sees it.
+    fn watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>>;
+    /// Sets the field's watermark.
+    fn set_watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+        updated_ms: i64,
+    ) -> BackendResult<()>;
+    /// Assigns `group` to `user` (`None`: unassigns it).
+    fn set_assignee(&mut self, group: u64, user: Option<u64>) -> BackendResult<()>;
+    /// Resolves or unresolves `group`.
+    fn set_status(&mut self, group: u64, status: GroupStatus) -> BackendResult<()>;
+    /// Records delivery `id` of this installation as handled.
+    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()>;
 }
 
 /// The backends one call runs against; cheap to clone and shared across threads.
@@ -146,10 +230,8 @@ pub struct Backends {
     pub http: Arc<dyn HttpBackend>,
     /// The guest's cache.
     pub cache: Arc<dyn CacheBackend>,
-    /// Installations, groups, links and users.
+    /// Installations, groups, links, users, handled deliveries and ordering watermarks.
     pub platform: Arc<dyn Platform>,
-    /// Handled deliveries and ordering watermarks.
-    pub deliveries: Arc<dyn DeliveryLog>,
     /// The host's time.
     pub clock: Arc<dyn Clock>,
 }

@@ -1,5 +1,6 @@
 //! The server's state in one SQLite file: installations, links, groups, users, and the delivery
-//! log (handled webhook ids, last `updated` applied per issue), so that a restart loses nothing.
+//! log (handled webhook ids and their claims, per-field watermarks), so that a restart loses
+//! nothing. Every failed statement is a [`BackendError`]; a call's writes are one transaction.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DeliveryLog, Group, GroupStatus, Platform};
+use super::{BackendError, BackendResult, Claim, Field, Group, GroupStatus, Platform, Transaction};
 use crate::installation::InstallationSpec;
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
@@ -25,8 +26,10 @@ CREATE TABLE IF NOT EXISTS users (id INTEGER NOT NULL, email TEXT NOT NULL COLLA
     PRIMARY KEY (id, email));
 CREATE TABLE IF NOT EXISTS deliveries (client_key TEXT NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (client_key, id));
-CREATE TABLE IF NOT EXISTS applied (client_key TEXT NOT NULL, issue_key TEXT NOT NULL,
-    updated_ms INTEGER NOT NULL, PRIMARY KEY (client_key, issue_key));
+CREATE TABLE IF NOT EXISTS claims (client_key TEXT NOT NULL, id TEXT NOT NULL,
+    owner INTEGER NOT NULL, lease_until INTEGER NOT NULL, PRIMARY KEY (client_key, id));
+CREATE TABLE IF NOT EXISTS watermarks (client_key TEXT NOT NULL, issue_key TEXT NOT NULL,
+    field TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (client_key, issue_key, field));
 ";
 
 /// The platform and the delivery log in one SQLite file.
@@ -34,12 +37,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-/// The trait methods cannot return errors; a failed statement is reported, never a panic.
-fn report<T: Default>(what: &str, result: rusqlite::Result<T>) -> T {
-    result.unwrap_or_else(|e| {
-        tracing::error!(target: "jira_sync::store", "{what}: {e}");
-        T::default()
-    })
+/// A failed statement as the backend error a call ends with, naming what was being done.
+fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
+    move |e| BackendError(format!("sqlite: {what}: {e}"))
 }
 
 impl SqliteStore {
@@ -93,10 +93,9 @@ impl SqliteStore {
     }
 
     /// Every group, by id.
-    pub fn groups(&self) -> BTreeMap<u64, Group> {
+    pub fn groups(&self) -> BackendResult<BTreeMap<u64, Group>> {
         let conn = self.conn();
-        let rows = conn
-            .prepare("SELECT id, resolved, assignee FROM groups ORDER BY id")
+        conn.prepare("SELECT id, resolved, assignee FROM groups ORDER BY id")
             .and_then(|mut stmt| {
                 stmt.query_map([], |row| {
                     Ok((
@@ -105,8 +104,8 @@ impl SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<BTreeMap<_, _>>>()
-            });
-        report("list groups", rows)
+            })
+            .map_err(failed("list groups"))
     }
 }
 
@@ -122,157 +121,341 @@ fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
 }
 
 impl SqliteStore {
-    fn spec(&self, client_key: &str) -> Option<InstallationSpec> {
-        let spec: Option<String> = report(
-            "read installation",
-            self.conn()
-                .query_row(
-                    "SELECT spec FROM installations WHERE client_key = ?1",
-                    params![client_key],
-                    |row| row.get(0),
-                )
-                .optional(),
-        );
-        serde_json::from_str(&spec?).ok()
+    fn spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
+        let spec: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT spec FROM installations WHERE client_key = ?1",
+                params![client_key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(failed("read installation"))?;
+        spec.map(|spec| {
+            serde_json::from_str(&spec)
+                .map_err(|e| BackendError(format!("installation {client_key} is unreadable: {e}")))
+        })
+        .transpose()
     }
 }
 
 impl Platform for SqliteStore {
-    fn installation(&self, client_key: &str) -> Option<(Installation, Limits)> {
-        self.spec(client_key)
-            .map(|spec| (Installation::from(&spec), spec.limits))
+    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
+        Ok(self
+            .spec(client_key)?
+            .map(|spec| (Installation::from(&spec), spec.limits)))
     }
 
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
+    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
         let conn = self.conn();
-        let rows = conn
-            .prepare(
-                "SELECT group_id FROM links WHERE client_key = ?1 AND issue_key = ?2 ORDER BY group_id",
+        conn.prepare(
+            "SELECT group_id FROM links WHERE client_key = ?1 AND issue_key = ?2 ORDER BY group_id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![client_key, issue_key], |row| {
+                Ok(row.get::<_, i64>(0)? as u64)
+            })?
+            .collect()
+        })
+        .map_err(failed("read links"))
+    }
+
+    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
+        self.conn()
+            .query_row(
+                "SELECT id FROM users WHERE email = ?1 ORDER BY id LIMIT 1",
+                params![email],
+                |row| row.get::<_, i64>(0),
             )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![client_key, issue_key], |row| {
-                    Ok(row.get::<_, i64>(0)? as u64)
-                })?
-                .collect()
-            });
-        report("read links", rows)
+            .optional()
+            .map(|id| id.map(|id| id as u64))
+            .map_err(failed("find user"))
     }
 
-    fn user_by_email(&self, email: &str) -> Option<u64> {
-        report(
-            "find user",
-            self.conn()
-                .query_row(
-                    "SELECT id FROM users WHERE email = ?1 ORDER BY id LIMIT 1",
-                    params![email],
-                    |row| row.get::<_, i64>(0),
-                )
-                .optional(),
-        )
-        .map(|id| id as u64)
+    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
+        self.conn()
+            .query_row(
+                "SELECT resolved, assignee FROM groups WHERE id = ?1",
+                params![group as i64],
+                |row| Ok(group_of(row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(failed("read group"))
     }
 
-    fn set_assignee(&self, group: u64, user: Option<u64>) {
-        report(
-            "set assignee",
-            self.conn().execute(
-                "UPDATE groups SET assignee = ?2 WHERE id = ?1",
-                params![group as i64, user.map(|u| u as i64)],
-            ),
-        );
-    }
-
-    fn set_status(&self, group: u64, status: GroupStatus) {
-        report(
-            "set status",
-            self.conn().execute(
-                "UPDATE groups SET resolved = ?2 WHERE id = ?1",
-                params![group as i64, status == GroupStatus::Resolved],
-            ),
-        );
-    }
-
-    fn group(&self, group: u64) -> Option<Group> {
-        report(
-            "read group",
-            self.conn()
-                .query_row(
-                    "SELECT resolved, assignee FROM groups WHERE id = ?1",
-                    params![group as i64],
-                    |row| Ok(group_of(row.get(0)?, row.get(1)?)),
-                )
-                .optional(),
-        )
-    }
-
-    fn links_of_group(&self, group: u64) -> Vec<(String, String)> {
+    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
         let conn = self.conn();
-        let rows = conn
-            .prepare("SELECT client_key, issue_key FROM links WHERE group_id = ?1 ORDER BY 1, 2")
+        conn.prepare("SELECT client_key, issue_key FROM links WHERE group_id = ?1 ORDER BY 1, 2")
             .and_then(|mut stmt| {
                 stmt.query_map(params![group as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect()
-            });
-        report("read links of group", rows)
+            })
+            .map_err(failed("read links of group"))
     }
 
-    fn user_emails(&self, user: u64) -> Vec<String> {
+    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
         let conn = self.conn();
-        let rows = conn
-            .prepare("SELECT email FROM users WHERE id = ?1 ORDER BY email")
+        conn.prepare("SELECT email FROM users WHERE id = ?1 ORDER BY email")
             .and_then(|mut stmt| {
                 stmt.query_map(params![user as i64], |row| row.get(0))?
                     .collect()
-            });
-        report("read user emails", rows)
+            })
+            .map_err(failed("read user emails"))
+    }
+
+    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
+        handled(&self.conn(), client_key, id).map_err(failed("read delivery"))
+    }
+
+    fn watermark(
+        &self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>> {
+        watermark(&self.conn(), client_key, issue_key, field).map_err(failed("read watermark"))
+    }
+
+    fn claim(
+        &self,
+        client_key: &str,
+        id: &str,
+        owner: u64,
+        now: u64,
+        lease_until: u64,
+    ) -> BackendResult<Claim> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the read and the write below are one step for every other connection.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed("begin claim"))?;
+        if handled(&tx, client_key, id).map_err(failed("read delivery"))? {
+            return Ok(Claim::Handled);
+        }
+        let taken = tx
+            .execute(
+                "INSERT INTO claims (client_key, id, owner, lease_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (client_key, id) DO UPDATE SET owner = ?3, lease_until = ?4
+                 WHERE claims.owner = ?3 OR claims.lease_until <= ?5",
+                params![client_key, id, owner as i64, lease_until as i64, now as i64],
+            )
+            .map_err(failed("claim delivery"))?;
+        tx.commit().map_err(failed("commit claim"))?;
+        Ok(if taken == 1 {
+            Claim::Claimed
+        } else {
+            Claim::InProgress
+        })
+    }
+
+    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
+        self.conn()
+            .execute(
+                "DELETE FROM claims WHERE client_key = ?1 AND id = ?2 AND owner = ?3",
+                params![client_key, id, owner as i64],
+            )
+            .map(drop)
+            .map_err(failed("release claim"))
+    }
+
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
+    ) -> BackendResult<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed("begin transaction"))?;
+        let mut writes = Tx(&tx);
+        work(&mut writes)?;
+        // Dropping an uncommitted transaction rolls it back: an error above applies nothing.
+        tx.commit().map_err(failed("commit"))
     }
 }
 
-impl DeliveryLog for SqliteStore {
-    fn seen(&self, client_key: &str, id: &str) -> bool {
-        report(
-            "read delivery",
-            self.conn()
-                .query_row(
-                    "SELECT 1 FROM deliveries WHERE client_key = ?1 AND id = ?2",
-                    params![client_key, id],
-                    |_| Ok(()),
-                )
-                .optional(),
-        )
-        .is_some()
+fn handled(conn: &Connection, client_key: &str, id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM deliveries WHERE client_key = ?1 AND id = ?2",
+        params![client_key, id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
+fn watermark(
+    conn: &Connection,
+    client_key: &str,
+    issue_key: &str,
+    field: Field,
+) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT updated_ms FROM watermarks WHERE client_key = ?1 AND issue_key = ?2 AND field = ?3",
+        params![client_key, issue_key, field.as_str()],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// The writes of one call, inside an open SQLite transaction.
+struct Tx<'a>(&'a rusqlite::Transaction<'a>);
+
+impl Transaction for Tx<'_> {
+    fn watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+    ) -> BackendResult<Option<i64>> {
+        watermark(self.0, client_key, issue_key, field).map_err(failed("read watermark"))
     }
 
-    fn mark_seen(&self, client_key: &str, id: &str) {
-        report(
-            "record delivery",
-            self.conn().execute(
+    fn set_watermark(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+        updated_ms: i64,
+    ) -> BackendResult<()> {
+        self.0
+            .execute(
+                "INSERT OR REPLACE INTO watermarks (client_key, issue_key, field, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![client_key, issue_key, field.as_str(), updated_ms],
+            )
+            .map(drop)
+            .map_err(failed("record watermark"))
+    }
+
+    fn set_assignee(&mut self, group: u64, user: Option<u64>) -> BackendResult<()> {
+        self.0
+            .execute(
+                "UPDATE groups SET assignee = ?2 WHERE id = ?1",
+                params![group as i64, user.map(|u| u as i64)],
+            )
+            .map(drop)
+            .map_err(failed("set assignee"))
+    }
+
+    fn set_status(&mut self, group: u64, status: GroupStatus) -> BackendResult<()> {
+        self.0
+            .execute(
+                "UPDATE groups SET resolved = ?2 WHERE id = ?1",
+                params![group as i64, status == GroupStatus::Resolved],
+            )
+            .map(drop)
+            .map_err(failed("set status"))
+    }
+
+    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
+        self.0
+            .execute(
                 "INSERT OR IGNORE INTO deliveries (client_key, id) VALUES (?1, ?2)",
                 params![client_key, id],
-            ),
+            )
+            .and_then(|_| {
+                self.0.execute(
+                    "DELETE FROM claims WHERE client_key = ?1 AND id = ?2",
+                    params![client_key, id],
+                )
+            })
+            .map(drop)
+            .map_err(failed("record delivery"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a file of its own, removed on drop.
+    struct Temp(std::path::PathBuf, SqliteStore);
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    fn temp(name: &str) -> Temp {
+        let path =
+            std::env::temp_dir().join(format!("jira-sync-sqlite-{name}-{}.db", std::process::id()));
+        let store = SqliteStore::open(&path).unwrap();
+        Temp(path, store)
+    }
+
+    #[test]
+    fn a_transaction_that_fails_half_way_applies_nothing() {
+        let t = temp("rollback");
+        t.1.link("jira:1", "APP-1", &[1, 2]).unwrap();
+        // Another connection makes the second write fail, as a full disk or a constraint would.
+        Connection::open(&t.0)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER fail BEFORE UPDATE ON groups WHEN NEW.id = 2
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+            )
+            .unwrap();
+        let result = t.1.transaction(&mut |tx| {
+            tx.mark_handled("jira:1", "d-1")?;
+            tx.set_watermark("jira:1", "APP-1", Field::Status, 5)?;
+            tx.set_status(1, GroupStatus::Resolved)?;
+            tx.set_status(2, GroupStatus::Resolved)
+        });
+        assert!(result.unwrap_err().0.contains("injected"));
+        let group = t.1.group(1).unwrap().unwrap();
+        assert_eq!(
+            group.status,
+            GroupStatus::Unresolved,
+            "the first write is gone too"
+        );
+        assert!(!t.1.handled("jira:1", "d-1").unwrap());
+        assert_eq!(
+            t.1.watermark("jira:1", "APP-1", Field::Status).unwrap(),
+            None
         );
     }
 
-    fn last_applied(&self, client_key: &str, issue_key: &str) -> Option<i64> {
-        report(
-            "read watermark",
-            self.conn()
-                .query_row(
-                    "SELECT updated_ms FROM applied WHERE client_key = ?1 AND issue_key = ?2",
-                    params![client_key, issue_key],
-                    |row| row.get(0),
-                )
-                .optional(),
-        )
-    }
-
-    fn set_last_applied(&self, client_key: &str, issue_key: &str, updated_ms: i64) {
-        report(
-            "record watermark",
-            self.conn().execute(
-                "INSERT OR REPLACE INTO applied (client_key, issue_key, updated_ms) VALUES (?1, ?2, ?3)",
-                params![client_key, issue_key, updated_ms],
-            ),
+    #[test]
+    fn a_delivery_is_claimed_once_until_handled_released_or_its_lease_ends() {
+        let t = temp("claims");
+        let store = &t.1;
+        assert_eq!(
+            store.claim("jira:1", "d", 1, 100, 160).unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            store.claim("jira:1", "d", 2, 110, 170).unwrap(),
+            Claim::InProgress
+        );
+        assert_eq!(
+            store.claim("jira:2", "d", 2, 110, 170).unwrap(),
+            Claim::Claimed
+        );
+        store.release("jira:1", "d", 2).unwrap();
+        assert_eq!(
+            store.claim("jira:1", "d", 3, 120, 180).unwrap(),
+            Claim::InProgress,
+            "only the holder releases"
+        );
+        store.release("jira:1", "d", 1).unwrap();
+        assert_eq!(
+            store.claim("jira:1", "d", 3, 120, 180).unwrap(),
+            Claim::Claimed
+        );
+        assert_eq!(
+            store.claim("jira:1", "d", 4, 181, 240).unwrap(),
+            Claim::Claimed,
+            "an ended lease is taken over"
+        );
+        store
+            .transaction(&mut |tx| tx.mark_handled("jira:1", "d"))
+            .unwrap();
+        assert_eq!(
+            store.claim("jira:1", "d", 5, 200, 260).unwrap(),
+            Claim::Handled
         );
     }
 }

@@ -50,7 +50,6 @@ impl Fixture {
             http: Arc::new(ScriptedHttp::new(stubs)),
             cache: Arc::new(MemoryCache::default()),
             platform: platform.clone(),
-            deliveries: platform.clone(),
             clock: Arc::new(ManualClock::new(NOW)),
         };
         let hook = |body: serde_json::Value| webhook::Request {
@@ -100,11 +99,10 @@ impl Fixture {
     /// The webhook through the native core.
     pub fn native(&self, request: &webhook::Request) -> u16 {
         let request = jira_sync_plugin::model::WebhookRequest::from(request);
-        let mut env = NativeEnv {
-            backends: &self.backends,
-            logs: Vec::new(),
-        };
-        jira_sync_plugin::webhook::handle(&mut env, &request).status
+        let mut env = NativeEnv::new(&self.backends);
+        let status = jira_sync_plugin::webhook::handle(&mut env, &request).status;
+        env.commit();
+        status
     }
 
     /// The webhook through a fresh instance of the component.

@@ -4,7 +4,8 @@
 use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
 use jira_sync_plugin::model::{self, Level};
 
-use crate::backends::{Backends, GroupStatus, OutboundRequest};
+use crate::backends::{Backends, Field, GroupStatus, OutboundRequest};
+use crate::imports::effects::{Effect, Staged};
 
 /// The core's environment over the host's backends, with no sandbox in between.
 pub struct NativeEnv<'a> {
@@ -12,6 +13,24 @@ pub struct NativeEnv<'a> {
     pub backends: &'a Backends,
     /// Log lines, kept as the wasm host keeps them, so that both sides do the same work.
     pub logs: Vec<(String, Vec<(String, String)>)>,
+    /// The platform changes, staged and committed in one transaction as the sandbox does.
+    pub(crate) staged: Staged,
+}
+
+impl<'a> NativeEnv<'a> {
+    /// An environment over `backends`.
+    pub fn new(backends: &'a Backends) -> Self {
+        NativeEnv {
+            backends,
+            logs: Vec::new(),
+            staged: Staged::default(),
+        }
+    }
+
+    /// Commits the staged changes, as the sandbox does after a successful call.
+    pub fn commit(&mut self) {
+        let _ = self.staged.commit(self.backends.platform.as_ref());
+    }
 }
 
 impl Http for NativeEnv<'_> {
@@ -35,46 +54,90 @@ impl Http for NativeEnv<'_> {
 
 impl Cache for NativeEnv<'_> {
     fn get(&mut self, key: &str) -> Option<String> {
-        self.backends.cache.get(key, self.backends.clock.now())
+        let now = self.backends.clock.now();
+        self.backends.cache.get(key, now).ok().flatten()
     }
     fn set(&mut self, key: &str, value: &str, ttl_seconds: u32) {
         let now = self.backends.clock.now();
-        self.backends.cache.set(key, value, ttl_seconds, now);
+        let _ = self.backends.cache.set(key, value, ttl_seconds, now);
     }
     fn delete(&mut self, key: &str) {
-        self.backends.cache.delete(key);
+        let _ = self.backends.cache.delete(key);
     }
 }
 
 impl Installations for NativeEnv<'_> {
     fn by_client_key(&mut self, client_key: &str) -> Option<model::Installation> {
+        let found = self.backends.platform.installation(client_key).ok()??;
+        Some(found.0.into())
+    }
+}
+
+impl NativeEnv<'_> {
+    fn linked(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
         self.backends
             .platform
-            .installation(client_key)
-            .map(|(i, _)| i.into())
+            .linked_groups(client_key, issue_key)
+            .unwrap_or_default()
+    }
+
+    fn issue(client_key: &str, issue_key: &str) -> (String, String) {
+        (client_key.to_owned(), issue_key.to_owned())
+    }
+
+    fn set_status(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        status: GroupStatus,
+    ) -> model::StatusChange {
+        let groups = self.linked(client_key, issue_key);
+        if groups.is_empty() {
+            return model::StatusChange::NoLinkedGroups;
+        }
+        let mut changed = 0;
+        for group in groups {
+            let current = self.backends.platform.group(group).ok().flatten();
+            if current.is_some_and(|g| g.status != status) {
+                self.staged.push(Effect::Status {
+                    issue: Self::issue(client_key, issue_key),
+                    group,
+                    status,
+                });
+                changed += 1;
+            }
+        }
+        model::StatusChange::Changed(changed)
     }
 }
 
 impl Groups for NativeEnv<'_> {
     fn assign(&mut self, client_key: &str, issue_key: &str, email: &str) -> model::AssignOutcome {
-        let platform = &self.backends.platform;
-        let groups = platform.linked_groups(client_key, issue_key);
+        let groups = self.linked(client_key, issue_key);
         if groups.is_empty() {
             return model::AssignOutcome::NoLinkedGroups;
         }
-        let Some(user) = platform.user_by_email(email) else {
+        let Some(user) = self.backends.platform.user_by_email(email).ok().flatten() else {
             return model::AssignOutcome::NoUserWithEmail;
         };
         for group in &groups {
-            platform.set_assignee(*group, Some(user));
+            self.staged.push(Effect::Assignee {
+                issue: Self::issue(client_key, issue_key),
+                group: *group,
+                user: Some(user),
+            });
         }
         model::AssignOutcome::Assigned(groups.len() as u32)
     }
 
     fn unassign(&mut self, client_key: &str, issue_key: &str) -> model::UnassignOutcome {
-        let groups = self.backends.platform.linked_groups(client_key, issue_key);
+        let groups = self.linked(client_key, issue_key);
         for group in &groups {
-            self.backends.platform.set_assignee(*group, None);
+            self.staged.push(Effect::Assignee {
+                issue: Self::issue(client_key, issue_key),
+                group: *group,
+                user: None,
+            });
         }
         match groups.len() {
             0 => model::UnassignOutcome::NoLinkedGroups,
@@ -96,43 +159,37 @@ impl Groups for NativeEnv<'_> {
     }
 }
 
-impl NativeEnv<'_> {
-    fn set_status(
-        &mut self,
-        client_key: &str,
-        issue_key: &str,
-        status: GroupStatus,
-    ) -> model::StatusChange {
-        let platform = &self.backends.platform;
-        let groups = platform.linked_groups(client_key, issue_key);
-        if groups.is_empty() {
-            return model::StatusChange::NoLinkedGroups;
-        }
-        let mut changed = 0;
-        for group in groups {
-            if platform.group(group).is_some_and(|g| g.status != status) {
-                platform.set_status(group, status);
-                changed += 1;
-            }
-        }
-        model::StatusChange::Changed(changed)
-    }
-}
-
 impl Deliveries for NativeEnv<'_> {
     fn seen(&mut self, client_key: &str, id: &str) -> bool {
-        self.backends.deliveries.seen(client_key, id)
+        self.staged.handled(client_key, id)
+            || self
+                .backends
+                .platform
+                .handled(client_key, id)
+                .unwrap_or_default()
     }
     fn mark_seen(&mut self, client_key: &str, id: &str) {
-        self.backends.deliveries.mark_seen(client_key, id)
+        self.staged
+            .push(Effect::Handled(client_key.to_owned(), id.to_owned()))
     }
     fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64> {
-        self.backends.deliveries.last_applied(client_key, issue_key)
+        Field::ALL
+            .into_iter()
+            .filter_map(|field| {
+                self.backends
+                    .platform
+                    .watermark(client_key, issue_key, field)
+                    .ok()
+                    .flatten()
+            })
+            .max()
     }
     fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64) {
-        self.backends
-            .deliveries
-            .set_last_applied(client_key, issue_key, updated_ms)
+        self.staged.push(Effect::Watermark {
+            issue: Self::issue(client_key, issue_key),
+            fields: Field::ALL.to_vec(),
+            updated_ms,
+        })
     }
 }
 

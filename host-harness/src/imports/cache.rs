@@ -5,30 +5,40 @@ use super::CallState;
 use crate::wit::jira_sync::plugin::cache;
 
 impl cache::Host for CallState {
-    fn get(&mut self, key: String) -> Option<String> {
-        let key = self.cache_key(&key)?;
-        let value = self.backends.cache.get(&key, self.backends.clock.now());
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        let Some(key) = self.cache_key(&key) else {
+            return Ok(None);
+        };
+        let now = self.backends.clock.now();
+        let value = self
+            .backends
+            .cache
+            .get(&key, now)
+            .map_err(|e| self.fail(e))?;
         match value {
             Some(_) => self.record.cache.hits += 1,
             None => self.record.cache.misses += 1,
         }
-        value
+        Ok(value)
     }
 
-    fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+    fn set(&mut self, key: String, value: String, ttl_seconds: u32) -> wasmtime::Result<()> {
         let Some(key) = self.cache_key(&key) else {
-            return;
+            return Ok(());
         };
         self.record.cache.sets += 1;
         let now = self.backends.clock.now();
-        self.backends.cache.set(&key, &value, ttl_seconds, now);
+        self.backends
+            .cache
+            .set(&key, &value, ttl_seconds, now)
+            .map_err(|e| self.fail(e))
     }
 
-    fn delete(&mut self, key: String) {
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         let Some(key) = self.cache_key(&key) else {
-            return;
+            return Ok(());
         };
         self.record.cache.deletes += 1;
-        self.backends.cache.delete(&key);
+        self.backends.cache.delete(&key).map_err(|e| self.fail(e))
     }
 }

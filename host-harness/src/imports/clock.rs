@@ -8,8 +8,8 @@ use crate::limits::LimitExceeded;
 use crate::wit::jira_sync::plugin::clock;
 
 impl clock::Host for CallState {
-    fn now(&mut self) -> u64 {
-        self.backends.clock.now()
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.backends.clock.now())
     }
 
     fn sleep(&mut self, seconds: u32) -> wasmtime::Result<()> {

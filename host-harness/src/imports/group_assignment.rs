@@ -7,26 +7,42 @@ use super::record::Assignment;
 use crate::wit::jira_sync::plugin::group_assignment::{self, AssignOutcome, UnassignOutcome};
 
 impl group_assignment::Host for CallState {
-    fn assign(&mut self, client_key: String, issue_key: String, email: String) -> AssignOutcome {
+    fn assign(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+        email: String,
+    ) -> wasmtime::Result<AssignOutcome> {
         if !self.own(&client_key, "group-assignment.assign") {
-            return AssignOutcome::NoLinkedGroups;
+            return Ok(AssignOutcome::NoLinkedGroups);
         }
-        let platform = &self.backends.platform;
-        let groups = platform.linked_groups(&client_key, &issue_key);
-        let (result, outcome, groups) = if groups.is_empty() {
-            ("no-linked-groups", AssignOutcome::NoLinkedGroups, groups)
-        } else if let Some(user) = platform.user_by_email(&email) {
-            for group in &groups {
-                self.staged.push(Effect::Assignee(*group, Some(user)));
-            }
-            let n = groups.len() as u32;
-            ("assigned", AssignOutcome::Assigned(n), groups)
+        let platform = self.backends.platform.clone();
+        let groups = platform
+            .linked_groups(&client_key, &issue_key)
+            .map_err(|e| self.fail(e))?;
+        let user = if groups.is_empty() {
+            None
         } else {
-            (
+            platform.user_by_email(&email).map_err(|e| self.fail(e))?
+        };
+        let (result, outcome, groups) = match (groups.is_empty(), user) {
+            (true, _) => ("no-linked-groups", AssignOutcome::NoLinkedGroups, groups),
+            (false, Some(user)) => {
+                for group in &groups {
+                    self.staged.push(Effect::Assignee {
+                        issue: (client_key.clone(), issue_key.clone()),
+                        group: *group,
+                        user: Some(user),
+                    });
+                }
+                let n = groups.len() as u32;
+                ("assigned", AssignOutcome::Assigned(n), groups)
+            }
+            (false, None) => (
                 "no-user-with-email",
                 AssignOutcome::NoUserWithEmail,
                 Vec::new(),
-            )
+            ),
         };
         self.record.assignments.push(Assignment {
             issue_key,
@@ -34,19 +50,28 @@ impl group_assignment::Host for CallState {
             result,
             groups,
         });
-        outcome
+        Ok(outcome)
     }
 
-    fn unassign(&mut self, client_key: String, issue_key: String) -> UnassignOutcome {
+    fn unassign(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+    ) -> wasmtime::Result<UnassignOutcome> {
         if !self.own(&client_key, "group-assignment.unassign") {
-            return UnassignOutcome::NoLinkedGroups;
+            return Ok(UnassignOutcome::NoLinkedGroups);
         }
         let groups = self
             .backends
             .platform
-            .linked_groups(&client_key, &issue_key);
+            .linked_groups(&client_key, &issue_key)
+            .map_err(|e| self.fail(e))?;
         for group in &groups {
-            self.staged.push(Effect::Assignee(*group, None));
+            self.staged.push(Effect::Assignee {
+                issue: (client_key.clone(), issue_key.clone()),
+                group: *group,
+                user: None,
+            });
         }
         let (result, outcome) = if groups.is_empty() {
             ("no-linked-groups", UnassignOutcome::NoLinkedGroups)
@@ -62,6 +87,6 @@ impl group_assignment::Host for CallState {
             result,
             groups,
         });
-        outcome
+        Ok(outcome)
     }
 }

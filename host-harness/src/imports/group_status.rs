@@ -1,20 +1,21 @@
 //! `group-status`: the guest resolves or unresolves the groups linked to a Jira issue of the
-//! call's installation; a group
-//! already in that status is left alone, and changes are staged until the call succeeds.
+//! call's installation; a group already in that status is left alone, and changes are staged
+//! until the call succeeds.
 
 use super::CallState;
 use super::effects::Effect;
 use super::record::Resolution;
-use crate::backends::GroupStatus;
+use crate::backends::{BackendResult, GroupStatus};
 use crate::wit::jira_sync::plugin::group_status::{self, StatusOutcome};
 use crate::wit::jira_sync::plugin::types::ResolutionStrategy;
 
 impl CallState {
     /// A group's status as this call sees it: its own pending change, else the platform's.
-    fn status_of(&self, group: u64) -> Option<GroupStatus> {
-        self.staged
-            .status_of(group)
-            .or_else(|| self.backends.platform.group(group).map(|g| g.status))
+    fn status_of(&self, group: u64) -> BackendResult<Option<GroupStatus>> {
+        match self.staged.status_of(group) {
+            Some(status) => Ok(Some(status)),
+            None => Ok(self.backends.platform.group(group)?.map(|g| g.status)),
+        }
     }
 
     fn change_status(
@@ -23,15 +24,22 @@ impl CallState {
         issue_key: String,
         status: GroupStatus,
         strategy: Option<&'static str>,
-    ) -> StatusOutcome {
+    ) -> BackendResult<StatusOutcome> {
         if !self.own(client_key, "group-status") {
-            return StatusOutcome::NoLinkedGroups;
+            return Ok(StatusOutcome::NoLinkedGroups);
         }
-        let groups = self.backends.platform.linked_groups(client_key, &issue_key);
+        let groups = self
+            .backends
+            .platform
+            .linked_groups(client_key, &issue_key)?;
         let mut changed = 0;
         for group in &groups {
-            if self.status_of(*group).is_some_and(|s| s != status) {
-                self.staged.push(Effect::Status(*group, status));
+            if self.status_of(*group)?.is_some_and(|s| s != status) {
+                self.staged.push(Effect::Status {
+                    issue: (client_key.to_owned(), issue_key.clone()),
+                    group: *group,
+                    status,
+                });
                 changed += 1;
             }
         }
@@ -50,7 +58,7 @@ impl CallState {
             groups,
             changed,
         });
-        outcome
+        Ok(outcome)
     }
 }
 
@@ -60,12 +68,18 @@ impl group_status::Host for CallState {
         client_key: String,
         issue_key: String,
         strategy: ResolutionStrategy,
-    ) -> StatusOutcome {
+    ) -> wasmtime::Result<StatusOutcome> {
         let strategy = Some(strategy.into());
         self.change_status(&client_key, issue_key, GroupStatus::Resolved, strategy)
+            .map_err(|e| self.fail(e))
     }
 
-    fn unresolve(&mut self, client_key: String, issue_key: String) -> StatusOutcome {
+    fn unresolve(
+        &mut self,
+        client_key: String,
+        issue_key: String,
+    ) -> wasmtime::Result<StatusOutcome> {
         self.change_status(&client_key, issue_key, GroupStatus::Unresolved, None)
+            .map_err(|e| self.fail(e))
     }
 }

@@ -1,17 +1,22 @@
-//! `installations`: the guest may look up the call's own installation only; the call then may
-//! reach that installation's site (egress). Any other client key is refused and recorded
-//! (docs/behaviour.md#9).
+//! `installations`: the guest may look up the call's own installation only (read once, when the
+//! call was bound); the call then may reach that installation's site (egress). Any other client
+//! key is refused and recorded (docs/behaviour.md#9).
 
 use super::CallState;
 use crate::wit::jira_sync::plugin::{installations, types};
 
 impl installations::Host for CallState {
-    fn get_by_client_key(&mut self, client_key: String) -> Option<types::Installation> {
+    fn get_by_client_key(
+        &mut self,
+        client_key: String,
+    ) -> wasmtime::Result<Option<types::Installation>> {
         if !self.own(&client_key, "installations.get-by-client-key") {
-            return None;
+            return Ok(None);
         }
-        let installation = self.tenant.as_ref()?.1.clone()?;
+        let Some(installation) = self.tenant.as_ref().and_then(|(_, found)| found.clone()) else {
+            return Ok(None);
+        };
         self.egress.allow(&installation.base_url);
-        Some(installation)
+        Ok(Some(installation))
     }
 }

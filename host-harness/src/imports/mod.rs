@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 
-use crate::backends::Backends;
+use crate::backends::{BackendError, Backends};
 use crate::limits::{LimitExceeded, Limits, MAX_MEMORY_BYTES};
 use crate::wit::jira_sync::plugin::types::{self, Installation};
 use effects::Staged;
@@ -61,6 +61,12 @@ pub struct CallState {
     pub limits: Limits,
     /// The limit this call broke, if any.
     pub limit_hit: Option<LimitExceeded>,
+    /// The backend failure that ended this call, if any.
+    pub backend_error: Option<BackendError>,
+    /// This call's identity as the holder of delivery claims.
+    owner: u64,
+    /// Deliveries this call claimed: released at its end unless it marked them handled.
+    claims: Vec<(String, String)>,
     /// The one installation this call may touch (docs/behaviour.md#9), and its record when the
     /// platform has it.
     tenant: Option<(String, Option<Installation>)>,
@@ -78,9 +84,18 @@ pub struct CallState {
 impl CallState {
     /// A call bound to the installation `tenant` (none: the guest may reach no installation's
     /// data), under that installation's limits, or the defaults when there is none.
+    /// A backend that fails to read the installation leaves [`CallState::backend_error`] set:
+    /// the call must not run.
     pub fn new(backends: Backends, tenant: Option<String>) -> Self {
+        let mut backend_error = None;
         let tenant = tenant.map(|client_key| {
-            let found = backends.platform.installation(&client_key);
+            let found = backends
+                .platform
+                .installation(&client_key)
+                .unwrap_or_else(|e| {
+                    backend_error = Some(e);
+                    None
+                });
             (client_key, found)
         });
         let limits = match &tenant {
@@ -93,6 +108,9 @@ impl CallState {
             record: CallRecord::default(),
             limits,
             limit_hit: None,
+            backend_error,
+            owner: claim_owner(),
+            claims: Vec::new(),
             tenant: tenant.map(|(key, found)| (key, found.map(|(installation, _)| installation))),
             usage: Usage::default(),
             staged: Staged::default(),
@@ -131,14 +149,38 @@ impl CallState {
         wasmtime::Error::from(limit)
     }
 
-    /// Applies the call's staged effects to the platform; called only when the call succeeded.
-    pub fn commit(&mut self) {
-        let Backends {
-            platform,
-            deliveries,
-            ..
-        } = &self.backends;
-        self.staged.commit(platform.as_ref(), deliveries.as_ref());
+    /// Records `error` as the backend failure that ends the call, and returns its trap.
+    pub fn fail(&mut self, error: BackendError) -> wasmtime::Error {
+        let trap = wasmtime::Error::msg(error.to_string());
+        self.backend_error = Some(error);
+        trap
+    }
+
+    /// Applies the call's staged effects to the platform in one transaction; called only when
+    /// the call succeeded. Fields superseded by a newer event are recorded, not applied.
+    pub fn commit(&mut self) -> Result<(), BackendError> {
+        let handled: Vec<(String, String)> = self
+            .staged
+            .handled_ids()
+            .map(|(ck, id)| (ck.to_owned(), id.to_owned()))
+            .collect();
+        let superseded = self.staged.commit(self.backends.platform.as_ref())?;
+        // Marking a delivery handled ended its claim in the same transaction.
+        self.claims.retain(|claim| !handled.contains(claim));
+        self.record.superseded = superseded
+            .into_iter()
+            .map(|(_, issue, field)| format!("{issue} {}", field.as_str()))
+            .collect();
+        Ok(())
+    }
+
+    /// Releases the delivery claims this call still holds (those a successful commit did not
+    /// mark handled), so that Jira's retry runs. A failure to release is left to the claim's
+    /// lease.
+    pub fn release_claims(&mut self) {
+        for (client_key, id) in std::mem::take(&mut self.claims) {
+            let _ = self.backends.platform.release(&client_key, &id, self.owner);
+        }
     }
 
     /// Whether `client_key` is the call's installation; when it is not, the attempt is refused
@@ -181,6 +223,23 @@ impl CallState {
     }
 }
 
+/// A claim holder's identity: random per process, counted per call, so that calls on several
+/// servers sharing one database never mistake each other's claims.
+fn claim_owner() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    // The top bit clear: SQLite stores the owner as a signed integer.
+    (process ^ NEXT.fetch_add(1, Ordering::Relaxed)) & (u64::MAX >> 1)
+}
+
 /// The calling thread's CPU time, where the platform keeps one.
 fn thread_cpu() -> Option<Duration> {
     ThreadTime::try_now().ok().map(|t| t.as_duration())
@@ -217,10 +276,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::backends::DeliveryLog as _;
     use crate::backends::{
-        GroupStatus, HttpBackend, ManualClock, MemoryCache, MemoryPlatform, OutboundRequest,
-        OutboundResponse, Platform,
+        Field, GroupStatus, HttpBackend, ManualClock, MemoryCache, MemoryPlatform, OutboundRequest,
+        OutboundResponse,
     };
     use crate::installation::InstallationSpec;
     use crate::wit::jira_sync::plugin::types::{Installation, ResolutionStrategy};
@@ -259,7 +317,6 @@ mod tests {
             http: Arc::new(Ok200),
             cache: Arc::new(MemoryCache::default()),
             platform: platform.clone(),
-            deliveries: platform.clone(),
             clock: Arc::new(ManualClock::new(0)),
         };
         (CallState::new(backends, Some("jira:1".into())), platform)
@@ -277,28 +334,34 @@ mod tests {
     #[test]
     fn imports_stage_their_effects_until_commit() {
         let (mut call, platform) = state();
-        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve);
-        call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into());
-        call.mark_seen("jira:1".into(), "d-1".into());
-        call.set_last_applied("jira:1".into(), "APP-1".into(), 5);
+        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve)
+            .unwrap();
+        call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into())
+            .unwrap();
+        call.mark_seen("jira:1".into(), "d-1".into()).unwrap();
+        call.set_last_applied("jira:1".into(), "APP-1".into(), 5)
+            .unwrap();
 
         assert!(
-            call.seen("jira:1".into(), "d-1".into()),
+            call.seen("jira:1".into(), "d-1".into()).unwrap(),
             "the call sees its own marks"
         );
-        assert!(!platform.seen("jira:1", "d-1"));
+        assert!(!platform.handled("jira:1", "d-1"));
         assert_eq!(platform.group(1).unwrap().status, GroupStatus::Unresolved);
         assert_eq!(platform.group(2).unwrap().assignee, None);
         assert_eq!(call.record.resolutions[0].changed, 2);
 
-        call.commit();
+        call.commit().unwrap();
         for group in [1, 2] {
             let group = platform.group(group).unwrap();
             assert_eq!(group.status, GroupStatus::Resolved);
             assert_eq!(group.assignee, Some(7));
         }
-        assert!(platform.seen("jira:1", "d-1"));
-        assert_eq!(platform.last_applied("jira:1", "APP-1"), Some(5));
+        assert!(platform.handled("jira:1", "d-1"));
+        assert_eq!(
+            platform.watermark("jira:1", "APP-1", Field::Status),
+            Some(5)
+        );
     }
 
     #[test]
@@ -326,8 +389,9 @@ mod tests {
     #[test]
     fn a_dropped_call_applies_nothing() {
         let (mut call, platform) = state();
-        call.unresolve("jira:1".into(), "APP-1".into());
-        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve);
+        call.unresolve("jira:1".into(), "APP-1".into()).unwrap();
+        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve)
+            .unwrap();
         assert_eq!(
             call.record.resolutions[1].changed, 2,
             "sees its own staging"
@@ -342,7 +406,7 @@ mod tests {
         assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
         let denied = call.send(get("https://acme.atlassian.net/rest")).unwrap();
         assert!(matches!(denied, Err(http::Error::Denied(_))), "{denied:?}");
-        assert!(call.get_by_client_key("jira:1".into()).is_some());
+        assert!(call.get_by_client_key("jira:1".into()).unwrap().is_some());
         // The first request already counted against the budget of one.
         let over = call.send(get("https://acme.atlassian.net/rest"));
         assert!(over.is_err(), "a second request breaks http-calls");
@@ -357,28 +421,34 @@ mod tests {
         platform.link("jira:2", "B-1", &[9]);
 
         assert!(
-            call.get_by_client_key("jira:2".into()).is_none(),
+            call.get_by_client_key("jira:2".into()).unwrap().is_none(),
             "no secret"
         );
         assert!(matches!(
-            call.resolve("jira:2".into(), "B-1".into(), ResolutionStrategy::Resolve),
+            call.resolve("jira:2".into(), "B-1".into(), ResolutionStrategy::Resolve)
+                .unwrap(),
             group_status::StatusOutcome::NoLinkedGroups
         ));
         assert!(matches!(
-            call.assign("jira:2".into(), "B-1".into(), "ada@example.com".into()),
+            call.assign("jira:2".into(), "B-1".into(), "ada@example.com".into())
+                .unwrap(),
             group_assignment::AssignOutcome::NoLinkedGroups
         ));
-        call.mark_seen("jira:2".into(), "d-9".into());
-        call.set_last_applied("jira:2".into(), "B-1".into(), 9);
-        assert_eq!(call.last_applied("jira:2".into(), "B-1".into()), None);
+        call.mark_seen("jira:2".into(), "d-9".into()).unwrap();
+        call.set_last_applied("jira:2".into(), "B-1".into(), 9)
+            .unwrap();
+        assert_eq!(
+            call.last_applied("jira:2".into(), "B-1".into()).unwrap(),
+            None
+        );
         call.limits.http_calls = 10;
         let site = call.send(get("https://b.example/rest")).unwrap();
         assert!(matches!(site, Err(http::Error::Denied(_))), "{site:?}");
 
-        call.commit();
+        call.commit().unwrap();
         assert_eq!(platform.group(9).unwrap().status, GroupStatus::Unresolved);
-        assert!(!platform.seen("jira:2", "d-9"));
-        assert_eq!(platform.last_applied("jira:2", "B-1"), None);
+        assert!(!platform.handled("jira:2", "d-9"));
+        assert_eq!(platform.watermark("jira:2", "B-1", Field::Status), None);
         assert_eq!(call.record.refusals.len(), 6, "{:#?}", call.record.refusals);
         assert!(call.record.refusals.iter().all(|r| r.contains("`jira:2`")));
     }
@@ -386,25 +456,30 @@ mod tests {
     #[test]
     fn cache_entries_are_namespaced_per_installation() {
         let (mut a, platform) = state();
-        a.set("k".into(), "a's".into(), 60);
+        a.set("k".into(), "a's".into(), 60).unwrap();
         let other = InstallationSpec::new("jira:2", "s", "https://b.example", "app");
         platform.add_installation(Installation::from(&other));
         let mut b = CallState::new(a.backends.clone(), Some("jira:2".into()));
-        assert_eq!(b.get("k".into()), None);
-        b.set("k".into(), "b's".into(), 60);
-        assert_eq!(a.get("k".into()).as_deref(), Some("a's"));
+        assert_eq!(b.get("k".into()).unwrap(), None);
+        b.set("k".into(), "b's".into(), 60).unwrap();
+        assert_eq!(a.get("k".into()).unwrap().as_deref(), Some("a's"));
 
         let mut unbound = CallState::new(a.backends.clone(), None);
-        assert_eq!(unbound.get("k".into()), None);
-        unbound.set("k".into(), "x".into(), 60);
+        assert_eq!(unbound.get("k".into()).unwrap(), None);
+        unbound.set("k".into(), "x".into(), 60).unwrap();
         assert_eq!(unbound.record.refusals.len(), 2);
-        assert!(unbound.get_by_client_key("jira:1".into()).is_none());
+        assert!(
+            unbound
+                .get_by_client_key("jira:1".into())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn an_allowed_site_is_reached_and_others_are_denied() {
         let (mut call, _) = state();
-        call.get_by_client_key("jira:1".into());
+        call.get_by_client_key("jira:1".into()).unwrap();
         call.limits.http_calls = 10;
         let ok = call.send(get("https://acme.atlassian.net/rest")).unwrap();
         assert_eq!(ok.map(|r| r.status).ok(), Some(200));

@@ -95,6 +95,9 @@ pub struct CallRecord {
     /// What the host refused: reaching another installation than the call's
     /// (docs/behaviour.md#9).
     pub refusals: Vec<String>,
+    /// `ISSUE field` of each change dropped at commit because a newer event had already been
+    /// applied to that field (docs/behaviour.md#7).
+    pub superseded: Vec<String>,
 }
 
 /// A body for the trace: JSON when it parses, text otherwise, null when empty.

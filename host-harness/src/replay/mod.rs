@@ -80,7 +80,6 @@ impl World {
             http: backend,
             cache: cache.clone(),
             platform: platform.clone(),
-            deliveries: platform.clone(),
             clock: clock.clone(),
         };
         World {

@@ -15,6 +15,7 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
         logs,
         slept,
         refusals,
+        superseded,
     } = call.record;
     let mut step = json!({
         "kind": kind,
@@ -32,6 +33,9 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
     // runtimes reproduce) never carry the key.
     if !refusals.is_empty() {
         step["refusals"] = json!(refusals);
+    }
+    if !superseded.is_empty() {
+        step["superseded"] = json!(superseded);
     }
     step
 }

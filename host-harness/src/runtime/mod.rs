@@ -20,7 +20,7 @@ use anyhow::anyhow;
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-use crate::backends::Backends;
+use crate::backends::{BackendError, Backends};
 use crate::imports::CallState;
 use crate::imports::record::CallRecord;
 use crate::limits::{LimitExceeded, Limits};
@@ -51,6 +51,10 @@ pub enum CallError {
     /// The guest trapped (e.g. it panicked); the message is wasmtime's.
     #[error("trap: {0}")]
     Trap(String),
+    /// A backend failed during the call or its commit; nothing of the call was applied, and a
+    /// webhook should be answered so that Jira retries.
+    #[error("{0}")]
+    Backend(BackendError),
 }
 
 /// What one call returned, and what it did on the way.
@@ -218,27 +222,42 @@ impl Runtime {
         check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
     ) -> Call<T> {
         let mut store = self.store(backends, tenant);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|plugin| run(&plugin, &mut store));
-        let state = store.data_mut();
-        let result = match result {
-            Ok(value) => match check(&value, &state.limits) {
-                Ok(()) => {
-                    state.commit();
-                    Ok(value)
-                }
-                Err(limit) => Err(CallError::Limit(limit)),
-            },
-            Err(e) => Err(match state.limit_hit {
-                Some(limit) => CallError::Limit(limit),
-                None => CallError::Trap(format!("{e:#}")),
-            }),
+        let result = match store.data_mut().backend_error.clone() {
+            // The installation could not be read: the guest does not run.
+            Some(error) => Err(CallError::Backend(error)),
+            None => self.run(&mut store, run, check),
         };
+        let state = store.data_mut();
+        state.release_claims();
         Call {
             result,
             record: store.into_data().record,
+        }
+    }
+
+    /// Instantiates, runs, checks and commits: the call's result.
+    fn run<T>(
+        &self,
+        store: &mut Store<CallState>,
+        run: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
+    ) -> Result<T, CallError> {
+        let result = self
+            .pre
+            .instantiate(&mut *store)
+            .and_then(|plugin| run(&plugin, store));
+        let state = store.data_mut();
+        match result {
+            Ok(value) => {
+                check(&value, &state.limits).map_err(CallError::Limit)?;
+                state.commit().map_err(CallError::Backend)?;
+                Ok(value)
+            }
+            Err(e) => Err(match (state.limit_hit, state.backend_error.take()) {
+                (Some(limit), _) => CallError::Limit(limit),
+                (None, Some(error)) => CallError::Backend(error),
+                (None, None) => CallError::Trap(format!("{e:#}")),
+            }),
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Context, emit};
-use crate::backends::{GroupStatus, Platform as _};
+use crate::backends::{BackendError, Group, GroupStatus, Platform as _};
 use crate::installation::InstallationSpec;
 use crate::wit::exports::jira_sync::plugin::outbound;
 
@@ -128,21 +128,26 @@ pub(super) fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -
         Endpoint::AddUser => {
             parse::<UserBody>(body).map(|user| stored(store.add_user(user.id, &user.email)))
         }
-        Endpoint::Group(id) => {
-            known_group(context, id).map(|group| (200, json!(store.group(group))))
-        }
-        Endpoint::GroupAction(id, action) => {
-            known_group(context, id).and_then(|group| group_action(context, group, action, body))
-        }
+        Endpoint::Group(id) => known_group(context, id).map(|(_, group)| (200, json!(group))),
+        Endpoint::GroupAction(id, action) => known_group(context, id)
+            .and_then(|(group, _)| group_action(context, group, action, body)),
     };
     result.unwrap_or_else(|error| error)
 }
 
-fn known_group(context: &Context, id: &str) -> Result<u64, Answer> {
-    match id.parse::<u64>() {
-        Ok(group) if context.store.group(group).is_some() => Ok(group),
-        _ => Err((404, json!({"error": format!("no group {id}")}))),
+fn known_group(context: &Context, id: &str) -> Result<(u64, Group), Answer> {
+    let missing = || (404, json!({"error": format!("no group {id}")}));
+    let number = id.parse::<u64>().map_err(|_| missing())?;
+    match context.store.group(number) {
+        Ok(Some(group)) => Ok((number, group)),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(backend_failed(&e)),
     }
+}
+
+/// A backend failure as an answer: 500, so that the platform retries.
+fn backend_failed(e: &BackendError) -> Answer {
+    (500, json!({"error": e.to_string()}))
 }
 
 /// Changes the group on the platform, then pushes the change to every linked Jira issue.
@@ -159,13 +164,17 @@ fn group_action(
         Action::Unassign => Push::Assign(None),
     };
     let store = &context.store;
-    match push {
-        Push::Status(true) => store.set_status(group, GroupStatus::Resolved),
-        Push::Status(false) => store.set_status(group, GroupStatus::Unresolved),
-        Push::Assign(user) => store.set_assignee(group, user),
-    }
-    let results: Vec<Value> = store
+    store
+        .transaction(&mut |tx| match push {
+            Push::Status(true) => tx.set_status(group, GroupStatus::Resolved),
+            Push::Status(false) => tx.set_status(group, GroupStatus::Unresolved),
+            Push::Assign(user) => tx.set_assignee(group, user),
+        })
+        .map_err(|e| backend_failed(&e))?;
+    let links = store
         .links_of_group(group)
+        .map_err(|e| backend_failed(&e))?;
+    let results: Vec<Value> = links
         .into_iter()
         .map(|(client_key, issue_key)| {
             let outcome = push_to_issue(context, group, push, &client_key, &issue_key);
@@ -201,8 +210,9 @@ fn push_to_issue(
             (format!("{verb} group {group}"), result, call.record)
         }
         Push::Assign(user) => {
-            let target = match user {
-                Some(user) => outbound::AssigneeTarget::Emails(context.store.user_emails(user)),
+            let target = match user.map(|user| context.store.user_emails(user)) {
+                Some(Ok(emails)) => outbound::AssigneeTarget::Emails(emails),
+                Some(Err(e)) => return json!({"error": e.to_string()}),
                 None => outbound::AssigneeTarget::Unassign,
             };
             let request = outbound::AssigneeRequest {

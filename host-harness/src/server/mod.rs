@@ -80,7 +80,6 @@ impl Server {
             http,
             cache: Arc::new(MemoryCache::default()),
             platform: store.clone(),
-            deliveries: store.clone(),
             clock: Arc::new(SystemClock {
                 max_sleep: Duration::from_secs(config.max_sleep_seconds),
             }),

@@ -14,6 +14,8 @@ use jira_sync_host::sim::{Fault, SimWorld, Simulator, Webhook};
 use jira_sync_host::{Runtime, bundled_component};
 use serde_json::{Value, json};
 
+mod races;
+
 const ISSUE: &str = "APP-123";
 
 fn runtime() -> Arc<Runtime> {
@@ -156,7 +158,7 @@ impl Stack {
     }
 
     fn group(&self) -> jira_sync_host::backends::Group {
-        self.store.group(1).unwrap()
+        self.store.group(1).unwrap().unwrap()
     }
 }
 
@@ -228,7 +230,10 @@ fn a_redelivered_webhook_has_no_second_effect() {
     let body = stack.assignee_body("5f1a", "2024-01-01T00:00:00.000+0000");
     stack.send("delivery-1", body.clone());
     assert_eq!(stack.group().assignee, Some(7));
-    stack.store.set_assignee(1, Some(99));
+    stack
+        .store
+        .transaction(&mut |tx| tx.set_assignee(1, Some(99)))
+        .unwrap();
     stack.send("delivery-1", body);
     assert_eq!(stack.last_delivery_status(), Some(200));
     assert_eq!(
@@ -264,7 +269,10 @@ fn state_survives_a_server_restart() {
     stack.send("before-restart", body.clone());
     stack.restart_server();
     assert_eq!(stack.group().assignee, Some(7));
-    stack.store.set_assignee(1, Some(99));
+    stack
+        .store
+        .transaction(&mut |tx| tx.set_assignee(1, Some(99)))
+        .unwrap();
     stack.send("before-restart", body);
     assert_eq!(
         stack.group().assignee,
@@ -292,7 +300,10 @@ fn a_tampered_webhook_is_409_without_effect() {
     stack.sim.assign(ISSUE, Some("5f1a")).unwrap();
     stack.settle();
     assert_eq!(stack.group().assignee, Some(7));
-    stack.store.set_assignee(1, None);
+    stack
+        .store
+        .transaction(&mut |tx| tx.set_assignee(1, None))
+        .unwrap();
     let body = stack.assignee_body("deadbeef123", "2025-01-01T00:00:00.000+0000");
     let valid = jira_sync_host::signing::authorization(
         "jira:demo-site",
