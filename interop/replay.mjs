@@ -216,10 +216,15 @@ const imports = {
     unresolve: (clientKey, issueKey) => changeStatus(clientKey, issueKey, 'unresolved', null),
   },
   'jira-sync:plugin/deliveries': {
-    seen: (ck, id) => delivered.has(`${ck}\0${id}`),
-    markSeen: (ck, id) => { delivered.add(`${ck}\0${id}`); },
-    lastApplied: (ck, key) => applied.get(`${ck}\0${key}`),
-    setLastApplied: (ck, key, ms) => { applied.set(`${ck}\0${key}`, ms); },
+    // Replay runs one call at a time: a claim finds a delivery handled or free.
+    claim: (ck, id) => (delivered.has(`${ck}\0${id}`) ? 'handled' : 'claimed'),
+    markHandled: (ck, id) => { delivered.add(`${ck}\0${id}`); },
+    lastApplied: (ck, key, field) => applied.get(`${ck}\0${key}\0${field}`),
+    setLastApplied: (ck, key, field, ms) => {
+      const at = `${ck}\0${key}\0${field}`;
+      // Only forward, like the Rust host's compare-and-set.
+      if (!(applied.get(at) > ms)) applied.set(at, ms);
+    },
   },
   'jira-sync:plugin/clock': {
     now: () => BigInt(now),

@@ -3,10 +3,7 @@
 #![no_main]
 
 use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
-use jira_sync_plugin::model::{
-    AssignOutcome, HttpError, HttpRequest, HttpResponse, Installation, Level, ResolutionStrategy,
-    RetryPolicy, StatusChange, SyncConfig, UnassignOutcome, WebhookRequest,
-};
+use jira_sync_plugin::model::{AssignOutcome, Claim, Field, HttpError, HttpRequest, HttpResponse, Installation, Level, ResolutionStrategy, RetryPolicy, StatusChange, SyncConfig, UnassignOutcome, WebhookRequest};
 use jira_sync_plugin::{jwt, qsh, webhook};
 use libfuzzer_sys::fuzz_target;
 
@@ -82,16 +79,16 @@ impl Groups for Fake {
 }
 
 impl Deliveries for Fake {
-    fn seen(&mut self, _: &str, _: &str) -> bool {
-        false
+    fn claim(&mut self, _: &str, _: &str) -> Claim {
+        Claim::Claimed
     }
-    fn mark_seen(&mut self, _: &str, _: &str) {
+    fn mark_handled(&mut self, _: &str, _: &str) {
         self.effects += 1;
     }
-    fn last_applied(&mut self, _: &str, _: &str) -> Option<i64> {
+    fn last_applied(&mut self, _: &str, _: &str, _: Field) -> Option<i64> {
         None
     }
-    fn set_last_applied(&mut self, _: &str, _: &str, _: i64) {
+    fn set_last_applied(&mut self, _: &str, _: &str, _: Field, _: i64) {
         self.effects += 1;
     }
 }

@@ -2,8 +2,8 @@
 //! them over the imports; native tests and benchmarks implement them in memory.
 
 use crate::model::{
-    AssignOutcome, HttpError, HttpRequest, HttpResponse, Installation, Level, ResolutionStrategy,
-    StatusChange, UnassignOutcome,
+    AssignOutcome, Claim, Field, HttpError, HttpRequest, HttpResponse, Installation, Level,
+    ResolutionStrategy, StatusChange, UnassignOutcome,
 };
 
 /// Outbound HTTP to the installation's Jira site (the `http` import).
@@ -48,14 +48,21 @@ pub trait Groups {
 /// What the host remembers of Jira's deliveries, for dedupe and ordering (`deliveries` import,
 /// docs/behaviour.md#7).
 pub trait Deliveries {
-    /// Whether delivery `id` (`X-Atlassian-Webhook-Identifier`) was already handled.
-    fn seen(&mut self, client_key: &str, id: &str) -> bool;
-    /// Records delivery `id` as handled.
-    fn mark_seen(&mut self, client_key: &str, id: &str);
-    /// The `issue.fields.updated` (Unix ms) of the last event applied to `issue_key`.
-    fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64>;
-    /// Records `updated_ms` as the `issue.fields.updated` of the last event applied to `issue_key`.
-    fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64);
+    /// Claims delivery `id` (`X-Atlassian-Webhook-Identifier`), atomically across every copy.
+    fn claim(&mut self, client_key: &str, id: &str) -> Claim;
+    /// Records the claimed delivery as handled, with the call's other effects.
+    fn mark_handled(&mut self, client_key: &str, id: &str);
+    /// The `issue.fields.updated` (Unix ms) of the last event applied to this field of
+    /// `issue_key`.
+    fn last_applied(&mut self, client_key: &str, issue_key: &str, field: Field) -> Option<i64>;
+    /// Moves this field's watermark to `updated_ms`, only forward, with the call's effects.
+    fn set_last_applied(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: Field,
+        updated_ms: i64,
+    );
 }
 
 /// The host's clock; the guest has no other (`clock` import).

@@ -18,8 +18,14 @@ pub const WEBHOOK_BAD_PAYLOAD: &str = "jira.webhook.bad-payload";
 pub const WEBHOOK_JIRA_ERROR: &str = "jira.webhook.jira-error";
 /// A verified webhook without a (truthy) `changelog`; nothing to sync.
 pub const MISSING_CHANGELOG: &str = "jira.missing-changelog";
-/// A webhook older than the last one applied to its issue; skipped (docs/behaviour.md#7).
+/// A webhook older than the last one applied to a field of its issue: that field's step is
+/// skipped (field `field`; docs/behaviour.md#7).
 pub const STALE_EVENT: &str = "jira.stale-event";
+/// Another copy of this delivery is being handled right now; answered 503 so that Jira retries.
+pub const WEBHOOK_IN_PROGRESS: &str = "jira.webhook.in-progress";
+/// An event dated further in the future than the clock skew allows (plus five minutes): applied,
+/// but it does not move the watermark, so that it cannot block later events.
+pub const FUTURE_TIMESTAMP: &str = "jira.future-timestamp";
 
 // Inbound webhook: the assignee step (docs/behaviour.md#1.4).
 
@@ -98,6 +104,8 @@ pub const ALL: &[&str] = &[
     WEBHOOK_JIRA_ERROR,
     MISSING_CHANGELOG,
     STALE_EVENT,
+    WEBHOOK_IN_PROGRESS,
+    FUTURE_TIMESTAMP,
     ASSIGNEE_NOT_IN_CHANGELOG,
     ASSIGNEE_SYNC_DISABLED,
     ASSIGNEE_CLEARED,

@@ -69,17 +69,28 @@ impl Groups for Imports {
 }
 
 impl Deliveries for Imports {
-    fn seen(&mut self, client_key: &str, id: &str) -> bool {
-        deliveries::seen(client_key, id)
+    fn claim(&mut self, client_key: &str, id: &str) -> model::Claim {
+        deliveries::claim(client_key, id).into()
     }
-    fn mark_seen(&mut self, client_key: &str, id: &str) {
-        deliveries::mark_seen(client_key, id)
+    fn mark_handled(&mut self, client_key: &str, id: &str) {
+        deliveries::mark_handled(client_key, id)
     }
-    fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64> {
-        deliveries::last_applied(client_key, issue_key)
+    fn last_applied(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: model::Field,
+    ) -> Option<i64> {
+        deliveries::last_applied(client_key, issue_key, field.into())
     }
-    fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64) {
-        deliveries::set_last_applied(client_key, issue_key, updated_ms)
+    fn set_last_applied(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: model::Field,
+        updated_ms: i64,
+    ) {
+        deliveries::set_last_applied(client_key, issue_key, field.into(), updated_ms)
     }
 }
 
@@ -256,6 +267,16 @@ impl From<group_status::StatusOutcome> for model::StatusChange {
     }
 }
 
+impl From<deliveries::ClaimOutcome> for model::Claim {
+    fn from(claim: deliveries::ClaimOutcome) -> Self {
+        match claim {
+            deliveries::ClaimOutcome::Claimed => model::Claim::Claimed,
+            deliveries::ClaimOutcome::Handled => model::Claim::Handled,
+            deliveries::ClaimOutcome::InProgress => model::Claim::InProgress,
+        }
+    }
+}
+
 impl From<wit_hook::Request> for model::WebhookRequest {
     fn from(r: wit_hook::Request) -> Self {
         model::WebhookRequest {
@@ -345,6 +366,15 @@ impl From<model::ResolutionStrategy> for wit::ResolutionStrategy {
             model::ResolutionStrategy::ResolveNextRelease => {
                 wit::ResolutionStrategy::ResolveNextRelease
             }
+        }
+    }
+}
+
+impl From<model::Field> for deliveries::Field {
+    fn from(field: model::Field) -> Self {
+        match field {
+            model::Field::Status => deliveries::Field::Status,
+            model::Field::Assignee => deliveries::Field::Assignee,
         }
     }
 }

@@ -64,6 +64,37 @@ pub struct SyncConfig {
     pub clock_skew_seconds: u32,
 }
 
+/// Where a delivery stands, as claiming it found it (docs/behaviour.md#7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This call holds the delivery now: handle it, then mark it handled.
+    Claimed,
+    /// It was handled before: acknowledge it without effects.
+    Handled,
+    /// Another call is handling it right now: answer so that Jira retries later.
+    InProgress,
+}
+
+/// The issue field an ordering watermark belongs to; each field is ordered on its own
+/// (docs/behaviour.md#7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The issue's status.
+    Status,
+    /// The issue's assignee.
+    Assignee,
+}
+
+impl Field {
+    /// The field's name, as logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Status => "status",
+            Field::Assignee => "assignee",
+        }
+    }
+}
+
 /// How the client rides out Jira's 429s (docs/behaviour.md#6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -7,8 +7,8 @@ use crate::events;
 use crate::jira::{Jira, JiraError};
 use crate::jwt;
 use crate::model::{
-    AssignOutcome, Installation, Level, StatusChange, UnassignOutcome, WebhookRequest,
-    WebhookResponse, header,
+    AssignOutcome, Claim, Field, Installation, Level, StatusChange, UnassignOutcome,
+    WebhookRequest, WebhookResponse, header,
 };
 use crate::payload::{self, Assignee, StatusItem, Update};
 use crate::qsh;
@@ -19,8 +19,15 @@ use crate::users;
 /// The one path the guest answers, compared without its trailing `/`.
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
 
+/// Seconds Jira is asked to wait before redelivering a delivery another call is handling.
+const IN_PROGRESS_RETRY_AFTER: &str = "5";
+
+/// How far past the clock skew an event's `updated` may lie in the future and still move a
+/// watermark (docs/behaviour.md#7).
+const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
 /// Answers one delivery of Jira's `issue_updated` webhook: route, authenticate, dedupe, handle.
-/// Every failure is an answer; a delivery counts as seen only once handled without a 5xx.
+/// Every failure is an answer; a delivery is marked handled only once answered without a 5xx.
 pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     if request.path.trim_end_matches('/') != WEBHOOK_PATH {
         return answer(404, json!({"error": "not found"}));
@@ -36,18 +43,34 @@ pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
     };
     let ck = installation.client_key.as_str();
     let delivery = header(&request.headers, "x-atlassian-webhook-identifier");
-    if let Some(id) = delivery
-        && env.seen(ck, id)
-    {
-        env.log(Level::Info, events::WEBHOOK_DUPLICATE, &[("delivery", id)]);
-        return empty(200);
+    if let Some(id) = delivery {
+        match env.claim(ck, id) {
+            Claim::Claimed => {}
+            Claim::Handled => {
+                env.log(Level::Info, events::WEBHOOK_DUPLICATE, &[("delivery", id)]);
+                return empty(200);
+            }
+            Claim::InProgress => {
+                env.log(
+                    Level::Info,
+                    events::WEBHOOK_IN_PROGRESS,
+                    &[("delivery", id)],
+                );
+                let mut response = answer(503, json!({"error": "this delivery is being handled"}));
+                response
+                    .headers
+                    .push(("Retry-After".into(), IN_PROGRESS_RETRY_AFTER.into()));
+                return response;
+            }
+        }
     }
     let response = handle_verified(env, &installation, &request.body);
-    // Only a handled delivery counts as seen: after a 500, Jira's retry must run again.
+    // Only a handled delivery is recorded: after a 5xx, Jira's retry must run again (the host
+    // releases the claim).
     if let Some(id) = delivery
         && response.status < 300
     {
-        env.mark_seen(ck, id);
+        env.mark_handled(ck, id);
     }
     response
 }
@@ -63,14 +86,16 @@ fn handle_verified(
         Ok(update) => update,
         Err(response) => return response,
     };
-    let key = update.issue_key.as_str();
     let ck = installation.client_key.as_str();
     let ordered_at = ordering_time(&update);
-    if let Some(at) = ordered_at
-        && is_stale(env, ck, &update, at)
-    {
-        return empty(200);
-    }
+    let (update, fields) = match ordered_at {
+        Some(at) => match drop_stale_fields(env, ck, update, at) {
+            Some(fresh) => fresh,
+            None => return empty(200),
+        },
+        None => (update, Vec::new()),
+    };
+    let key = update.issue_key.as_str();
     let errors = run_steps(env, installation, &update);
     for error in &errors {
         env.log(
@@ -85,8 +110,13 @@ fn handle_verified(
         );
     }
     let fatal = errors.iter().any(|e| e.fatal);
-    if !fatal && let Some(at) = ordered_at {
-        env.set_last_applied(ck, key, at);
+    if !fatal
+        && let Some(at) = ordered_at
+        && !in_the_future(env, installation, &update, at)
+    {
+        for field in fields {
+            env.set_last_applied(ck, key, field, at);
+        }
     }
     errors_answer(&errors, fatal)
 }
@@ -119,10 +149,38 @@ fn ordering_time(update: &Update) -> Option<i64> {
     updated.filter(|_| ordered)
 }
 
-/// Whether an event updated `at` is older than the last one applied to its issue; logged if so.
-fn is_stale(env: &mut impl Env, ck: &str, update: &Update, at: i64) -> bool {
+/// The update without the fields for which it is stale, and the fields it still orders; `None`
+/// when it is stale for every field it changes (docs/behaviour.md#7). Each field has its own
+/// watermark: a late assignee change still applies after a newer status change.
+fn drop_stale_fields(
+    env: &mut impl Env,
+    ck: &str,
+    mut update: Update,
+    at: i64,
+) -> Option<(Update, Vec<Field>)> {
+    let mut fresh = Vec::new();
+    if update.assignee_changed {
+        if is_stale(env, ck, &update, Field::Assignee, at) {
+            update.assignee_changed = false;
+        } else {
+            fresh.push(Field::Assignee);
+        }
+    }
+    if update.status.is_some() {
+        if is_stale(env, ck, &update, Field::Status, at) {
+            update.status = None;
+        } else {
+            fresh.push(Field::Status);
+        }
+    }
+    (!fresh.is_empty()).then_some((update, fresh))
+}
+
+/// Whether an event updated `at` is older than the last one applied to this field of its
+/// issue; logged if so.
+fn is_stale(env: &mut impl Env, ck: &str, update: &Update, field: Field, at: i64) -> bool {
     let key = update.issue_key.as_str();
-    let Some(last) = env.last_applied(ck, key) else {
+    let Some(last) = env.last_applied(ck, key, field) else {
         return false;
     };
     if at >= last {
@@ -133,8 +191,40 @@ fn is_stale(env: &mut impl Env, ck: &str, update: &Update, at: i64) -> bool {
         events::STALE_EVENT,
         &[
             ("issue_key", key),
+            ("field", field.as_str()),
             ("updated", update.updated.as_deref().unwrap_or_default()),
             ("last_applied_ms", &last.to_string()),
+        ],
+    );
+    true
+}
+
+/// Whether `at` lies further ahead of the host's clock than the installation's skew plus
+/// [`FUTURE_TOLERANCE_MS`]: such an event is applied but moves no watermark, so that one bad
+/// timestamp cannot block an issue; logged if so.
+fn in_the_future(
+    env: &mut impl Env,
+    installation: &Installation,
+    update: &Update,
+    at: i64,
+) -> bool {
+    let now_ms = i64::try_from(env.now())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let skew_ms = i64::from(installation.config.clock_skew_seconds).saturating_mul(1000);
+    if at
+        <= now_ms
+            .saturating_add(skew_ms)
+            .saturating_add(FUTURE_TOLERANCE_MS)
+    {
+        return false;
+    }
+    env.log(
+        Level::Warn,
+        events::FUTURE_TIMESTAMP,
+        &[
+            ("issue_key", update.issue_key.as_str()),
+            ("updated", update.updated.as_deref().unwrap_or_default()),
         ],
     );
     true

@@ -6,12 +6,14 @@
 //! - `outbound`: status and assignee pushes to Jira (docs/behaviour.md#2, #3, #6);
 //! - `backends`: failing backends end calls cleanly and apply nothing;
 //! - `contract`: the component imports exactly our WIT;
+//! - `deliveries`: a delivery another call is handling is answered so that Jira retries;
 //! - `sandbox`: a hostile guest is contained;
 //! - `hostile_input`: mutated tokens and bodies (proptest).
 
 mod auth;
 mod backends;
 mod contract;
+mod deliveries;
 mod hostile_input;
 mod outbound;
 mod sandbox;

@@ -324,7 +324,7 @@ fn another_tenant_s_deliveries_are_out_of_reach() {
     let world = world();
     with_other_tenant(&world);
     let (answer, refusals) = said(command(&world, "escape-deliveries"));
-    assert_eq!(answer, "deliveries: false None");
+    assert_eq!(answer, "deliveries: ClaimOutcome::Handled None");
     assert_eq!(refusals.len(), 4, "{refusals:?}");
     assert!(!world.platform.handled("jira:other", "d-other"));
     for field in Field::ALL {

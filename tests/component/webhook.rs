@@ -660,3 +660,64 @@ fn ordering_is_per_issue() {
     assert!(!trace.has_event(1, "jira.stale-event"));
     assert_eq!(trace.group(5)["assignee"], 7);
 }
+
+fn status_moved(from: &str, to: &str, updated: &str) -> Value {
+    issue_updated(json!([status_item(from, to)]), json!({"updated": updated}))
+}
+
+#[test]
+fn each_field_is_ordered_on_its_own() {
+    let trace = run(&with_steps(
+        base(),
+        json!([
+            signed(status_moved("3", "10101", "2023-01-01T00:00:05.000+0000")),
+            // Older than the status change, but the first assignee change: applied.
+            signed(assigned_to(
+                "ada@example.com",
+                "2023-01-01T00:00:01.000+0000"
+            )),
+            // Older than the status change applied: skipped.
+            signed(status_moved("10101", "3", "2023-01-01T00:00:02.000+0000")),
+        ]),
+    ));
+    assert!(
+        !trace.has_event(1, "jira.stale-event"),
+        "{:#}",
+        trace.step(1)
+    );
+    assert_eq!(trace.group(1)["assignee"], 7);
+    assert!(trace.has_event(2, "jira.stale-event"));
+    assert!(trace.no_effect(2));
+    assert_eq!(trace.group(1)["status"], "resolved");
+}
+
+#[test]
+fn an_event_from_the_far_future_is_applied_but_blocks_nothing() {
+    let mut s = base();
+    s["users"]["grace@example.com"] = json!(8);
+    let trace = run(&with_steps(
+        s,
+        json!([
+            signed(assigned_to(
+                "grace@example.com",
+                "9999-12-31T23:59:59.000+0000"
+            )),
+            signed(assigned_to(
+                "ada@example.com",
+                "2023-11-14T22:13:20.000+0000"
+            )),
+        ]),
+    ));
+    assert!(trace.has_event(0, "jira.future-timestamp"));
+    assert_eq!(trace.assignments(0)[0]["result"], "assigned");
+    assert!(
+        !trace.has_event(1, "jira.stale-event"),
+        "{:#}",
+        trace.step(1)
+    );
+    assert_eq!(
+        trace.group(1)["assignee"],
+        7,
+        "the later event still applies"
+    );
+}

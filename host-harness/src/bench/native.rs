@@ -160,36 +160,55 @@ impl Groups for NativeEnv<'_> {
 }
 
 impl Deliveries for NativeEnv<'_> {
-    fn seen(&mut self, client_key: &str, id: &str) -> bool {
-        self.staged.handled(client_key, id)
+    fn claim(&mut self, client_key: &str, id: &str) -> model::Claim {
+        // The native baseline runs one call at a time: a claim is a read.
+        let handled = self.staged.handled(client_key, id)
             || self
                 .backends
                 .platform
                 .handled(client_key, id)
-                .unwrap_or_default()
+                .unwrap_or_default();
+        if handled {
+            model::Claim::Handled
+        } else {
+            model::Claim::Claimed
+        }
     }
-    fn mark_seen(&mut self, client_key: &str, id: &str) {
+    fn mark_handled(&mut self, client_key: &str, id: &str) {
         self.staged
             .push(Effect::Handled(client_key.to_owned(), id.to_owned()))
     }
-    fn last_applied(&mut self, client_key: &str, issue_key: &str) -> Option<i64> {
-        Field::ALL
-            .into_iter()
-            .filter_map(|field| {
-                self.backends
-                    .platform
-                    .watermark(client_key, issue_key, field)
-                    .ok()
-                    .flatten()
-            })
-            .max()
+    fn last_applied(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: model::Field,
+    ) -> Option<i64> {
+        self.backends
+            .platform
+            .watermark(client_key, issue_key, native_field(field))
+            .ok()
+            .flatten()
     }
-    fn set_last_applied(&mut self, client_key: &str, issue_key: &str, updated_ms: i64) {
+    fn set_last_applied(
+        &mut self,
+        client_key: &str,
+        issue_key: &str,
+        field: model::Field,
+        updated_ms: i64,
+    ) {
         self.staged.push(Effect::Watermark {
             issue: Self::issue(client_key, issue_key),
-            fields: Field::ALL.to_vec(),
+            fields: vec![native_field(field)],
             updated_ms,
         })
+    }
+}
+
+fn native_field(field: model::Field) -> Field {
+    match field {
+        model::Field::Status => Field::Status,
+        model::Field::Assignee => Field::Assignee,
     }
 }
 

@@ -1,21 +1,26 @@
-//! `deliveries`: handled delivery ids and per-field watermarks (docs/behaviour.md#7), of the
-//! call's installation only. Asking whether a delivery was seen claims it atomically, so that of
-//! many copies handled at once exactly one runs; marks and watermarks are staged until the call
-//! succeeds and then committed in one transaction, and a claim the call did not mark handled is
+//! `deliveries`: claims on deliveries and per-field watermarks (docs/behaviour.md#7), of the
+//! call's installation only. A claim is taken atomically in the backend, so that of many copies
+//! of one delivery handled at once exactly one runs; marks and watermarks are staged until the
+//! call succeeds and then committed in one transaction; a claim the call did not mark handled is
 //! released at its end, so that Jira's retry runs.
 
 use super::CallState;
 use super::effects::Effect;
-use crate::backends::{Claim, Field};
-use crate::wit::jira_sync::plugin::deliveries;
+use crate::backends::Claim;
+use crate::wit::jira_sync::plugin::deliveries::{self, Field};
 
 impl deliveries::Host for CallState {
-    fn seen(&mut self, client_key: String, id: String) -> wasmtime::Result<bool> {
-        if !self.own(&client_key, "deliveries.seen") {
-            return Ok(false);
+    fn claim(
+        &mut self,
+        client_key: String,
+        id: String,
+    ) -> wasmtime::Result<deliveries::ClaimOutcome> {
+        if !self.own(&client_key, "deliveries.claim") {
+            // Another installation's delivery is not this call's to handle.
+            return Ok(deliveries::ClaimOutcome::Handled);
         }
-        if self.staged.handled(&client_key, &id) {
-            return Ok(true);
+        if self.staged.handled(&client_key, &id) || self.holds(&client_key, &id) {
+            return Ok(deliveries::ClaimOutcome::Claimed);
         }
         let now = self.backends.clock.now();
         // The claim outlives the call by a second at most: a call never runs past its deadline.
@@ -28,14 +33,15 @@ impl deliveries::Host for CallState {
         Ok(match claim {
             Claim::Claimed => {
                 self.claims.push((client_key, id));
-                false
+                deliveries::ClaimOutcome::Claimed
             }
-            Claim::Handled | Claim::InProgress => true,
+            Claim::Handled => deliveries::ClaimOutcome::Handled,
+            Claim::InProgress => deliveries::ClaimOutcome::InProgress,
         })
     }
 
-    fn mark_seen(&mut self, client_key: String, id: String) -> wasmtime::Result<()> {
-        if self.own(&client_key, "deliveries.mark-seen") {
+    fn mark_handled(&mut self, client_key: String, id: String) -> wasmtime::Result<()> {
+        if self.own(&client_key, "deliveries.mark-handled") {
             self.staged.push(Effect::Handled(client_key, id));
         }
         Ok(())
@@ -45,32 +51,28 @@ impl deliveries::Host for CallState {
         &mut self,
         client_key: String,
         issue_key: String,
+        field: Field,
     ) -> wasmtime::Result<Option<i64>> {
         if !self.own(&client_key, "deliveries.last-applied") {
             return Ok(None);
         }
-        let mut newest = None;
-        for field in Field::ALL {
-            let mark = self
-                .backends
-                .platform
-                .watermark(&client_key, &issue_key, field)
-                .map_err(|e| self.fail(e))?;
-            newest = newest.max(mark);
-        }
-        Ok(newest)
+        self.backends
+            .platform
+            .watermark(&client_key, &issue_key, field.into())
+            .map_err(|e| self.fail(e))
     }
 
     fn set_last_applied(
         &mut self,
         client_key: String,
         issue_key: String,
+        field: Field,
         updated_ms: i64,
     ) -> wasmtime::Result<()> {
         if self.own(&client_key, "deliveries.set-last-applied") {
             self.staged.push(Effect::Watermark {
                 issue: (client_key, issue_key),
-                fields: Field::ALL.to_vec(),
+                fields: vec![field.into()],
                 updated_ms,
             });
         }

@@ -213,6 +213,13 @@ impl CallState {
         }
     }
 
+    /// Whether this call already holds the claim on delivery `id`.
+    fn holds(&self, client_key: &str, id: &str) -> bool {
+        self.claims
+            .iter()
+            .any(|(ck, held)| ck == client_key && held == id)
+    }
+
     /// Runs `f` (a host call such as HTTP or a sleep) and counts its time as host time, not
     /// guest CPU.
     fn in_host<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -283,8 +290,9 @@ mod tests {
     use crate::installation::InstallationSpec;
     use crate::wit::jira_sync::plugin::types::{Installation, ResolutionStrategy};
     use crate::wit::jira_sync::plugin::{
-        cache::Host as _, deliveries::Host as _, group_assignment, group_assignment::Host as _,
-        group_status, group_status::Host as _, http, http::Host as _, installations::Host as _,
+        cache::Host as _, deliveries::ClaimOutcome, deliveries::Field as DeliveryField,
+        deliveries::Host as _, group_assignment, group_assignment::Host as _, group_status,
+        group_status::Host as _, http, http::Host as _, installations::Host as _,
     };
 
     /// Answers every request 200, so that only the sandbox can refuse one.
@@ -338,13 +346,18 @@ mod tests {
             .unwrap();
         call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into())
             .unwrap();
-        call.mark_seen("jira:1".into(), "d-1".into()).unwrap();
-        call.set_last_applied("jira:1".into(), "APP-1".into(), 5)
+        let claim = call.claim("jira:1".into(), "d-1".into()).unwrap();
+        assert!(matches!(claim, ClaimOutcome::Claimed), "{claim:?}");
+        call.mark_handled("jira:1".into(), "d-1".into()).unwrap();
+        call.set_last_applied("jira:1".into(), "APP-1".into(), DeliveryField::Status, 5)
             .unwrap();
 
         assert!(
-            call.seen("jira:1".into(), "d-1".into()).unwrap(),
-            "the call sees its own marks"
+            matches!(
+                call.claim("jira:1".into(), "d-1".into()).unwrap(),
+                ClaimOutcome::Claimed
+            ),
+            "the call still holds its own claim"
         );
         assert!(!platform.handled("jira:1", "d-1"));
         assert_eq!(platform.group(1).unwrap().status, GroupStatus::Unresolved);
@@ -434,11 +447,17 @@ mod tests {
                 .unwrap(),
             group_assignment::AssignOutcome::NoLinkedGroups
         ));
-        call.mark_seen("jira:2".into(), "d-9".into()).unwrap();
-        call.set_last_applied("jira:2".into(), "B-1".into(), 9)
+        let claim = call.claim("jira:2".into(), "d-9".into()).unwrap();
+        assert!(
+            matches!(claim, ClaimOutcome::Handled),
+            "not this call's: {claim:?}"
+        );
+        call.mark_handled("jira:2".into(), "d-9".into()).unwrap();
+        call.set_last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status, 9)
             .unwrap();
         assert_eq!(
-            call.last_applied("jira:2".into(), "B-1".into()).unwrap(),
+            call.last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status)
+                .unwrap(),
             None
         );
         call.limits.http_calls = 10;
@@ -449,7 +468,7 @@ mod tests {
         assert_eq!(platform.group(9).unwrap().status, GroupStatus::Unresolved);
         assert!(!platform.handled("jira:2", "d-9"));
         assert_eq!(platform.watermark("jira:2", "B-1", Field::Status), None);
-        assert_eq!(call.record.refusals.len(), 6, "{:#?}", call.record.refusals);
+        assert_eq!(call.record.refusals.len(), 7, "{:#?}", call.record.refusals);
         assert!(call.record.refusals.iter().all(|r| r.contains("`jira:2`")));
     }
 

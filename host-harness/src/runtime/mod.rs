@@ -135,7 +135,7 @@ impl Runtime {
             .map_err(|e| anyhow!("instantiate: {e:#}"))
     }
 
-    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.1.0`.
+    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.2.0`.
     pub fn imports(&self) -> Vec<String> {
         self.component
             .component_type()

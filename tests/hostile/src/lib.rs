@@ -59,12 +59,13 @@ mod guest {
                 format!("groups: {resolved:?} {assigned:?}")
             }
             "escape-deliveries" => {
-                deliveries::mark_seen("jira:other", "d-other");
-                deliveries::set_last_applied("jira:other", "OTHER-1", 1);
+                let claim = deliveries::claim("jira:other", "d-other");
+                deliveries::mark_handled("jira:other", "d-other");
+                let field = deliveries::Field::Status;
+                deliveries::set_last_applied("jira:other", "OTHER-1", field, 1);
                 format!(
-                    "deliveries: {} {:?}",
-                    deliveries::seen("jira:other", "d-other"),
-                    deliveries::last_applied("jira:other", "OTHER-1")
+                    "deliveries: {claim:?} {:?}",
+                    deliveries::last_applied("jira:other", "OTHER-1", field)
                 )
             }
             "escape-site" => format!("site: {:?}", get("https://other.example/rest/api/2/status")),
