@@ -70,8 +70,6 @@ pub mod runtime;
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod demo;
-#[cfg(any(feature = "server", feature = "sim"))]
-mod http_io;
 #[cfg(feature = "replay")]
 pub mod replay;
 #[cfg(feature = "server")]

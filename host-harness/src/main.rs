@@ -244,7 +244,10 @@ fn serve(
         server.url(),
         config.database.display()
     );
-    park_forever();
+    wait_for_termination()?;
+    eprintln!("jira-sync-host: shutting down; finishing requests in flight");
+    server.shutdown();
+    Ok(())
 }
 
 /// `sim`: the Jira simulator until interrupted.
@@ -263,7 +266,7 @@ fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> any
         sim.set_webhook_url(&url);
     }
     eprintln!("jira-sync-host: Jira simulator on {}", sim.base_url());
-    park_forever();
+    wait_for_termination()
 }
 
 /// `group`: one admin action on a running server; fails unless the server answers 2xx.
@@ -300,9 +303,24 @@ fn admin_group(
     Ok(())
 }
 
-/// Serves until the process is interrupted.
-fn park_forever() -> ! {
-    loop {
-        std::thread::park();
-    }
+/// Returns once the process is asked to stop: SIGTERM (what service managers and container
+/// runtimes send) or SIGINT (Ctrl-C).
+fn wait_for_termination() -> anyhow::Result<()> {
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = terminate.recv() => Ok(()),
+                interrupted = tokio::signal::ctrl_c() => interrupted,
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })?;
+    Ok(())
 }

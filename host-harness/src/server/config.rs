@@ -29,6 +29,17 @@ pub struct ServerConfig {
     pub cache_dir: PathBuf,
     /// When set, `/admin/*` requires `Authorization: Bearer <admin_token>`.
     pub admin_token: Option<String>,
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send its request body, in milliseconds; slower is answered 408.
+    pub body_timeout_ms: u64,
+    /// Requests that may wait for a worker beyond those running; more are answered 503 with
+    /// `Retry-After`.
+    pub queue: usize,
+    /// How long shutdown waits for requests in flight, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +54,11 @@ impl Default for ServerConfig {
             max_sleep_seconds: 30,
             cache_dir: "jira-sync-cache".into(),
             admin_token: None,
+            max_connections: 1024,
+            header_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            queue: 64,
+            shutdown_grace_ms: 30_000,
         }
     }
 }

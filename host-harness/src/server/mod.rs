@@ -1,6 +1,7 @@
 //! `jira-sync-host serve`: Jira's webhooks over real HTTP into the component, and an admin API
 //! through which the platform resolves, unresolves and assigns its groups (the outbound sync).
 //!
+//! - `transport.rs`: HTTP on tokio and hyper, with connection, time and admission bounds;
 //! - `config.rs`: the TOML configuration;
 //! - `admin.rs`: the admin API and the outbound pushes it triggers.
 //!
@@ -8,21 +9,26 @@
 
 mod admin;
 mod config;
+mod transport;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
 
-use crate::backends::{Backends, HttpBackend, MemoryCache, SqliteStore, SystemClock};
-use crate::http_io;
+use crate::backends::{
+    Backends, HttpBackend, MemoryCache, Platform as _, SqliteStore, SystemClock,
+};
 use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
+use transport::Bounds;
 
 pub use config::ServerConfig;
 
@@ -50,14 +56,16 @@ struct Context {
     store: Arc<SqliteStore>,
     events: Option<Mutex<Sender<CallEvent>>>,
     admin_token: Option<String>,
+    /// One permit per worker: a component call (or an admin request) holds one while it runs.
+    workers: Arc<Semaphore>,
 }
 
-/// A running server; stops and joins its workers on drop.
+/// A running server; on shutdown (or drop) it stops accepting and lets requests in flight
+/// finish within the configured grace period.
 pub struct Server {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -70,12 +78,10 @@ impl Server {
         events: Option<Sender<CallEvent>>,
     ) -> anyhow::Result<Self> {
         config.check()?;
-        let server = tiny_http::Server::http(&config.listen)
-            .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| anyhow::anyhow!("{} is not an IP address", config.listen))?;
+        let listener = std::net::TcpListener::bind(&config.listen)
+            .with_context(|| format!("listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let backends = Backends {
             http,
             cache: Arc::new(MemoryCache::default()),
@@ -90,27 +96,39 @@ impl Server {
             store,
             events: events.map(Mutex::new),
             admin_token: config.admin_token.clone(),
+            workers: Arc::new(Semaphore::new(config.workers)),
         });
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..config.workers)
-            .map(|_| {
-                let (server, context, stop) = (server.clone(), context.clone(), stop.clone());
-                thread::spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv() {
-                            Ok(request) => respond(&context, request),
-                            Err(_) => return,
-                        }
+        let bounds = Bounds {
+            max_connections: config.max_connections,
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            max_body: MAX_REQUEST_BYTES as usize,
+            admitted: config.workers + config.queue,
+            grace: Duration::from_millis(config.shutdown_grace_ms),
+        };
+        // Two threads accept and read; the component runs on the blocking pool, one per worker.
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(config.workers + 2)
+            .thread_name("jira-sync-server")
+            .enable_all()
+            .build()
+            .context("start the server's runtime")?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("jira-sync-serve".into())
+            .spawn(move || {
+                tokio.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => transport::serve(listener, context, bounds, stopped).await,
+                        Err(e) => tracing::error!(target: "jira_sync::server", "listen: {e}"),
                     }
-                })
-            })
-            .collect();
+                });
+            })?;
         Ok(Server {
             addr,
-            server,
-            stop,
-            threads,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -118,57 +136,87 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for _ in &self.threads {
-            self.server.unblock();
+    /// Stops accepting, lets requests in flight finish (within the grace period), and returns.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        for thread in self.threads.drain(..) {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn respond(context: &Context, mut request: tiny_http::Request) {
-    let incoming = http_io::read(&mut request, MAX_REQUEST_BYTES);
-    let json_reply = |status: u16, answer: Value| {
-        (
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// A request as read in full by the transport.
+pub(super) struct Received {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// An answer: status, headers, body.
+pub(super) struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: u16, answer: Value) -> Self {
+        Reply {
             status,
-            vec![("Content-Type".to_owned(), "application/json".to_owned())],
-            answer.to_string().into_bytes(),
-        )
-    };
-    let path = incoming.path.as_str();
-    let (status, headers, body) = if incoming.unreadable {
-        json_reply(400, json!({"error": "could not read the request body"}))
-    } else if incoming.too_large {
-        json_reply(413, json!({"error": "request body too large"}))
-    } else if path.starts_with("/extensions/jira/") {
+            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            body: answer.to_string().into_bytes(),
+        }
+    }
+}
+
+/// Routes a request read in full; runs on a blocking worker (the component and SQLite block).
+fn route(context: &Context, received: &Received) -> Reply {
+    let path = received.path.as_str();
+    if path.starts_with("/extensions/jira/") {
         let request = webhook::Request {
-            method: incoming.method.clone(),
-            path: incoming.path.clone(),
-            query: incoming.query.clone(),
-            headers: incoming.headers.clone(),
-            body: incoming.body.clone(),
+            method: received.method.clone(),
+            path: received.path.clone(),
+            query: received.query.clone(),
+            headers: received.headers.clone(),
+            body: received.body.clone(),
         };
         let response = handle_webhook(context, &request);
-        (response.status, response.headers, response.body)
-    } else if path.starts_with("/admin/") {
-        if admin::allowed(context, &incoming.headers) {
-            let (status, answer) = admin::handle(context, &incoming.method, path, &incoming.body);
-            json_reply(status, answer)
-        } else {
-            json_reply(401, json!({"error": "the admin API needs the admin token"}))
+        Reply {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
         }
-    } else if path == "/healthz" {
-        json_reply(200, json!({"ok": true}))
+    } else if path.starts_with("/admin/") {
+        if admin::allowed(context, &received.headers) {
+            let (status, answer) = admin::handle(context, &received.method, path, &received.body);
+            Reply::json(status, answer)
+        } else {
+            Reply::json(401, json!({"error": "the admin API needs the admin token"}))
+        }
+    } else if path == "/readyz" {
+        // Ready when the database answers.
+        match context.store.group(0) {
+            Ok(_) => Reply::json(200, json!({"ok": true})),
+            Err(e) => Reply::json(503, json!({"error": e.to_string()})),
+        }
     } else {
-        json_reply(404, json!({"error": "not found"}))
-    };
-    http_io::reply(request, status, headers, body);
+        Reply::json(404, json!({"error": "not found"}))
+    }
 }
 
 /// Logs the call (and the guest's own log lines) for operators, and hands it to the listener.

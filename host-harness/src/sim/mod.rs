@@ -2,6 +2,7 @@
 //! shapes and status codes, Connect JWT verification of every request, fault injection, and
 //! signed `issue_updated` webhooks when an issue changes.
 
+mod http_io;
 mod jira_api;
 pub mod world;
 
@@ -15,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::http_io;
 use crate::signing;
 use crate::signing::SignOverrides;
 pub use world::SimWorld;

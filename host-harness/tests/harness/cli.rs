@@ -90,3 +90,34 @@ fn demo_plays_the_round_trip_and_exits() {
     assert!(text.contains("summary"), "{text}");
     assert!(text.contains("GET /rest/api/3/user/email"), "{text}");
 }
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = std::env::temp_dir().join(format!("jira-sync-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = host()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.join("state.db"))
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("serving on http://127.0.0.1:"), "{line}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("shutting down"), "{rest}");
+}
