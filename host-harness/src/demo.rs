@@ -158,7 +158,6 @@ fn start_platform(
     let (events, received) = mpsc::channel();
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
-        database: db.to_owned(),
         workers: 2,
         ..ServerConfig::default()
     };

@@ -100,7 +100,7 @@ pub use limits::{LimitExceeded, Limits};
 pub use replay::scenario::Scenario;
 #[cfg(feature = "replay")]
 pub use replay::{World, replay};
-pub use runtime::{Call, CallError, Runtime, bundled_component};
+pub use runtime::{BUNDLED_COMPONENT, Call, CallError, Runtime, bundled_component};
 pub use wit::exports::jira_sync::plugin::{outbound, webhook};
 pub use wit::jira_sync::plugin::http::Error as HttpError;
 pub use wit::jira_sync::plugin::types::Installation;

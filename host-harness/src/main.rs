@@ -1,6 +1,8 @@
 //! `jira-sync-host`: run the jira-sync component from the command line. A thin layer: each
 //! command parses its arguments and calls the library.
 
+use std::borrow::Cow;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,9 +12,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp, SqliteStore};
 use jira_sync_host::replay::replay_in;
-use jira_sync_host::server::{Server, ServerConfig};
+use jira_sync_host::server::{LogFormat, Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
-use jira_sync_host::{Runtime, Scenario, World, bundled_component};
+use jira_sync_host::{BUNDLED_COMPONENT, Runtime, Scenario, World};
 use jira_sync_host::{bench, demo};
 
 #[derive(Parser)]
@@ -67,9 +69,8 @@ enum Command {
     },
     /// Serve Jira's webhooks and the platform's admin API over HTTP.
     Serve {
-        /// A TOML file (keys: listen, database, component, workers, http_timeout_ms,
-        /// max_response_bytes, max_sleep_seconds, cache_dir, admin_token); every key is
-        /// optional.
+        /// A TOML file (README.md lists the keys); every key is optional, and every key may
+        /// also come from a JIRA_SYNC_<KEY> environment variable, which wins.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Overrides the config's `listen`.
@@ -110,17 +111,27 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server narrates its calls; the other commands print their own report and stay quiet.
-    let default_filter = match cli.command {
-        Command::Serve { .. } | Command::Sim { .. } => "warn,jira_sync=info",
-        _ => "warn",
+    let (default_filter, json) = match &cli.command {
+        Command::Serve { config, .. } => {
+            let json = ServerConfig::from_sources(config.as_deref(), std::env::vars())
+                .is_ok_and(|c| c.log_format == LogFormat::Json);
+            ("warn,jira_sync=info", json)
+        }
+        Command::Sim { .. } => ("warn,jira_sync=info", false),
+        _ => ("warn", false),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        // Colour codes belong on a terminal, not in a file or a log pipeline.
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -143,10 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout: Duration::from_millis(http_timeout_ms),
                 max_response_bytes,
             });
-            replay(&scenario, &component_or_bundled(component), limits)
+            replay(&scenario, &component_bytes(component)?, limits)
         }
         Command::Demo { json, component } => {
-            let runtime = Arc::new(Runtime::load(&component_or_bundled(component))?);
+            let runtime = Arc::new(compile(component)?);
             let report = demo::run(runtime)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -177,7 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             component,
             json,
         } => {
-            let rows = bench::run(&component_or_bundled(component), iterations)?;
+            let rows = bench::run(&component_bytes(component)?, iterations)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -186,7 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Imports { component } => {
-            let runtime = Runtime::load(&component_or_bundled(component))?;
+            let runtime = compile(component)?;
             for import in runtime.imports() {
                 println!("{import}");
             }
@@ -195,17 +206,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn component_or_bundled(component: Option<PathBuf>) -> PathBuf {
-    component.unwrap_or_else(bundled_component)
+/// The component at `path`, or the one embedded in this binary.
+fn component_bytes(path: Option<PathBuf>) -> anyhow::Result<Cow<'static, [u8]>> {
+    match path {
+        Some(path) => Ok(Cow::Owned(
+            std::fs::read(&path).with_context(|| format!("read {}", path.display()))?,
+        )),
+        None => Ok(Cow::Borrowed(BUNDLED_COMPONENT)),
+    }
+}
+
+fn compile(path: Option<PathBuf>) -> anyhow::Result<Runtime> {
+    Runtime::from_bytes(&component_bytes(path)?, Default::default())
 }
 
 /// `replay`: the scenario's trace, with Jira scripted or (given `real_http`) real.
-fn replay(scenario: &Path, component: &Path, real_http: Option<HttpLimits>) -> anyhow::Result<()> {
+fn replay(scenario: &Path, component: &[u8], real_http: Option<HttpLimits>) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(scenario)
         .with_context(|| format!("read {}", scenario.display()))?;
     let parsed = Scenario::from_json(&text)
         .with_context(|| format!("{} is not a valid scenario", scenario.display()))?;
-    let runtime = Runtime::load(component)?;
+    let runtime = Runtime::from_bytes(component, Default::default())?;
     let world = match real_http {
         Some(limits) => World::with_http(
             &parsed,
@@ -225,15 +246,19 @@ fn serve(
     listen: Option<String>,
     database: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut config = match config {
-        Some(path) => ServerConfig::load(&path)?,
-        None => ServerConfig::default(),
-    };
+    let mut config = ServerConfig::from_sources(config.as_deref(), std::env::vars())?;
     config.listen = listen.unwrap_or(config.listen);
-    config.database = database.unwrap_or(config.database);
-    let component = component_or_bundled(config.component.clone());
-    let runtime = Arc::new(Runtime::load_cached(&component, &config.cache_dir)?);
-    let store = Arc::new(SqliteStore::open(&config.database)?);
+    config.database = database.or(config.database);
+    // Refused configurations fail before anything is written.
+    config.check()?;
+    let database = config.database_path();
+    if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("create the data directory {}", parent.display()))?;
+    }
+    let component = component_bytes(config.component.clone())?;
+    let runtime = Arc::new(Runtime::cached(&component, &config.cache_path())?);
+    let store = Arc::new(SqliteStore::open(&database)?);
     let http = Arc::new(RealHttp::new(HttpLimits {
         timeout: Duration::from_millis(config.http_timeout_ms),
         max_response_bytes: config.max_response_bytes,
@@ -242,7 +267,7 @@ fn serve(
     eprintln!(
         "jira-sync-host: serving on {} (state in {})",
         server.url(),
-        config.database.display()
+        database.display()
     );
     wait_for_termination()?;
     eprintln!("jira-sync-host: shutting down; finishing requests in flight");

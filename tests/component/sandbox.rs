@@ -191,6 +191,7 @@ fn outbound_calls_are_bounded_too() {
             issue_key: "APP-123".into(),
             resolved: true,
             dry_run: false,
+            source: outbound::AssignmentSource::Platform,
         },
     );
     assert_eq!(
@@ -238,7 +239,6 @@ fn the_server_answers_500_for_a_broken_limit_and_keeps_serving() {
     store.add_user(7, "ada@example.com").unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
-        database: db.clone(),
         ..ServerConfig::default()
     };
     let runtime = Arc::new(Runtime::load(&hostile_component()).unwrap());

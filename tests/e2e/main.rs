@@ -76,7 +76,6 @@ impl Stack {
     fn start_server(&mut self) {
         let config = ServerConfig {
             listen: "127.0.0.1:0".into(),
-            database: self.db.0.clone(),
             workers: 2,
             ..ServerConfig::default()
         };
@@ -402,7 +401,6 @@ fn the_admin_api_can_require_a_token() {
     let store = Arc::new(SqliteStore::open(&db.0).unwrap());
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
-        database: db.0.clone(),
         admin_token: Some("let-me-in".into()),
         ..ServerConfig::default()
     };

@@ -67,7 +67,6 @@ impl Race {
         let (sender, events) = mpsc::channel();
         let config = ServerConfig {
             listen: "127.0.0.1:0".into(),
-            database: db.0.clone(),
             workers: 8,
             ..ServerConfig::default()
         };

@@ -32,7 +32,6 @@ fn hostile_server(name: &str, cpu_ms: u64, config: ServerConfig) -> (Server, Tem
     let http = Arc::new(RealHttp::new(HttpLimits::default()));
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
-        database: db.0.clone(),
         ..config
     };
     (

@@ -5,6 +5,7 @@
 //! | file | backends |
 //! | --- | --- |
 //! | `memory.rs` | [`MemoryCache`], [`MemoryPlatform`] |
+//! | `bounded.rs` | `BoundedCache`: at most N entries, for servers (feature `bounded-cache`) |
 //! | `clock.rs` | [`SystemClock`], [`ManualClock`] |
 //! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
@@ -13,6 +14,8 @@
 //! This layer knows nothing of the sandbox above it: the imports call it only after the
 //! sandbox's checks.
 
+#[cfg(feature = "bounded-cache")]
+mod bounded;
 mod clock;
 mod memory;
 #[cfg(feature = "http-client")]
@@ -30,6 +33,8 @@ use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::http::Error as HttpError;
 use crate::wit::jira_sync::plugin::types::Installation;
 
+#[cfg(feature = "bounded-cache")]
+pub use bounded::BoundedCache;
 pub use clock::{ManualClock, SystemClock};
 pub use memory::{MemoryCache, MemoryPlatform};
 #[cfg(feature = "http-client")]

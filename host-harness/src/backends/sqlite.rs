@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS groups (
 CREATE TABLE IF NOT EXISTS users (id INTEGER NOT NULL, email TEXT NOT NULL COLLATE NOCASE,
     PRIMARY KEY (id, email));
 CREATE TABLE IF NOT EXISTS deliveries (client_key TEXT NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (client_key, id));
+    handled_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_key, id));
 CREATE TABLE IF NOT EXISTS claims (client_key TEXT NOT NULL, id TEXT NOT NULL,
     owner INTEGER NOT NULL, lease_until INTEGER NOT NULL, PRIMARY KEY (client_key, id));
 CREATE TABLE IF NOT EXISTS watermarks (client_key TEXT NOT NULL, issue_key TEXT NOT NULL,
@@ -49,6 +49,7 @@ impl SqliteStore {
             Connection::open(path).with_context(|| format!("open database {}", path.display()))?;
         conn.execute_batch(SCHEMA)
             .context("create the database schema")?;
+        add_handled_at(&conn).context("add deliveries.handled_at")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -92,6 +93,25 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Forgets delivery ids handled before `handled_before` and claims whose lease ended by
+    /// `now` (Unix seconds); returns how many of each went.
+    pub fn prune(&self, handled_before: u64, now: u64) -> BackendResult<(usize, usize)> {
+        let conn = self.conn();
+        let deliveries = conn
+            .execute(
+                "DELETE FROM deliveries WHERE handled_at < ?1",
+                params![handled_before as i64],
+            )
+            .map_err(failed("prune deliveries"))?;
+        let claims = conn
+            .execute(
+                "DELETE FROM claims WHERE lease_until <= ?1",
+                params![now as i64],
+            )
+            .map_err(failed("prune claims"))?;
+        Ok((deliveries, claims))
+    }
+
     /// Every group, by id.
     pub fn groups(&self) -> BackendResult<BTreeMap<u64, Group>> {
         let conn = self.conn();
@@ -107,6 +127,21 @@ impl SqliteStore {
             })
             .map_err(failed("list groups"))
     }
+}
+
+/// Databases from before retention lack `deliveries.handled_at`; their ids count as handled now,
+/// so that retention keeps them for a full period.
+fn add_handled_at(conn: &Connection) -> rusqlite::Result<()> {
+    let has_it = conn
+        .prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'handled_at'")?
+        .exists([])?;
+    if !has_it {
+        conn.execute_batch(
+            "ALTER TABLE deliveries ADD COLUMN handled_at INTEGER NOT NULL DEFAULT 0;
+             UPDATE deliveries SET handled_at = CAST(strftime('%s', 'now') AS INTEGER);",
+        )?;
+    }
+    Ok(())
 }
 
 fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
@@ -350,7 +385,8 @@ impl Transaction for Tx<'_> {
     fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
         self.0
             .execute(
-                "INSERT OR IGNORE INTO deliveries (client_key, id) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO deliveries (client_key, id, handled_at)
+                 VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
                 params![client_key, id],
             )
             .and_then(|_| {
@@ -415,6 +451,28 @@ mod tests {
         assert_eq!(
             t.1.watermark("jira:1", "APP-1", Field::Status).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn retention_forgets_old_deliveries_and_ended_claims_only() {
+        let t = temp("prune");
+        t.1.transaction(&mut |tx| tx.mark_handled("jira:1", "recent"))
+            .unwrap();
+        Connection::open(&t.0)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO deliveries (client_key, id, handled_at) VALUES ('jira:1', 'old', 100);",
+            )
+            .unwrap();
+        t.1.claim("jira:1", "ended", 1, 100, 150).unwrap();
+        t.1.claim("jira:1", "held", 1, 100, 10_000).unwrap();
+        assert_eq!(t.1.prune(1_000, 200).unwrap(), (1, 1));
+        assert!(!t.1.handled("jira:1", "old").unwrap());
+        assert!(t.1.handled("jira:1", "recent").unwrap());
+        assert_eq!(
+            t.1.claim("jira:1", "held", 2, 200, 300).unwrap(),
+            Claim::InProgress
         );
     }
 

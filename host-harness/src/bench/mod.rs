@@ -7,7 +7,6 @@
 mod fixture;
 mod native;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,12 +62,12 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// Measures everything BENCHMARKS.md reports, with `iterations` runs per batch.
-pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
-    let mut rows = vec![size_row(component)?];
-    let runtime = Runtime::load(component)?;
+pub fn run(component: &[u8], iterations: usize) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![size_row(component)];
+    let runtime = Runtime::from_bytes(component, Allocation::default())?;
     rows.extend(startup_rows(component)?);
     let fixture = Fixture::new();
-    let on_demand = Runtime::load_with(component, Allocation::OnDemand)?;
+    let on_demand = Runtime::from_bytes(component, Allocation::OnDemand)?;
     let runtimes = [("on-demand", &on_demand), ("pooling", &runtime)];
     rows.extend(instantiate_rows(&fixture, &runtimes, iterations));
     rows.extend(webhook_rows(&fixture, &runtimes, iterations));
@@ -84,25 +83,25 @@ pub fn run(component: &Path, iterations: usize) -> anyhow::Result<Vec<Row>> {
 /// Batches per median: odd, so that the median is one of them.
 const BATCHES: usize = 9;
 
-fn size_row(component: &Path) -> anyhow::Result<Row> {
-    let size = std::fs::metadata(component)?.len();
-    Ok(row(
+fn size_row(component: &[u8]) -> Row {
+    let size = component.len();
+    row(
         "component size",
         format!("{:.1} KB", size as f64 / 1000.0),
         "≤ 300 KB",
         Some(size <= 300_000),
-    ))
+    )
 }
 
 /// Compiling the component against loading its precompiled artefact.
-fn startup_rows(component: &Path) -> anyhow::Result<Vec<Row>> {
+fn startup_rows(component: &[u8]) -> anyhow::Result<Vec<Row>> {
     let started = Instant::now();
-    drop(Runtime::load(component)?);
+    drop(Runtime::from_bytes(component, Allocation::default())?);
     let compile = started.elapsed();
     let cache = std::env::temp_dir().join(format!("jira-sync-bench-{}", std::process::id()));
-    drop(Runtime::load_cached(component, &cache)?);
+    drop(Runtime::cached(component, &cache)?);
     let load = median(5, 1, || {
-        drop(Runtime::load_cached(component, &cache).expect("load the artefact"));
+        drop(Runtime::cached(component, &cache).expect("load the artefact"));
     });
     std::fs::remove_dir_all(&cache)?;
     Ok(vec![

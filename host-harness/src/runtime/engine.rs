@@ -60,16 +60,14 @@ pub enum Origin {
     Artefact,
 }
 
-/// The component at `path`, from its artefact in `cache_dir` when wasmtime accepts it, else
+/// The component `bytes`, from its artefact in `cache_dir` when wasmtime accepts it, else
 /// compiled now and its artefact stored for the next start.
 pub(super) fn load_cached(
     engine: &Engine,
-    path: &Path,
+    bytes: &[u8],
     cache_dir: &Path,
 ) -> anyhow::Result<(Component, Origin)> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow!("read the component {}: {e}", path.display()))?;
-    let artefact = artefact_path(engine, cache_dir, &bytes);
+    let artefact = artefact_path(engine, cache_dir, bytes);
     if artefact.exists() {
         // SAFETY: the artefact was written by `Component::serialize` of an engine with this
         // configuration (its name says so), into a directory the host owns; wasmtime checks
@@ -79,8 +77,8 @@ pub(super) fn load_cached(
             return Ok((component, Origin::Artefact));
         }
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(|e| anyhow!("compile the component {}: {e:#}", path.display()))?;
+    let component =
+        Component::new(engine, bytes).map_err(|e| anyhow!("compile the component: {e:#}"))?;
     std::fs::create_dir_all(cache_dir)?;
     let serialized = component
         .serialize()

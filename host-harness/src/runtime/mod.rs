@@ -31,7 +31,12 @@ use cpu::Ticker;
 pub use cpu::EPOCH_TICK;
 pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
 
-/// The component built from this workspace's sources by the harness's build script.
+/// The component built from this workspace's sources, embedded in the binary: an installed or
+/// copied binary needs no file beside it.
+pub const BUNDLED_COMPONENT: &[u8] = include_bytes!(env!("JIRA_SYNC_COMPONENT"));
+
+/// Where the build script wrote the bundled component, for tools that need it as a file (e.g.
+/// the jco transpiler in the tests). It exists only in the build directory.
 pub fn bundled_component() -> PathBuf {
     PathBuf::from(env!("JIRA_SYNC_COMPONENT"))
 }
@@ -40,6 +45,10 @@ pub fn bundled_component() -> PathBuf {
 /// beside the real one for the sandbox tests.
 pub fn hostile_component() -> PathBuf {
     PathBuf::from(env!("JIRA_SYNC_HOSTILE_COMPONENT"))
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow!("read the component {}: {e}", path.display()))
 }
 
 /// Why a call produced no result.
@@ -79,14 +88,19 @@ pub struct Runtime {
 impl Runtime {
     /// Compiles the component at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        Self::load_with(path, Allocation::default())
+        Self::from_bytes(&read(path)?, Allocation::default())
     }
 
-    /// Compiles the component at `path` for an engine with this allocation strategy.
-    pub fn load_with(path: &Path, allocation: Allocation) -> anyhow::Result<Self> {
+    /// Compiles the component embedded in this binary ([`BUNDLED_COMPONENT`]).
+    pub fn bundled() -> anyhow::Result<Self> {
+        Self::from_bytes(BUNDLED_COMPONENT, Allocation::default())
+    }
+
+    /// Compiles the component `bytes` for an engine with this allocation strategy.
+    pub fn from_bytes(bytes: &[u8], allocation: Allocation) -> anyhow::Result<Self> {
         let engine = engine_with(allocation)?;
-        let component = Component::from_file(&engine, path)
-            .map_err(|e| anyhow!("load the component {}: {e:#}", path.display()))?;
+        let component =
+            Component::new(&engine, bytes).map_err(|e| anyhow!("compile the component: {e:#}"))?;
         Self::with(engine, component, Origin::Compiled)
     }
 
@@ -94,8 +108,13 @@ impl Runtime {
     /// component's SHA-256 and the engine's configuration; compiles and stores the artefact when
     /// there is none or wasmtime refuses it.
     pub fn load_cached(path: &Path, cache_dir: &Path) -> anyhow::Result<Self> {
+        Self::cached(&read(path)?, cache_dir)
+    }
+
+    /// [`Runtime::load_cached`] for component `bytes` (e.g. [`BUNDLED_COMPONENT`]).
+    pub fn cached(bytes: &[u8], cache_dir: &Path) -> anyhow::Result<Self> {
         let engine = engine()?;
-        let (component, origin) = engine::load_cached(&engine, path, cache_dir)?;
+        let (component, origin) = engine::load_cached(&engine, bytes, cache_dir)?;
         Self::with(engine, component, origin)
     }
 

@@ -1,4 +1,5 @@
-//! `serve`'s configuration: a TOML file, every key optional.
+//! `serve`'s configuration: a TOML file, every key optional, and every key also from a
+//! `JIRA_SYNC_<KEY>` environment variable (which wins over the file).
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,12 @@ use crate::runtime::POOL_SLOTS;
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: String,
-    /// The SQLite file that keeps the server's state.
-    pub database: PathBuf,
+    /// Where the server keeps its state (the database and the compiled component) unless
+    /// `database` or `cache_dir` say otherwise: `$XDG_STATE_HOME/jira-sync`, else
+    /// `~/.local/state/jira-sync`.
+    pub data_dir: PathBuf,
+    /// The SQLite file that keeps the server's state (default `<data_dir>/jira-sync.db`).
+    pub database: Option<PathBuf>,
     /// A component other than the bundled one.
     pub component: Option<PathBuf>,
     /// Threads serving requests (each call gets its own instance).
@@ -25,10 +30,18 @@ pub struct ServerConfig {
     pub max_response_bytes: u64,
     /// Longest single `Retry-After` wait the host honours.
     pub max_sleep_seconds: u64,
-    /// Where the precompiled component is kept between starts.
-    pub cache_dir: PathBuf,
+    /// Where the precompiled component is kept between starts (default `<data_dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
     /// When set, `/admin/*` requires `Authorization: Bearer <admin_token>`.
     pub admin_token: Option<String>,
+    /// Serve the admin API without a token on a non-loopback address anyway.
+    pub allow_open_admin: bool,
+    /// `text` (default) or `json` log lines on stderr.
+    pub log_format: LogFormat,
+    /// Days a handled delivery id is remembered (Jira redelivers within hours).
+    pub retention_days: u64,
+    /// Entries the in-memory cache holds at most.
+    pub cache_entries: u64,
     /// Open connections at most; more are answered 503 and closed.
     pub max_connections: usize,
     /// Time a client has to send its request headers, in milliseconds.
@@ -42,18 +55,66 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
 }
 
+/// Every configuration key, as `JIRA_SYNC_<KEY>` variables may set it.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "component",
+    "workers",
+    "http_timeout_ms",
+    "max_response_bytes",
+    "max_sleep_seconds",
+    "cache_dir",
+    "admin_token",
+    "allow_open_admin",
+    "log_format",
+    "retention_days",
+    "cache_entries",
+    "max_connections",
+    "header_timeout_ms",
+    "body_timeout_ms",
+    "queue",
+    "shutdown_grace_ms",
+];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: plain text, coloured only on a terminal.
+    Text,
+    /// For log pipelines: one JSON object per line.
+    Json,
+}
+
+fn default_data_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")));
+    state.map_or_else(
+        || PathBuf::from("jira-sync-data"),
+        |dir| dir.join("jira-sync"),
+    )
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
-            database: "jira-sync.db".into(),
+            data_dir: default_data_dir(),
+            database: None,
             component: None,
             workers: 4,
             http_timeout_ms: 10_000,
             max_response_bytes: 1024 * 1024,
             max_sleep_seconds: 30,
-            cache_dir: "jira-sync-cache".into(),
+            cache_dir: None,
             admin_token: None,
+            allow_open_admin: false,
+            log_format: LogFormat::Text,
+            retention_days: 14,
+            cache_entries: 100_000,
             max_connections: 1024,
             header_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
@@ -67,6 +128,19 @@ impl ServerConfig {
     /// Refuses, at start, a configuration the host cannot honour, rather than failing under
     /// load.
     pub fn check(&self) -> anyhow::Result<()> {
+        let loopback = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|address| address.ip().is_loopback())
+            || self.listen.starts_with("localhost:");
+        if !loopback && self.admin_token.is_none() && !self.allow_open_admin {
+            anyhow::bail!(
+                "listen = {} is reachable from other machines and the admin API has no token: set \
+                 admin_token (or JIRA_SYNC_ADMIN_TOKEN), or allow_open_admin = true if a proxy \
+                 guards /admin",
+                self.listen
+            );
+        }
         let slots = POOL_SLOTS as usize;
         if self.workers == 0 || self.workers > slots {
             anyhow::bail!(
@@ -78,10 +152,135 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Reads the TOML file at `path`.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid config", path.display()))
+    /// The SQLite file.
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jira-sync.db"))
+    }
+
+    /// The directory of the compiled component.
+    pub fn cache_path(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The configuration from the TOML file at `path` (if any), then every `JIRA_SYNC_<KEY>`
+    /// variable of `environment` over it. A variable's value is read as a TOML value (`8`,
+    /// `true`), else as a string.
+    pub fn from_sources(
+        path: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table: toml::Table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid config", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in environment {
+            let Some(key) = name.strip_prefix("JIRA_SYNC_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if !KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            table.insert(key, value);
+        }
+        table
+            .try_into()
+            .context("the configuration (file and JIRA_SYNC_* variables) is not valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_comes_from_the_environment_over_the_file() {
+        let file =
+            std::env::temp_dir().join(format!("jira-sync-config-{}.toml", std::process::id()));
+        std::fs::write(&file, "workers = 2\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let config = ServerConfig::from_sources(
+            Some(&file),
+            vars(&[
+                ("JIRA_SYNC_WORKERS", "8"),
+                ("JIRA_SYNC_ADMIN_TOKEN", "s3cret"),
+                ("JIRA_SYNC_LOG_FORMAT", "json"),
+                ("JIRA_SYNC_DATA_DIR", "/var/lib/jira-sync"),
+                ("JIRA_SYNC_ALLOW_OPEN_ADMIN", "true"),
+                ("JIRA_SYNC_NOT_A_KEY", "ignored"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(config.workers, 8, "the environment wins");
+        assert_eq!(config.listen, "127.0.0.1:9000", "the file's key stays");
+        assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.allow_open_admin);
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("/var/lib/jira-sync/jira-sync.db")
+        );
+        assert_eq!(
+            config.cache_path(),
+            PathBuf::from("/var/lib/jira-sync/cache")
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_a_clear_error() {
+        let error =
+            ServerConfig::from_sources(None, vars(&[("JIRA_SYNC_WORKERS", "many")])).unwrap_err();
+        assert!(format!("{error:#}").contains("workers"), "{error:#}");
+    }
+
+    #[test]
+    fn an_open_admin_api_on_a_public_address_is_refused_unless_asked_for() {
+        let open = ServerConfig {
+            listen: "0.0.0.0:8080".into(),
+            ..ServerConfig::default()
+        };
+        let message = format!("{:#}", open.check().unwrap_err());
+        assert!(message.contains("admin_token"), "{message}");
+        for accepted in [
+            ServerConfig {
+                admin_token: Some("t".into()),
+                ..open.clone()
+            },
+            ServerConfig {
+                allow_open_admin: true,
+                ..open.clone()
+            },
+            ServerConfig {
+                listen: "127.0.0.1:0".into(),
+                ..open.clone()
+            },
+            ServerConfig {
+                listen: "[::1]:8080".into(),
+                ..open.clone()
+            },
+        ] {
+            assert!(accepted.check().is_ok(), "{}", accepted.listen);
+        }
     }
 }

@@ -22,15 +22,16 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::backends::Clock as _;
 use crate::backends::{
-    Backends, HttpBackend, MemoryCache, Platform as _, SqliteStore, SystemClock,
+    Backends, BoundedCache, HttpBackend, Platform as _, SqliteStore, SystemClock,
 };
 use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
 use transport::Bounds;
 
-pub use config::ServerConfig;
+pub use config::{LogFormat, ServerConfig};
 
 /// Largest webhook or admin body the server reads.
 pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -84,7 +85,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let backends = Backends {
             http,
-            cache: Arc::new(MemoryCache::default()),
+            cache: Arc::new(BoundedCache::new(config.cache_entries)),
             platform: store.clone(),
             clock: Arc::new(SystemClock {
                 max_sleep: Duration::from_secs(config.max_sleep_seconds),
@@ -114,6 +115,10 @@ impl Server {
             .enable_all()
             .build()
             .context("start the server's runtime")?;
+        tokio.spawn(prune_every_hour(
+            context.store.clone(),
+            Duration::from_secs(config.retention_days.saturating_mul(86_400)),
+        ));
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("jira-sync-serve".into())
@@ -155,6 +160,32 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+/// Retention: forgets handled delivery ids older than `keep` and claims whose lease ended, at
+/// start and every hour.
+async fn prune_every_hour(store: Arc<SqliteStore>, keep: Duration) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let store = store.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            let now = SystemClock {
+                max_sleep: Duration::ZERO,
+            }
+            .now();
+            store.prune(now.saturating_sub(keep.as_secs()), now)
+        })
+        .await;
+        match pruned {
+            Ok(Ok((deliveries, claims))) => tracing::info!(
+                target: "jira_sync::server",
+                deliveries, claims, "pruned handled deliveries and ended claims"
+            ),
+            Ok(Err(e)) => tracing::warn!(target: "jira_sync::server", "prune: {e}"),
+            Err(e) => tracing::warn!(target: "jira_sync::server", "prune: {e}"),
+        }
     }
 }
 

@@ -102,6 +102,7 @@ fn serve_stops_cleanly_on_sigterm() {
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
         .arg(dir.join("state.db"))
         .current_dir(&dir)
+        .env("JIRA_SYNC_DATA_DIR", &dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -120,4 +121,30 @@ fn serve_stops_cleanly_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "{status:?}: {rest}");
     assert!(rest.contains("shutting down"), "{rest}");
+}
+
+#[test]
+fn a_copied_binary_runs_the_demo_outside_the_checkout() {
+    let dir = std::env::temp_dir().join(format!("jira-sync-installed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join("jira-sync-host");
+    std::fs::copy(env!("CARGO_BIN_EXE_jira-sync-host"), &binary).unwrap();
+    let out = Command::new(&binary)
+        .args(["demo", "--json"])
+        .current_dir(&dir)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["summary"]["webhooks_answered_200"],
+        report["summary"]["webhooks_delivered"]
+    );
+    assert_eq!(report["summary"]["group"]["assignee"], 7);
 }

@@ -1,0 +1,74 @@
+//! A cache for long-running servers: at most a fixed number of entries (moka evicts the least
+//! useful first), each kept until its TTL on the caller's clock. The plain [`super::MemoryCache`]
+//! drops an expired entry only when it is read, so a server's cache would grow without bound.
+
+use moka::sync::Cache;
+
+use super::{BackendResult, CacheBackend};
+
+/// A bounded in-memory cache.
+pub struct BoundedCache {
+    entries: Cache<String, (String, u64)>,
+}
+
+impl BoundedCache {
+    /// A cache of at most `capacity` entries.
+    pub fn new(capacity: u64) -> Self {
+        BoundedCache {
+            entries: Cache::new(capacity),
+        }
+    }
+
+    /// Entries held now (after pending evictions).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl CacheBackend for BoundedCache {
+    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>> {
+        Ok(match self.entries.get(key) {
+            Some((value, expires)) if expires > now => Some(value),
+            Some(_) => {
+                self.entries.invalidate(key);
+                None
+            }
+            None => None,
+        })
+    }
+
+    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()> {
+        let expires = now.saturating_add(u64::from(ttl_seconds));
+        self.entries
+            .insert(key.to_owned(), (value.to_owned(), expires));
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> BackendResult<()> {
+        self.entries.invalidate(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_on_the_callers_clock_and_the_count_stays_bounded() {
+        let cache = BoundedCache::new(100);
+        cache.set("a", "1", 60, 1_000).unwrap();
+        assert_eq!(cache.get("a", 1_059).unwrap().as_deref(), Some("1"));
+        assert_eq!(cache.get("a", 1_060).unwrap(), None, "expired");
+        for i in 0..10_000 {
+            cache.set(&format!("k{i}"), "v", 600, 1_000).unwrap();
+        }
+        assert!(cache.len() <= 100, "{} entries", cache.len());
+    }
+}
