@@ -194,3 +194,26 @@ fn shutdown_lets_a_request_in_flight_finish() {
     let address = url.trim_start_matches("http://").to_owned();
     assert!(TcpStream::connect(address).is_err(), "no longer accepting");
 }
+
+#[test]
+fn metrics_count_webhooks_calls_and_limits() {
+    let (server, _db) = hostile_server("metrics", 100, ServerConfig::default());
+    assert_eq!(command(&server, "assign").0, 200);
+    assert_eq!(command(&server, "loop").0, 500);
+    let text = agent()
+        .get(&format!("{}/metrics", server.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    for expected in [
+        "jira_sync_webhooks_total{status=\"200\"} 1",
+        "jira_sync_webhooks_total{status=\"500\"} 1",
+        "jira_sync_component_calls_total{kind=\"webhook\",outcome=\"limit\"} 1",
+        "jira_sync_limits_hit_total{limit=\"cpu\"} 1",
+        "jira_sync_component_call_seconds_count{kind=\"webhook\"} 2",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}

@@ -9,6 +9,7 @@
 
 mod admin;
 mod config;
+mod metrics;
 mod transport;
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::backends::{
 use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
+use metrics::Metrics;
 use transport::Bounds;
 
 pub use config::{LogFormat, ServerConfig};
@@ -59,6 +61,7 @@ struct Context {
     admin_token: Option<String>,
     /// One permit per worker: a component call (or an admin request) holds one while it runs.
     workers: Arc<Semaphore>,
+    metrics: Metrics,
 }
 
 /// A running server; on shutdown (or drop) it stops accepting and lets requests in flight
@@ -98,6 +101,7 @@ impl Server {
             events: events.map(Mutex::new),
             admin_token: config.admin_token.clone(),
             workers: Arc::new(Semaphore::new(config.workers)),
+            metrics: Metrics::new(),
         });
         let bounds = Bounds {
             max_connections: config.max_connections,
@@ -215,6 +219,23 @@ impl Reply {
     }
 }
 
+/// The answers that need no body, no worker and no database: liveness and metrics. A stalled
+/// or busy server still answers them.
+fn immediate(context: &Context, path: &str) -> Option<Reply> {
+    match path {
+        "/healthz" => Some(Reply::json(200, json!({"ok": true}))),
+        "/metrics" => Some(Reply {
+            status: 200,
+            headers: vec![(
+                "Content-Type".to_owned(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8".to_owned(),
+            )],
+            body: context.metrics.render().into_bytes(),
+        }),
+        _ => None,
+    }
+}
+
 /// Routes a request read in full; runs on a blocking worker (the component and SQLite block).
 fn route(context: &Context, received: &Received) -> Reply {
     let path = received.path.as_str();
@@ -250,8 +271,32 @@ fn route(context: &Context, received: &Received) -> Reply {
     }
 }
 
-/// Logs the call (and the guest's own log lines) for operators, and hands it to the listener.
+/// Logs an outbound call (see [`record_call`]); its kind comes from the trigger (`resolve group
+/// 1`, `assign group 1`) and its error from the result's `error`.
 fn emit(context: &Context, trigger: String, started: Instant, result: Value, record: CallRecord) {
+    let kind = if trigger.starts_with("assign") {
+        "sync_assignee"
+    } else {
+        "sync_status"
+    };
+    let error = result["error"].as_str().map(str::to_owned);
+    record_call(context, kind, trigger, started, result, error, record);
+}
+
+/// Logs the call (and the guest's own log lines) for operators, counts it in the metrics, and
+/// hands it to the listener.
+fn record_call(
+    context: &Context,
+    kind: &'static str,
+    trigger: String,
+    started: Instant,
+    result: Value,
+    error: Option<String>,
+    record: CallRecord,
+) {
+    context
+        .metrics
+        .call(kind, started.elapsed(), error.as_deref(), &record);
     tracing::info!(
         target: "jira_sync::server",
         %trigger,
@@ -293,6 +338,7 @@ fn handle_webhook(context: &Context, request: &webhook::Request) -> webhook::Res
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("x-atlassian-webhook-identifier"))
         .map_or("without identifier", |(_, v)| v.as_str());
+    let error = call.result.as_ref().err().map(ToString::to_string);
     let response = call.result.unwrap_or_else(|trap| webhook::Response {
         status: 500,
         headers: Vec::new(),
@@ -300,11 +346,14 @@ fn handle_webhook(context: &Context, request: &webhook::Request) -> webhook::Res
             .to_string()
             .into_bytes(),
     });
-    emit(
+    context.metrics.webhook(response.status);
+    record_call(
         context,
+        "webhook",
         format!("webhook {delivery}"),
         started,
         json!({"status": response.status, "body": body_value(&response.body)}),
+        error,
         call.record,
     );
     response

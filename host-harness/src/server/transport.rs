@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
-use super::{Context, Received, Reply, route};
+use super::{Context, Received, Reply, immediate, route};
 
 /// How the transport bounds clients and work.
 #[derive(Debug, Clone, Copy)]
@@ -96,9 +96,8 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    // Liveness never waits for a body, a worker or the database.
-    if path == "/healthz" {
-        return Ok(reply(Reply::json(200, json!({"ok": true}))));
+    if let Some(answer) = immediate(&context, &path) {
+        return Ok(reply(answer));
     }
     let body = match tokio::time::timeout(
         bounds.body_timeout,
@@ -127,6 +126,7 @@ async fn handle(
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     let Ok(admitted) = admission.try_acquire_owned() else {
+        context.metrics.busy();
         let mut busy = Reply::json(503, json!({"error": "the server is busy; retry shortly"}));
         busy.headers.push(("Retry-After".into(), "1".into()));
         return Ok(reply(busy));

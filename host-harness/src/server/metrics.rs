@@ -1,0 +1,146 @@
+//! Prometheus metrics at `/metrics`: webhooks by answer, component calls by kind and outcome with
+//! their latency, Jira requests by status, limits hit, sandbox refusals, and requests turned away
+//! because the server was full.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::imports::record::CallRecord;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The server's metrics.
+pub(super) struct Metrics {
+    registry: Registry,
+    webhooks: Family<Labels, Counter>,
+    calls: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    jira: Family<Labels, Counter>,
+    limits: Family<Labels, Counter>,
+    refusals: Counter,
+    busy: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("jira_sync");
+        let webhooks = Family::<Labels, Counter>::default();
+        let calls = Family::<Labels, Counter>::default();
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            // 50 µs to about 13 s.
+            Histogram::new(exponential_buckets(0.000_05, 4.0, 10))
+        });
+        let jira = Family::<Labels, Counter>::default();
+        let limits = Family::<Labels, Counter>::default();
+        let refusals = Counter::default();
+        let busy = Counter::default();
+        registry.register(
+            "webhooks",
+            "Webhooks answered, by HTTP status",
+            webhooks.clone(),
+        );
+        registry.register(
+            "component_calls",
+            "Component calls, by kind and outcome",
+            calls.clone(),
+        );
+        registry.register(
+            "component_call_seconds",
+            "Component call latency, by kind",
+            latency.clone(),
+        );
+        registry.register(
+            "jira_requests",
+            "Requests to Jira, by status (or transport error)",
+            jira.clone(),
+        );
+        registry.register(
+            "limits_hit",
+            "Calls ended by a limit, by limit",
+            limits.clone(),
+        );
+        registry.register(
+            "sandbox_refusals",
+            "Imports refused for reaching another installation",
+            refusals.clone(),
+        );
+        registry.register(
+            "busy",
+            "Requests answered 503 because the server was full",
+            busy.clone(),
+        );
+        Metrics {
+            registry,
+            webhooks,
+            calls,
+            latency,
+            jira,
+            limits,
+            refusals,
+            busy,
+        }
+    }
+
+    /// Counts a webhook's answer.
+    pub fn webhook(&self, status: u16) {
+        self.webhooks
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    /// Counts one component call: `kind` is `webhook`, `sync_status` or `sync_assignee`;
+    /// `error` the call's error, if it failed.
+    pub fn call(
+        &self,
+        kind: &'static str,
+        elapsed: Duration,
+        error: Option<&str>,
+        record: &CallRecord,
+    ) {
+        let outcome = match error {
+            None => "ok",
+            Some(e) if e.starts_with("limit") => "limit",
+            Some(e) if e.starts_with("backend") => "backend",
+            Some(_) => "trap",
+        };
+        self.calls
+            .get_or_create(&vec![
+                ("kind", kind.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .observe(elapsed.as_secs_f64());
+        if let Some(limit) = error.and_then(|e| e.strip_prefix("limit: ")) {
+            self.limits
+                .get_or_create(&vec![("limit", limit.to_owned())])
+                .inc();
+        }
+        for exchange in &record.http {
+            let status = exchange
+                .status
+                .map_or_else(|| "error".to_owned(), |s| s.to_string());
+            self.jira.get_or_create(&vec![("status", status)]).inc();
+        }
+        self.refusals.inc_by(record.refusals.len() as u64);
+    }
+
+    /// Counts a request turned away because the server was full.
+    pub fn busy(&self) {
+        self.busy.inc();
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
