@@ -37,6 +37,10 @@ function installation(spec) {
         maxTotalWaitSeconds: spec.retry?.max_total_wait ?? 60,
       },
       clockSkewSeconds: spec.clock_skew_seconds ?? 0,
+      maxTokenLifetimeSeconds: spec.max_token_lifetime_seconds ?? 3600,
+      webhookMaxWaitSeconds: spec.webhook_max_wait_seconds ?? 5,
+      exactStatusMapping: bool(spec.exact_status_mapping, false),
+      maxEmailLookups: spec.max_email_lookups ?? 10,
     },
   };
 }
@@ -325,12 +329,14 @@ for (const step of scenario.steps) {
     const c = await call(kind, (m) => m.webhook.handle({
       method: hook.method, path: hook.path, query: hook.query, headers, body: new TextEncoder().encode(body),
     }));
-    const response = c.result ? { status: c.result.status, body: bodyValue(c.result.body) } : null;
+    const response = c.result ? {
+      status: c.result.status, headers: Object.fromEntries(c.result.headers), body: bodyValue(c.result.body),
+    } : null;
     steps.push(stepTrace(c, response, null));
   } else if (kind === 'sync_status_outbound') {
     const c = await call(kind, (m) => m.outbound.syncStatus({
       clientKey: spec.client_key ?? scenario.installation.client_key, issueKey: spec.issue_key,
-      resolved: spec.resolved, dryRun: spec.dry_run ?? false,
+      resolved: spec.resolved, dryRun: spec.dry_run ?? false, source: spec.source ?? 'platform',
     }));
     steps.push(stepTrace(c, null, c.result ? statusOutcome(c.result) : null));
   } else if (kind === 'sync_assignee_outbound') {

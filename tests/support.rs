@@ -80,6 +80,15 @@ impl Trace {
         &self.step(i)["response"]["body"]
     }
 
+    /// The value of header `name` (case-insensitive) of step `i`'s webhook answer.
+    pub fn header(&self, i: usize, name: &str) -> Option<&str> {
+        self.step(i)["response"]["headers"]
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    }
+
     pub fn outcome(&self, i: usize) -> &Value {
         &self.step(i)["outcome"]
     }

@@ -3,8 +3,11 @@
 #![no_main]
 
 use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
-use jira_sync_plugin::model::{AssignOutcome, Claim, Field, HttpError, HttpRequest, HttpResponse, Installation, Level, ResolutionStrategy, RetryPolicy, StatusChange, SyncConfig, UnassignOutcome, WebhookRequest};
-use jira_sync_plugin::{jwt, qsh, webhook};
+use jira_sync_plugin::model::{
+    AssignOutcome, Claim, Field, HttpError, HttpRequest, HttpResponse, Installation, Level,
+    ResolutionStrategy, RetryPolicy, StatusChange, SyncConfig, UnassignOutcome, WebhookRequest,
+};
+use jira_sync_plugin::{jwt, model, qsh, webhook};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u64 = 1_700_000_000;
@@ -51,9 +54,13 @@ impl Installations for Fake {
                 sync_forward_assignment: true,
                 sync_reverse_assignment: true,
                 resolution_strategy: ResolutionStrategy::Resolve,
-                max_transition_hops: 5,
-                retry: RetryPolicy { max_retries: 3, max_total_wait: 60 },
-                clock_skew_seconds: 0,
+                max_transition_hops: model::DEFAULT_MAX_TRANSITION_HOPS,
+                retry: RetryPolicy::default(),
+                clock_skew_seconds: model::DEFAULT_CLOCK_SKEW_SECONDS,
+                max_token_lifetime_seconds: model::DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+                webhook_max_wait_seconds: model::DEFAULT_WEBHOOK_MAX_WAIT_SECONDS,
+                exact_status_mapping: model::DEFAULT_EXACT_STATUS_MAPPING,
+                max_email_lookups: model::DEFAULT_MAX_EMAIL_LOOKUPS,
             },
         })
     }

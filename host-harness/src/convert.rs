@@ -50,6 +50,10 @@ impl From<&InstallationSpec> for Installation {
                     max_total_wait_seconds: spec.retry.max_total_wait,
                 },
                 clock_skew_seconds: spec.clock_skew_seconds,
+                max_token_lifetime_seconds: spec.max_token_lifetime_seconds,
+                webhook_max_wait_seconds: spec.webhook_max_wait_seconds,
+                exact_status_mapping: spec.exact_status_mapping,
+                max_email_lookups: spec.max_email_lookups,
             },
         }
     }
@@ -111,6 +115,10 @@ impl From<SyncConfig> for model::SyncConfig {
                 max_total_wait: c.retry.max_total_wait_seconds,
             },
             clock_skew_seconds: c.clock_skew_seconds,
+            max_token_lifetime_seconds: c.max_token_lifetime_seconds,
+            webhook_max_wait_seconds: c.webhook_max_wait_seconds,
+            exact_status_mapping: c.exact_status_mapping,
+            max_email_lookups: c.max_email_lookups,
         }
     }
 }
@@ -218,6 +226,7 @@ impl From<&StatusOutcome> for Value {
             StatusOutcome::Transitioned(ids) => json!({"type": "transitioned", "transitions": ids}),
             StatusOutcome::Unchanged => json!({"type": "unchanged"}),
             StatusOutcome::NotMapped => json!({"type": "not-mapped"}),
+            StatusOutcome::SkippedLoop => json!({"type": "skipped-loop"}),
             StatusOutcome::Unreachable(u) => json!({
                 "type": "unreachable",
                 "target": u.target,
@@ -265,6 +274,10 @@ mod tests {
         let mut spec = InstallationSpec::new("jira:1", "s", "https://a.example", "app");
         spec.resolution_strategy = Strategy::ResolveNextRelease;
         spec.clock_skew_seconds = 7;
+        spec.max_token_lifetime_seconds = 600;
+        spec.webhook_max_wait_seconds = 2;
+        spec.exact_status_mapping = true;
+        spec.max_email_lookups = 4;
         let native = model::Installation::from(Installation::from(&spec));
         assert_eq!(native.client_key, "jira:1");
         assert_eq!(
@@ -277,5 +290,33 @@ mod tests {
             model::DEFAULT_MAX_TRANSITION_HOPS
         );
         assert_eq!(native.config.retry, model::RetryPolicy::default());
+        assert_eq!(native.config.max_token_lifetime_seconds, 600);
+        assert_eq!(native.config.webhook_max_wait_seconds, 2);
+        assert!(native.config.exact_status_mapping);
+        assert_eq!(native.config.max_email_lookups, 4);
+    }
+
+    #[test]
+    fn left_out_settings_take_the_plugins_defaults() {
+        let spec: InstallationSpec = serde_json::from_value(json!({
+            "client_key": "jira:1", "shared_secret": "s", "base_url": "https://a.example",
+            "app_key": "app"}))
+        .unwrap();
+        let native = model::Installation::from(Installation::from(&spec));
+        let config = &native.config;
+        assert_eq!(
+            config.max_token_lifetime_seconds,
+            model::DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+        );
+        assert_eq!(
+            config.webhook_max_wait_seconds,
+            model::DEFAULT_WEBHOOK_MAX_WAIT_SECONDS
+        );
+        assert_eq!(
+            config.exact_status_mapping,
+            model::DEFAULT_EXACT_STATUS_MAPPING
+        );
+        assert_eq!(config.max_email_lookups, model::DEFAULT_MAX_EMAIL_LOOKUPS);
+        assert_eq!(config.clock_skew_seconds, model::DEFAULT_CLOCK_SKEW_SECONDS);
     }
 }

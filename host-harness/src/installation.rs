@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use jira_sync_plugin::model::{DEFAULT_MAX_TRANSITION_HOPS, RetryPolicy};
+use jira_sync_plugin::model::{
+    DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_EXACT_STATUS_MAPPING, DEFAULT_MAX_EMAIL_LOOKUPS,
+    DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, DEFAULT_MAX_TRANSITION_HOPS,
+    DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, RetryPolicy,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
@@ -45,9 +49,23 @@ pub struct InstallationSpec {
     /// How 429s are ridden out (docs/behaviour.md#6).
     #[serde(default)]
     pub retry: RetrySpec,
-    /// Leeway on inbound tokens' `exp`, in seconds (docs/behaviour.md#1.2).
-    #[serde(default)]
+    /// Leeway on inbound tokens' `exp` and `iat`, in seconds (docs/behaviour.md#1.2).
+    #[serde(default = "default_clock_skew")]
     pub clock_skew_seconds: u32,
+    /// The longest an inbound token may live, `exp - iat`, in seconds (docs/behaviour.md#1.2).
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime_seconds: u32,
+    /// Seconds one webhook may wait out Jira's 429s in all (docs/behaviour.md#6).
+    #[serde(default = "default_webhook_max_wait")]
+    pub webhook_max_wait_seconds: u32,
+    /// Only the exact mapped status counts as already there for a status sync
+    /// (docs/behaviour.md#2.4).
+    #[serde(default = "default_exact_status_mapping")]
+    pub exact_status_mapping: bool,
+    /// Hidden emails one assignee search may look up through the email API
+    /// (docs/behaviour.md#3.2).
+    #[serde(default = "default_max_email_lookups")]
+    pub max_email_lookups: u32,
     /// What one call for this installation may consume (host-side; the guest never sees it).
     #[serde(default)]
     pub limits: Limits,
@@ -70,7 +88,11 @@ impl InstallationSpec {
             resolution_strategy: Strategy::default(),
             max_transition_hops: default_hops(),
             retry: RetrySpec::default(),
-            clock_skew_seconds: 0,
+            clock_skew_seconds: default_clock_skew(),
+            max_token_lifetime_seconds: default_max_token_lifetime(),
+            webhook_max_wait_seconds: default_webhook_max_wait(),
+            exact_status_mapping: default_exact_status_mapping(),
+            max_email_lookups: default_max_email_lookups(),
             limits: Limits::default(),
         }
     }
@@ -78,6 +100,26 @@ impl InstallationSpec {
 
 fn default_hops() -> u32 {
     DEFAULT_MAX_TRANSITION_HOPS
+}
+
+fn default_clock_skew() -> u32 {
+    DEFAULT_CLOCK_SKEW_SECONDS
+}
+
+fn default_max_token_lifetime() -> u32 {
+    DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
+}
+
+fn default_webhook_max_wait() -> u32 {
+    DEFAULT_WEBHOOK_MAX_WAIT_SECONDS
+}
+
+fn default_exact_status_mapping() -> bool {
+    DEFAULT_EXACT_STATUS_MAPPING
+}
+
+fn default_max_email_lookups() -> u32 {
+    DEFAULT_MAX_EMAIL_LOOKUPS
 }
 
 fn yes() -> bool {

@@ -65,6 +65,11 @@ pub const STATUS_SYNC_NOOP: &str = "jira.status-sync.noop";
 pub const EXTERNAL_PROJECT_NOT_FOUND: &str = "jira.external-project-not-found";
 /// The issue already has the target status; nothing is POSTed.
 pub const SYNC_STATUS_OUTBOUND_UNCHANGED: &str = "jira.sync_status_outbound.unchanged";
+/// The issue is in another status of the target's side (done for a resolved group, not done for
+/// an unresolved one), where a person put it; nothing is POSTed (docs/behaviour.md#2.4).
+pub const SYNC_STATUS_OUTBOUND_SAME_CATEGORY: &str = "jira.sync_status_outbound.same-category";
+/// The status change came from this installation's own webhook; pushing it back would loop.
+pub const SYNC_STATUS_OUTBOUND_SKIPPED_LOOP: &str = "jira.sync_status_outbound.skipped-loop";
 /// A dry run chose its first transition and stopped without POSTing it.
 pub const SYNC_STATUS_OUTBOUND_DRY_RUN: &str = "jira.sync_status_outbound.dry-run";
 /// One transition was POSTed; one event per hop of the walk.
@@ -82,6 +87,9 @@ pub const ASSIGNEE_LOOP_SKIPPED: &str = "jira.assignee-loop-skipped";
 pub const ASSIGNEE_NO_VERIFIED_EMAIL: &str = "jira.assignee-no-verified-email";
 /// The Jira issue's assignee was set (field `account_id`, empty when unassigned).
 pub const ASSIGNEE_PUSHED: &str = "jira.assignee-pushed";
+/// An assignee search spent its email API lookups and found no match; field `skipped` counts the
+/// hidden emails it did not look up (docs/behaviour.md#3.2).
+pub const ASSIGNEE_SEARCH_LOOKUPS_EXHAUSTED: &str = "jira.assignee-search.lookups-exhausted";
 
 // Any Jira request (docs/behaviour.md#6).
 
@@ -121,6 +129,8 @@ pub const ALL: &[&str] = &[
     STATUS_SYNC_NOOP,
     EXTERNAL_PROJECT_NOT_FOUND,
     SYNC_STATUS_OUTBOUND_UNCHANGED,
+    SYNC_STATUS_OUTBOUND_SAME_CATEGORY,
+    SYNC_STATUS_OUTBOUND_SKIPPED_LOOP,
     SYNC_STATUS_OUTBOUND_DRY_RUN,
     SYNC_STATUS_OUTBOUND_TRANSITIONED,
     SYNC_STATUS_OUTBOUND_STOPPED_MIDWAY,
@@ -128,6 +138,7 @@ pub const ALL: &[&str] = &[
     ASSIGNEE_LOOP_SKIPPED,
     ASSIGNEE_NO_VERIFIED_EMAIL,
     ASSIGNEE_PUSHED,
+    ASSIGNEE_SEARCH_LOOKUPS_EXHAUSTED,
     RATE_LIMIT_RETRY,
     RATE_LIMITED,
     PLUGIN_PANIC,

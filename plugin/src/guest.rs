@@ -196,6 +196,10 @@ impl From<wit::SyncConfig> for model::SyncConfig {
             max_transition_hops: c.max_transition_hops,
             retry: c.retry.into(),
             clock_skew_seconds: c.clock_skew_seconds,
+            max_token_lifetime_seconds: c.max_token_lifetime_seconds,
+            webhook_max_wait_seconds: c.webhook_max_wait_seconds,
+            exact_status_mapping: c.exact_status_mapping,
+            max_email_lookups: c.max_email_lookups,
         }
     }
 }
@@ -296,6 +300,7 @@ impl From<wit_out::StatusRequest> for outbound::StatusRequest {
             issue_key: r.issue_key,
             resolved: r.resolved,
             dry_run: r.dry_run,
+            from_this_installation: matches!(r.source, wit_out::AssignmentSource::ThisInstallation),
         }
     }
 }
@@ -407,6 +412,7 @@ impl From<outbound::StatusOutcome> for wit_out::StatusOutcome {
             outbound::StatusOutcome::Transitioned(ids) => wit_out::StatusOutcome::Transitioned(ids),
             outbound::StatusOutcome::Unchanged => wit_out::StatusOutcome::Unchanged,
             outbound::StatusOutcome::NotMapped => wit_out::StatusOutcome::NotMapped,
+            outbound::StatusOutcome::SkippedLoop => wit_out::StatusOutcome::SkippedLoop,
             outbound::StatusOutcome::Unreachable {
                 target,
                 transitions,

@@ -109,16 +109,36 @@ impl fmt::Display for JiraError {
 pub type Param<'a> = (&'a str, &'a str);
 
 /// The installation's Jira site, as the flows see it: every request signed for the installation,
-/// GETs optionally cached, 429s ridden out within the installation's [`RetryPolicy`].
+/// GETs optionally cached, 429s ridden out within the installation's [`RetryPolicy`] (and, for a
+/// webhook, within its wait budget for the whole call).
 pub struct Jira<'a, E: Env> {
     env: &'a mut E,
     installation: &'a Installation,
+    /// Seconds this client may still wait out 429s across all its requests; `None`: no bound
+    /// beyond the per-request [`RetryPolicy`].
+    wait_left: Option<u32>,
 }
 
 impl<'a, E: Env> Jira<'a, E> {
-    /// A client for `installation`'s site over `env`'s imports.
+    /// A client for `installation`'s site over `env`'s imports, for an outbound call: each
+    /// request may wait within the installation's [`RetryPolicy`].
     pub fn new(env: &'a mut E, installation: &'a Installation) -> Self {
-        Jira { env, installation }
+        Jira {
+            env,
+            installation,
+            wait_left: None,
+        }
+    }
+
+    /// A client for a webhook, while Jira waits for the answer: on top of the [`RetryPolicy`],
+    /// all its requests together wait at most the installation's `webhook-max-wait-seconds`
+    /// (docs/behaviour.md#6).
+    pub fn for_webhook(env: &'a mut E, installation: &'a Installation) -> Self {
+        Jira {
+            env,
+            installation,
+            wait_left: Some(installation.config.webhook_max_wait_seconds),
+        }
     }
 
     /// The host, for what the flows do besides calling Jira (logging, the platform's groups).
@@ -150,13 +170,32 @@ impl<'a, E: Env> Jira<'a, E> {
         query: &[Param<'_>],
         worth_caching: impl Fn(&Value) -> bool,
     ) -> Result<Value, JiraError> {
+        match self.cached_json(path, query) {
+            Some(value) => Ok(value),
+            None => self.fetch_json_caching_if(endpoint, path, query, worth_caching),
+        }
+    }
+
+    /// The live cached copy of a GET, if any (a cached value that is not JSON counts as none).
+    pub fn cached_json(&mut self, path: &str, query: &[Param<'_>]) -> Option<Value> {
         let url = self.url(path, query);
         let key = self.cache_key(Method::Get, &url);
-        if let Some(hit) = self.env.get(&key)
-            && let Ok(value) = serde_json::from_str(&hit)
-        {
-            return Ok(value);
-        }
+        self.env
+            .get(&key)
+            .and_then(|hit| serde_json::from_str(&hit).ok())
+    }
+
+    /// GETs JSON from Jira without reading the cache; a 2xx result is stored if `worth_caching`
+    /// says so.
+    pub fn fetch_json_caching_if(
+        &mut self,
+        endpoint: Endpoint,
+        path: &str,
+        query: &[Param<'_>],
+        worth_caching: impl Fn(&Value) -> bool,
+    ) -> Result<Value, JiraError> {
+        let url = self.url(path, query);
+        let key = self.cache_key(Method::Get, &url);
         let body = self.send(endpoint, Method::Get, path, query, None)?;
         let value: Value =
             serde_json::from_slice(&body).map_err(|_| JiraError::BadResponse(endpoint))?;
@@ -198,7 +237,7 @@ impl<'a, E: Env> Jira<'a, E> {
                 header(&response.headers, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());
             let wait = budget.next_wait(retry_after);
             let reason = header(&response.headers, "ratelimit-reason").unwrap_or("");
-            if !budget.allows(wait) {
+            if !budget.allows(wait) || self.wait_left.is_some_and(|left| wait > left) {
                 self.env.log(
                     Level::Warn,
                     events::RATE_LIMITED,
@@ -224,6 +263,9 @@ impl<'a, E: Env> Jira<'a, E> {
             );
             self.env.sleep(wait);
             budget.spend(wait, retry_after);
+            if let Some(left) = &mut self.wait_left {
+                *left -= wait;
+            }
         }
     }
 

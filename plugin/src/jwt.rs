@@ -19,7 +19,8 @@ pub enum JwtError {
     Oversized(usize),
     /// The token is not three base64url parts holding the JSON a JWT has; says what is wrong.
     Malformed(&'static str),
-    /// A required claim (`iss`, `exp`, `qsh`) is missing or not of the expected type; names it.
+    /// A required claim (`iss`, `exp`, `qsh`) is missing, or a claim (those, or `iat` when
+    /// present) is not of the expected type; names it.
     MissingClaim(&'static str),
     /// The header's `alg` is not `HS256`; Connect tokens are never signed otherwise.
     UnsupportedAlgorithm(String),
@@ -34,6 +35,21 @@ pub enum JwtError {
     },
     /// The `qsh` claim is not the hash of this request, so the token was made for another one.
     QshMismatch,
+    /// `iat` lies in the future, beyond the allowed clock skew.
+    IssuedInFuture {
+        /// The token's `iat`, in Unix seconds.
+        iat: u64,
+        /// The host clock when the token was checked.
+        now: u64,
+    },
+    /// The token lives longer than the installation allows: `exp - iat` (or, without `iat`,
+    /// `exp - now`) exceeds the maximum.
+    LifetimeTooLong {
+        /// The token's lifetime, in seconds.
+        lifetime: u64,
+        /// The longest lifetime allowed, in seconds.
+        max: u64,
+    },
 }
 
 impl fmt::Display for JwtError {
@@ -48,6 +64,12 @@ impl fmt::Display for JwtError {
             JwtError::BadSignature => f.write_str("signature does not match"),
             JwtError::Expired { exp, now } => write!(f, "token expired at {exp} (now {now})"),
             JwtError::QshMismatch => f.write_str("qsh does not match this request"),
+            JwtError::IssuedInFuture { iat, now } => {
+                write!(f, "token issued in the future at {iat} (now {now})")
+            }
+            JwtError::LifetimeTooLong { lifetime, max } => {
+                write!(f, "token lives {lifetime} s, longer than {max} s")
+            }
         }
     }
 }
@@ -63,6 +85,8 @@ impl JwtError {
             JwtError::BadSignature => "bad-signature",
             JwtError::Expired { .. } => "expired",
             JwtError::QshMismatch => "qsh-mismatch",
+            JwtError::IssuedInFuture { .. } => "issued-in-future",
+            JwtError::LifetimeTooLong { .. } => "lifetime-too-long",
         }
     }
 }
@@ -76,6 +100,8 @@ pub struct Unverified<'a> {
     pub iss: String,
     /// The `exp` claim, in Unix seconds (a fractional value is truncated).
     pub exp: u64,
+    /// The `iat` claim, in Unix seconds (a fractional value is truncated), when the token has one.
+    pub iat: Option<u64>,
     /// The `qsh` claim: the hash of the request the token was made for.
     pub qsh: String,
     signing_input: &'a str,
@@ -118,15 +144,20 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
             .map(str::to_owned)
             .ok_or(JwtError::MissingClaim(name))
     };
+    let seconds = |value: &Value| value.as_f64().filter(|secs| *secs >= 0.0).map(|s| s as u64);
     let exp = claims
         .get("exp")
-        .and_then(Value::as_f64)
-        .filter(|exp| *exp >= 0.0)
-        .ok_or(JwtError::MissingClaim("exp"))? as u64;
+        .and_then(seconds)
+        .ok_or(JwtError::MissingClaim("exp"))?;
+    let iat = match claims.get("iat") {
+        None => None,
+        Some(iat) => Some(seconds(iat).ok_or(JwtError::MissingClaim("iat"))?),
+    };
     Ok(Unverified {
         alg,
         iss: string_claim("iss")?,
         exp,
+        iat,
         qsh: string_claim("qsh")?,
         signing_input: &token[..token.rfind('.').unwrap_or_default()],
         signature,
@@ -154,6 +185,25 @@ impl Unverified<'_> {
         }
         if !accepted_qsh.contains(&self.qsh) {
             return Err(JwtError::QshMismatch);
+        }
+        Ok(())
+    }
+
+    /// Checks the token's age, after [`Unverified::verify`] (docs/behaviour.md#1.2): `iat`, when
+    /// present, is not later than `now + skew`, and the token lives at most `max_lifetime`
+    /// seconds (`exp - iat`; without `iat`, `exp - now`).
+    pub fn check_age(&self, now: u64, skew: u64, max_lifetime: u64) -> Result<(), JwtError> {
+        if let Some(iat) = self.iat
+            && iat > now.saturating_add(skew)
+        {
+            return Err(JwtError::IssuedInFuture { iat, now });
+        }
+        let lifetime = self.exp.saturating_sub(self.iat.unwrap_or(now));
+        if lifetime > max_lifetime {
+            return Err(JwtError::LifetimeTooLong {
+                lifetime,
+                max: max_lifetime,
+            });
         }
         Ok(())
     }
@@ -243,6 +293,50 @@ mod tests {
             Err(JwtError::Expired { .. })
         ));
         assert_eq!(u.verify("s3cret", 200, 5, &["abc".to_owned()]), Ok(()));
+    }
+
+    #[test]
+    fn iat_in_the_future_and_long_lifetimes_are_refused() {
+        let t = token(200);
+        let u = decode(&t).unwrap();
+        assert_eq!(u.iat, Some(100));
+        assert_eq!(u.check_age(100, 0, 100), Ok(()));
+        assert_eq!(
+            u.check_age(99, 0, 100),
+            Err(JwtError::IssuedInFuture { iat: 100, now: 99 })
+        );
+        assert_eq!(u.check_age(99, 1, 100), Ok(()));
+        assert_eq!(
+            u.check_age(150, 0, 99),
+            Err(JwtError::LifetimeTooLong {
+                lifetime: 100,
+                max: 99
+            })
+        );
+        assert_eq!(
+            u.check_age(u64::MAX, u64::MAX, u64::MAX),
+            Ok(()),
+            "no overflow"
+        );
+    }
+
+    #[test]
+    fn without_iat_the_lifetime_counts_from_now() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","exp":5000,"qsh":"q"}"#);
+        let t = format!("{header}.{claims}.");
+        let u = decode(&t).unwrap();
+        assert_eq!(u.iat, None);
+        assert_eq!(u.check_age(1400, 0, 3600), Ok(()));
+        assert!(matches!(
+            u.check_age(1399, 0, 3600),
+            Err(JwtError::LifetimeTooLong { lifetime: 3601, .. })
+        ));
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","exp":5000,"qsh":"q","iat":"soon"}"#);
+        assert_eq!(
+            decode(&format!("{header}.{claims}.")).unwrap_err(),
+            JwtError::MissingClaim("iat")
+        );
     }
 
     #[test]

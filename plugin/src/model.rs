@@ -16,6 +16,18 @@ pub const DEFAULT_MAX_TOTAL_WAIT_SECONDS: u32 = 60;
 /// Default [`SyncConfig::clock_skew_seconds`]: no leeway on an inbound token's `exp` unless the
 /// host asks for it (docs/behaviour.md#1.2).
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u32 = 0;
+/// Default [`SyncConfig::max_token_lifetime_seconds`]: the longest an inbound token may live,
+/// `exp - iat` (docs/behaviour.md#1.2). Jira's own webhook tokens live 180 s.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS: u32 = 3600;
+/// Default [`SyncConfig::webhook_max_wait_seconds`]: how long one webhook may wait out Jira's 429s
+/// in all, since Jira is waiting for the answer (docs/behaviour.md#6).
+pub const DEFAULT_WEBHOOK_MAX_WAIT_SECONDS: u32 = 5;
+/// Default [`SyncConfig::exact_status_mapping`]: off, so that an issue already in a status of the
+/// target's side (done or not done) is left where a person put it (docs/behaviour.md#2.4).
+pub const DEFAULT_EXACT_STATUS_MAPPING: bool = false;
+/// Default [`SyncConfig::max_email_lookups`]: hidden emails one assignee search may ask the email
+/// API for (docs/behaviour.md#3.2).
+pub const DEFAULT_MAX_EMAIL_LOOKUPS: u32 = 10;
 
 /// How the host resolves its groups when Jira moves an issue into a `done` status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +72,20 @@ pub struct SyncConfig {
     /// Bounds on riding out Jira's 429s.
     pub retry: RetryPolicy,
     /// Seconds of leeway on an inbound token's `exp`, for a drifting clock
-    /// ([`DEFAULT_CLOCK_SKEW_SECONDS`] by default).
+    /// ([`DEFAULT_CLOCK_SKEW_SECONDS`] by default); also the leeway on its `iat`.
     pub clock_skew_seconds: u32,
+    /// The longest an inbound token may live, `exp - iat` in seconds
+    /// ([`DEFAULT_MAX_TOKEN_LIFETIME_SECONDS`] by default).
+    pub max_token_lifetime_seconds: u32,
+    /// Seconds one webhook may wait out Jira's 429s in all, across its requests
+    /// ([`DEFAULT_WEBHOOK_MAX_WAIT_SECONDS`] by default); outbound calls keep [`Self::retry`].
+    pub webhook_max_wait_seconds: u32,
+    /// Only the exact mapped status counts as already there for a status sync; off by default
+    /// ([`DEFAULT_EXACT_STATUS_MAPPING`]), when any status of the target's side does.
+    pub exact_status_mapping: bool,
+    /// Hidden emails one assignee search may look up through the email API
+    /// ([`DEFAULT_MAX_EMAIL_LOOKUPS`] by default).
+    pub max_email_lookups: u32,
 }
 
 /// Where a delivery stands, as claiming it found it (docs/behaviour.md#7).

@@ -30,6 +30,9 @@ pub struct StatusRequest {
     pub resolved: bool,
     /// Plan only: read the issue and transitions, POST nothing.
     pub dry_run: bool,
+    /// The group's new status came from this installation's own webhook
+    /// (docs/behaviour.md#2.4): pushing it back would loop.
+    pub from_this_installation: bool,
 }
 
 /// Why an outbound call failed without a more specific outcome; for machines, not people.
@@ -53,10 +56,13 @@ pub enum Failure {
 pub enum StatusOutcome {
     /// These transitions were POSTed, in order (for a dry run: would be, first hop only).
     Transitioned(Vec<String>),
-    /// The issue already has the target status.
+    /// The issue already has the target status, or (unless the installation asks for exact
+    /// mapping) a status on the target's side: done for a resolved group, not done otherwise.
     Unchanged,
     /// The issue's project has no status mapping.
     NotMapped,
+    /// Not pushed: the change came from this installation's own webhook, so Jira has it already.
+    SkippedLoop,
     /// The target cannot be reached from the current status within the hop budget.
     Unreachable {
         /// The target status id.
@@ -135,6 +141,14 @@ pub fn sync_status(env: &mut impl Env, request: &StatusRequest) -> StatusOutcome
     let Some(installation) = env.by_client_key(&request.client_key) else {
         return StatusOutcome::Failed(Failure::UnknownInstallation);
     };
+    if request.from_this_installation {
+        env.log(
+            Level::Info,
+            events::SYNC_STATUS_OUTBOUND_SKIPPED_LOOP,
+            &[("issue_key", &request.issue_key)],
+        );
+        return StatusOutcome::SkippedLoop;
+    }
     let mut jira = Jira::new(env, &installation);
     let max_hops = (installation.config.max_transition_hops as usize).clamp(1, MAX_HOPS_CEILING);
     match sync_issue_status(&mut jira, &installation, request, max_hops) {
@@ -143,7 +157,8 @@ pub fn sync_status(env: &mut impl Env, request: &StatusRequest) -> StatusOutcome
     }
 }
 
-/// Reads the issue, picks the status its project maps to, and walks there unless it is already there.
+/// Reads the issue, picks the status its project maps to, and walks there unless it is already
+/// there, or (unless the installation asks for exact mapping) already on the target's side.
 fn sync_issue_status<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
@@ -164,7 +179,38 @@ fn sync_issue_status<E: Env>(
         );
         return Ok(StatusOutcome::Unchanged);
     }
-    Walk::new(request, target, &issue_path, current, max_hops).run(jira)
+    let mut walk = Walk::new(request, target, &issue_path, current, max_hops);
+    if !installation.config.exact_status_mapping {
+        let categories = statuses::categories(jira)?;
+        if let Some(category) = on_the_targets_side(&categories, &walk.visited[0], request.resolved)
+        {
+            jira.env().log(
+                Level::Info,
+                events::SYNC_STATUS_OUTBOUND_SAME_CATEGORY,
+                &[
+                    ("issue_key", key),
+                    ("status", &walk.visited[0]),
+                    ("target", target),
+                    ("category", category),
+                ],
+            );
+            return Ok(StatusOutcome::Unchanged);
+        }
+        walk.know_categories(&categories);
+    }
+    walk.run(jira)
+}
+
+/// The category of `current` when it already lies on the side of the group's new state: `done`
+/// for a resolved group, any other category for an unresolved one (docs/behaviour.md#2.4).
+/// `None` when it does not, or when the status list does not know `current`.
+fn on_the_targets_side<'c>(
+    categories: &'c [(String, String)],
+    current: &str,
+    resolved: bool,
+) -> Option<&'c str> {
+    let (_, category) = categories.iter().find(|(id, _)| id == current)?;
+    ((category == "done") == resolved).then_some(category.as_str())
 }
 
 /// The issue's project id and current status id.
@@ -268,6 +314,12 @@ impl<'r> Walk<'r> {
         }
     }
 
+    /// Takes the target's category rank from a status list already read, so that the walk does
+    /// not read it again.
+    fn know_categories(&mut self, categories: &[(String, String)]) {
+        self.target_rank = Some(target_rank(categories, self.target));
+    }
+
     fn note_seen(&mut self, transitions: &[Transition]) {
         for t in transitions {
             if !self.seen.contains(&t.to) {
@@ -298,11 +350,9 @@ impl<'r> Walk<'r> {
             return Ok(rank);
         }
         let categories = statuses::categories(jira)?;
-        let category = categories
-            .iter()
-            .find(|(id, _)| id == self.target)
-            .map(|(_, c)| c.as_str());
-        Ok(*self.target_rank.insert(statuses::category_rank(category)))
+        Ok(*self
+            .target_rank
+            .insert(target_rank(&categories, self.target)))
     }
 
     /// A dry run's answer: the first transition the walk would take, logged and not POSTed.
@@ -373,6 +423,16 @@ impl<'r> Walk<'r> {
             statuses_seen: self.seen,
         }
     }
+}
+
+/// The rank of `target`'s category in `categories` (a status missing from the list ranks as
+/// `indeterminate`).
+fn target_rank(categories: &[(String, String)], target: &str) -> u8 {
+    let category = categories
+        .iter()
+        .find(|(id, _)| id == target)
+        .map(|(_, c)| c.as_str());
+    statuses::category_rank(category)
 }
 
 /// The unvisited status whose category is nearest the target's; never a `done` one unless the
@@ -568,12 +628,20 @@ fn push_assignee<E: Env>(
 }
 
 /// The first assignable user whose email matches one of `emails`, case-insensitively.
+///
+/// At most `max-email-lookups` hidden emails are asked of the email API in one search
+/// (docs/behaviour.md#3.2); answers the cache holds cost nothing. Candidates past that budget are
+/// skipped, and a search that finds no match after skipping some logs how many.
 fn find_user<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     key: &str,
     emails: &[String],
 ) -> Result<Option<String>, JiraError> {
+    let mut lookups = EmailLookups {
+        left: installation.config.max_email_lookups,
+        skipped: 0,
+    };
     for email in emails {
         let users = jira.get_json(
             Endpoint::AssignableSearch,
@@ -595,9 +663,7 @@ fn find_user<E: Env>(
                 .map(str::to_owned);
             let found = match listed {
                 Some(found) => Some(found),
-                None if installation.config.use_email_scope => {
-                    users::account_email(jira, &account)?
-                }
+                None if installation.config.use_email_scope => lookups.email(jira, &account)?,
                 None => None,
             };
             if found.is_some_and(|found| found.eq_ignore_ascii_case(email)) {
@@ -605,7 +671,49 @@ fn find_user<E: Env>(
             }
         }
     }
+    if lookups.skipped > 0 {
+        jira.env().log(
+            Level::Warn,
+            events::ASSIGNEE_SEARCH_LOOKUPS_EXHAUSTED,
+            &[
+                ("issue_key", key),
+                ("skipped", &lookups.skipped.to_string()),
+                (
+                    "max_email_lookups",
+                    &installation.config.max_email_lookups.to_string(),
+                ),
+            ],
+        );
+    }
     Ok(None)
+}
+
+/// One search's budget of email API lookups.
+struct EmailLookups {
+    /// Lookups the search may still send.
+    left: u32,
+    /// Hidden emails not looked up because the budget was spent.
+    skipped: u32,
+}
+
+impl EmailLookups {
+    /// `account`'s hidden email: from the cache, else from the email API while the budget
+    /// lasts; `None` once it is spent (the candidate is counted as skipped).
+    fn email<E: Env>(
+        &mut self,
+        jira: &mut Jira<'_, E>,
+        account: &str,
+    ) -> Result<Option<String>, JiraError> {
+        if let Some(known) = users::cached_account_email(jira, account) {
+            return Ok(known);
+        }
+        if self.left == 0 {
+            self.skipped += 1;
+            return Ok(None);
+        }
+        self.left -= 1;
+        users::fetch_account_email(jira, account)
+    }
 }
 
 /// The assignee-sync outcome for a Jira error: a 401 is `unauthorized`, the rest `failed`.

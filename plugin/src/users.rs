@@ -12,11 +12,27 @@ use crate::model::Level;
 /// a user who later shows their email is picked up soon.
 pub const HIDDEN_EMAIL_TTL_SECONDS: u32 = 60;
 
+/// Jira's email API: an account's email even when the user hides it (needs the email scope).
+const EMAIL_API: &str = "/rest/api/3/user/email";
+
 /// The email of `account_id` from the email API, through the cache; `None` if Jira has none.
 pub fn account_email<E: Env>(
     jira: &mut Jira<'_, E>,
     account_id: &str,
 ) -> Result<Option<String>, JiraError> {
+    match cached_account_email(jira, account_id) {
+        Some(known) => Ok(known),
+        None => fetch_account_email(jira, account_id),
+    }
+}
+
+/// What the cache alone knows of `account_id`'s email: `Some(None)` while the "hides its email"
+/// entry lives, `Some(Some(email))` for a cached email-API answer, `None` when only the email API
+/// can tell.
+pub fn cached_account_email<E: Env>(
+    jira: &mut Jira<'_, E>,
+    account_id: &str,
+) -> Option<Option<String>> {
     let hidden_key = jira.fact_key("hidden-email", account_id);
     if jira.env().get(&hidden_key).is_some() {
         jira.env().log(
@@ -24,17 +40,28 @@ pub fn account_email<E: Env>(
             events::EMAIL_HIDDEN_CACHED,
             &[("account_id", account_id)],
         );
-        return Ok(None);
+        return Some(None);
     }
-    // Only a found email is cached; "hidden" has its own, shorter-lived entry below.
-    let body = jira.get_json_cached_if(
+    let cached = jira.cached_json(EMAIL_API, &[("accountId", account_id)])?;
+    // Only an answer holding an email is ever cached; anything else is asked again.
+    email_of(&cached).ok().flatten().map(Some)
+}
+
+/// Asks the email API for `account_id`'s email, without reading the cache; a found email is
+/// cached, and so, for a shorter time, is "this account hides its email".
+pub fn fetch_account_email<E: Env>(
+    jira: &mut Jira<'_, E>,
+    account_id: &str,
+) -> Result<Option<String>, JiraError> {
+    let body = jira.fetch_json_caching_if(
         Endpoint::UserEmail,
-        "/rest/api/3/user/email",
+        EMAIL_API,
         &[("accountId", account_id)],
         |body| email_of(body).is_ok_and(|email| email.is_some()),
     )?;
     let email = email_of(&body)?;
     if email.is_none() {
+        let hidden_key = jira.fact_key("hidden-email", account_id);
         jira.env().set(&hidden_key, "1", HIDDEN_EMAIL_TTL_SECONDS);
     }
     Ok(email)

@@ -7,7 +7,7 @@ use crate::events;
 use crate::jira::{Jira, JiraError};
 use crate::jwt;
 use crate::model::{
-    AssignOutcome, Claim, Field, Installation, Level, StatusChange, UnassignOutcome,
+    AssignOutcome, Claim, Field, HttpError, Installation, Level, StatusChange, UnassignOutcome,
     WebhookRequest, WebhookResponse, header,
 };
 use crate::payload::{self, Assignee, StatusItem, Update};
@@ -18,6 +18,10 @@ use crate::users;
 
 /// The one path the guest answers, compared without its trailing `/`.
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
+
+/// Seconds Jira is asked to wait (`Retry-After`) before redelivering a webhook that failed on a
+/// transient Jira error other than a rate limit (docs/behaviour.md#1.6).
+pub const TRANSIENT_RETRY_AFTER_SECONDS: u32 = 10;
 
 /// Seconds Jira is asked to wait before redelivering a delivery another call is handling.
 const IN_PROGRESS_RETRY_AFTER: &str = "5";
@@ -96,7 +100,7 @@ fn handle_verified(
         None => (update, Vec::new()),
     };
     let key = update.issue_key.as_str();
-    let errors = run_steps(env, installation, &update);
+    let (effects, errors) = run_steps(env, installation, &update);
     for error in &errors {
         env.log(
             Level::Error,
@@ -106,19 +110,27 @@ fn handle_verified(
                 ("client_key", ck),
                 ("message", error.message),
                 ("cause", &error.cause.to_string()),
+                ("kind", error.severity.as_str()),
             ],
         );
     }
-    let fatal = errors.iter().any(|e| e.fatal);
-    if !fatal
-        && let Some(at) = ordered_at
+    let response = errors_answer(&errors);
+    // A 5xx answer (a transient or unexpected failure) applies nothing and moves no watermark,
+    // so that Jira's redelivery runs the whole webhook again (docs/behaviour.md#1.6).
+    if response.status >= 300 {
+        return response;
+    }
+    for effect in effects {
+        apply(env, installation, key, effect);
+    }
+    if let Some(at) = ordered_at
         && !in_the_future(env, installation, &update, at)
     {
         for field in fields {
             env.set_last_applied(ck, key, field, at);
         }
     }
-    errors_answer(&errors, fatal)
+    response
 }
 
 /// The update in `body`; `Err` is the answer when there is nothing to do (no changelog, 200) or
@@ -230,34 +242,56 @@ fn in_the_future(
     true
 }
 
-/// Runs the assignee step, then the status step; the errors of those that failed, in that order.
-fn run_steps<E: Env>(env: &mut E, installation: &Installation, update: &Update) -> Vec<StepError> {
-    let mut jira = Jira::new(env, installation);
+/// Runs the assignee step, then the status step, both always (docs/behaviour.md#1.6): what they
+/// decided to do to the platform's groups, in that order, and the errors of those that failed.
+/// Nothing is applied here: see [`apply`].
+fn run_steps<E: Env>(
+    env: &mut E,
+    installation: &Installation,
+    update: &Update,
+) -> (Vec<Effect>, Vec<StepError>) {
+    let mut jira = Jira::for_webhook(env, installation);
+    let mut effects = Vec::new();
     let mut errors = Vec::new();
-    if let Err(e) = assignee_step(&mut jira, installation, update) {
-        errors.push(e);
+    for step in [assignee_step, status_step] {
+        match step(&mut jira, installation, update) {
+            Ok(effect) => effects.extend(effect),
+            Err(e) => errors.push(e),
+        }
     }
-    if let Err(e) = status_step(&mut jira, installation, update) {
-        errors.push(e);
-    }
-    errors
+    (effects, errors)
 }
 
-/// 200 when every step succeeded; otherwise the steps' messages, with a 500 if one was fatal so
-/// that Jira retries.
-fn errors_answer(errors: &[StepError], fatal: bool) -> WebhookResponse {
+/// 200 when every step succeeded; otherwise the steps' messages, answered 500 if a failure was
+/// unexpected, else 503 with `Retry-After` if one was transient, else 200 (docs/behaviour.md#1.6).
+fn errors_answer(errors: &[StepError]) -> WebhookResponse {
     if errors.is_empty() {
         return empty(200);
     }
     let messages: Vec<&str> = errors.iter().map(|e| e.message).collect();
-    answer(
-        if fatal { 500 } else { 200 },
-        json!({"error_message": messages[0], "errors": messages}),
-    )
+    let body = json!({"error_message": messages[0], "errors": messages});
+    if errors.iter().any(|e| e.severity == Severity::Unexpected) {
+        return answer(500, body);
+    }
+    let retry_after = errors
+        .iter()
+        .filter_map(|e| match e.severity {
+            Severity::Transient { retry_after } => Some(retry_after),
+            _ => None,
+        })
+        .max();
+    let Some(retry_after) = retry_after else {
+        return answer(200, body);
+    };
+    let mut response = answer(503, body);
+    response
+        .headers
+        .push(("Retry-After".into(), retry_after.to_string()));
+    response
 }
 
-/// docs/behaviour.md#1.1 and docs/behaviour.md#1.2: token, installation, algorithm, signature,
-/// expiry, qsh; in that order.
+/// docs/behaviour.md#1.1 and docs/behaviour.md#1.2: header, token, installation, algorithm,
+/// signature, expiry, qsh, age; in that order.
 fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, String> {
     let Some(authorization) = header(&request.headers, "authorization") else {
         return Err(reject(
@@ -266,14 +300,7 @@ fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installa
             "missing Authorization header".into(),
         ));
     };
-    let Some((_, token)) = authorization.split_once(' ') else {
-        return Err(reject(
-            env,
-            "no-token",
-            "Authorization header has no token after a space".into(),
-        ));
-    };
-    let token = token.trim();
+    let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
     let unverified = jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))?;
     let Some(installation) = env.by_client_key(&unverified.iss) else {
         env.log(
@@ -285,15 +312,39 @@ fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installa
     };
     let now = env.now();
     let accepted = qsh::accepted_qshs(&request.method, &request.path, &request.query);
-    if let Err(e) = unverified.verify(
-        &installation.shared_secret,
-        now,
-        u64::from(installation.config.clock_skew_seconds),
-        &accepted,
-    ) {
+    let config = &installation.config;
+    let skew = u64::from(config.clock_skew_seconds);
+    let verified = unverified
+        .verify(&installation.shared_secret, now, skew, &accepted)
+        .and_then(|()| {
+            unverified.check_age(now, skew, u64::from(config.max_token_lifetime_seconds))
+        });
+    if let Err(e) = verified {
         return Err(reject(env, e.code(), e.to_string()));
     }
     Ok(installation)
+}
+
+/// The token of an `Authorization` value (docs/behaviour.md#1.1): the scheme `JWT` or `Bearer`
+/// in any case, one space, then the token, which holds no whitespace; whitespace around the whole
+/// value is ignored, as HTTP does. `Err` is the log code and the reason.
+fn credential(authorization: &str) -> Result<&str, (&'static str, &'static str)> {
+    let Some((scheme, token)) = authorization.trim().split_once(' ') else {
+        return Err((
+            "no-token",
+            "Authorization header has no token after a space",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("JWT") && !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(("bad-scheme", "Authorization scheme must be JWT or Bearer"));
+    }
+    if token.is_empty() || token.contains(|c: char| c.is_ascii_whitespace()) {
+        return Err((
+            "no-token",
+            "Authorization header must be the scheme, one space and the token",
+        ));
+    }
+    Ok(token)
 }
 
 /// Logs an authentication failure under its stable `code`; returns `reason` for the answer.
@@ -309,8 +360,35 @@ fn reject(env: &mut impl Env, code: &str, reason: String) -> String {
 /// A failure of one step while handling a verified webhook (docs/behaviour.md#1.6).
 struct StepError {
     message: &'static str,
-    fatal: bool,
+    severity: Severity,
     cause: JiraError,
+}
+
+/// What a step's failure means for the delivery (docs/behaviour.md#1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Severity {
+    /// Retrying cannot help (Jira refuses, or the sandbox does): answered 200, handled.
+    Permanent,
+    /// Jira may answer later (5xx, no answer, a rate limit past the webhook's wait budget):
+    /// answered 503 with `Retry-After` this many seconds, nothing applied, so that Jira
+    /// redelivers.
+    Transient {
+        /// Seconds for `Retry-After`.
+        retry_after: u32,
+    },
+    /// Anything else (401, a body of the wrong shape, ...): answered 500, nothing applied.
+    Unexpected,
+}
+
+impl Severity {
+    /// The severity's name in `jira.webhook.jira-error`'s `kind` field.
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Permanent => "permanent",
+            Severity::Transient { .. } => "transient",
+            Severity::Unexpected => "unexpected",
+        }
+    }
 }
 
 /// The Jira reads a webhook step can fail on; each has its own messages for people.
@@ -339,25 +417,86 @@ impl Step {
         }
     }
 
-    /// `cause` as this step's error. Only an unexpected failure is fatal (a 500, so that Jira
-    /// retries); an unreachable or refusing Jira would fail the retry the same way.
+    /// `cause` as this step's error, classified as in docs/behaviour.md#1.6.
     fn error(self, cause: JiraError) -> StepError {
         let [unreachable, refused, other] = self.messages();
-        let (message, fatal) = match &cause {
-            JiraError::Status {
-                status: 500 | 503, ..
-            }
-            | JiraError::Http(_) => (unreachable, false),
+        let transient = Severity::Transient {
+            retry_after: TRANSIENT_RETRY_AFTER_SECONDS,
+        };
+        let (message, severity) = match &cause {
             JiraError::Status {
                 status: 403 | 404, ..
-            } => (refused, false),
-            _ => (other, true),
+            } => (refused, Severity::Permanent),
+            JiraError::Status {
+                status: 500..=599, ..
+            }
+            | JiraError::Http(HttpError::Timeout | HttpError::Connection(_)) => {
+                (unreachable, transient)
+            }
+            // Refused by the sandbox, an invalid request, or a body over the host's limit: the
+            // same again on a retry.
+            JiraError::Http(_) => (unreachable, Severity::Permanent),
+            JiraError::RateLimited { retry_after, .. } => (
+                other,
+                Severity::Transient {
+                    retry_after: (*retry_after).max(1),
+                },
+            ),
+            _ => (other, Severity::Unexpected),
         };
         StepError {
             message,
-            fatal,
+            severity,
             cause,
         }
+    }
+}
+
+/// What a step decided to do to the issue's linked groups; applied only once every step has
+/// run and the answer is below 300 (docs/behaviour.md#1.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    /// Assign them to the platform user with this email.
+    Assign(String),
+    /// Unassign them.
+    Unassign,
+    /// Resolve them with the installation's strategy.
+    Resolve,
+    /// Unresolve them.
+    Unresolve,
+}
+
+/// Asks the host for `effect` on the issue's linked groups, and logs what it did.
+fn apply(env: &mut impl Env, installation: &Installation, key: &str, effect: Effect) {
+    let ck = installation.client_key.as_str();
+    let (event, count) = match effect {
+        Effect::Assign(email) => match env.assign(ck, key, &email) {
+            AssignOutcome::Assigned(n) => (events::ASSIGNEE_SYNCED, n),
+            AssignOutcome::NoUserWithEmail => (events::ASSIGNEE_NOT_FOUND, 0),
+            AssignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
+        },
+        Effect::Unassign => match env.unassign(ck, key) {
+            UnassignOutcome::Unassigned(n) => (events::ASSIGNEE_CLEARED, n),
+            UnassignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
+        },
+        Effect::Resolve => {
+            let strategy = installation.config.resolution_strategy;
+            status_changed(env.resolve(ck, key, strategy), events::STATUS_SYNC_RESOLVED)
+        }
+        Effect::Unresolve => status_changed(env.unresolve(ck, key), events::STATUS_SYNC_UNRESOLVED),
+    };
+    env.log(
+        Level::Info,
+        event,
+        &[("issue_key", key), ("groups", &count.to_string())],
+    );
+}
+
+/// The event and group count to log for a resolve or unresolve that answered `outcome`.
+fn status_changed(outcome: StatusChange, event: &'static str) -> (&'static str, u32) {
+    match outcome {
+        StatusChange::Changed(n) => (event, n),
+        StatusChange::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
     }
 }
 
@@ -366,7 +505,7 @@ fn assignee_step<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     update: &Update,
-) -> Result<(), StepError> {
+) -> Result<Option<Effect>, StepError> {
     let key = update.issue_key.as_str();
     if !update.assignee_changed {
         jira.env().log(
@@ -374,14 +513,14 @@ fn assignee_step<E: Env>(
             events::ASSIGNEE_NOT_IN_CHANGELOG,
             &[("issue_key", key)],
         );
-        Ok(())
+        Ok(None)
     } else if !installation.config.sync_reverse_assignment {
         jira.env().log(
             Level::Info,
             events::ASSIGNEE_SYNC_DISABLED,
             &[("issue_key", key)],
         );
-        Ok(())
+        Ok(None)
     } else {
         sync_assignee(jira, installation, update)
     }
@@ -392,7 +531,7 @@ fn status_step<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     update: &Update,
-) -> Result<(), StepError> {
+) -> Result<Option<Effect>, StepError> {
     let key = update.issue_key.as_str();
     match &update.status {
         None => {
@@ -401,7 +540,7 @@ fn status_step<E: Env>(
                 events::HANDLE_STATUS_CHANGE_UNCHANGED,
                 &[("issue_key", key)],
             );
-            Ok(())
+            Ok(None)
         }
         Some(_) if !installation.config.sync_status_reverse => {
             jira.env().log(
@@ -409,9 +548,9 @@ fn status_step<E: Env>(
                 events::STATUS_SYNC_DISABLED,
                 &[("issue_key", key)],
             );
-            Ok(())
+            Ok(None)
         }
-        Some(item) => sync_status(jira, installation, key, item),
+        Some(item) => sync_status(jira, key, item),
     }
 }
 
@@ -420,12 +559,10 @@ fn sync_assignee<E: Env>(
     jira: &mut Jira<'_, E>,
     installation: &Installation,
     update: &Update,
-) -> Result<(), StepError> {
-    let ck = installation.client_key.as_str();
+) -> Result<Option<Effect>, StepError> {
     let key = update.issue_key.as_str();
     let Some(assignee) = &update.assignee else {
-        unassign_groups(jira, ck, key);
-        return Ok(());
+        return Ok(Some(Effect::Unassign));
     };
     let Some(email) = assignee_email(jira, installation, assignee)? else {
         jira.env().log(
@@ -436,24 +573,9 @@ fn sync_assignee<E: Env>(
                 ("account_id", assignee.account_id.as_deref().unwrap_or("")),
             ],
         );
-        return Ok(());
+        return Ok(None);
     };
-    let (event, count) = match jira.env().assign(ck, key, &email) {
-        AssignOutcome::Assigned(n) => (events::ASSIGNEE_SYNCED, n),
-        AssignOutcome::NoUserWithEmail => (events::ASSIGNEE_NOT_FOUND, 0),
-        AssignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
-    };
-    log_groups(jira, event, key, count);
-    Ok(())
-}
-
-/// The Jira issue lost its assignee: unassign the linked groups.
-fn unassign_groups<E: Env>(jira: &mut Jira<'_, E>, ck: &str, key: &str) {
-    let (event, count) = match jira.env().unassign(ck, key) {
-        UnassignOutcome::Unassigned(n) => (events::ASSIGNEE_CLEARED, n),
-        UnassignOutcome::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
-    };
-    log_groups(jira, event, key, count);
+    Ok(Some(Effect::Assign(email)))
 }
 
 /// The assignee's email: from the payload, else from the email API when the installation has
@@ -472,37 +594,19 @@ fn assignee_email<E: Env>(
     users::account_email(jira, account_id).map_err(|e| Step::Email.error(e))
 }
 
-/// Logs what the host did to the issue's linked groups: `event` and how many groups changed.
-fn log_groups<E: Env>(jira: &mut Jira<'_, E>, event: &str, key: &str, count: u32) {
-    jira.env().log(
-        Level::Info,
-        event,
-        &[("issue_key", key), ("groups", &count.to_string())],
-    );
-}
-
 /// docs/behaviour.md#1.5: resolve or unresolve by the `done` status category.
 fn sync_status<E: Env>(
     jira: &mut Jira<'_, E>,
-    installation: &Installation,
     key: &str,
     item: &StatusItem,
-) -> Result<(), StepError> {
+) -> Result<Option<Effect>, StepError> {
     let done = statuses::done(jira).map_err(|e| Step::Statuses.error(e))?;
     let is_done = |id: &Option<String>| id.as_ref().is_some_and(|id| done.contains(id));
     let (from_done, to_done) = (is_done(&item.from), is_done(&item.to));
-    let ck = installation.client_key.as_str();
-    let (event, outcome) = if to_done && !from_done {
-        let strategy = installation.config.resolution_strategy;
-        (
-            events::STATUS_SYNC_RESOLVED,
-            jira.env().resolve(ck, key, strategy),
-        )
+    if to_done && !from_done {
+        Ok(Some(Effect::Resolve))
     } else if from_done && !to_done {
-        (
-            events::STATUS_SYNC_UNRESOLVED,
-            jira.env().unresolve(ck, key),
-        )
+        Ok(Some(Effect::Unresolve))
     } else {
         jira.env().log(
             Level::Info,
@@ -513,14 +617,8 @@ fn sync_status<E: Env>(
                 ("to", item.to.as_deref().unwrap_or("")),
             ],
         );
-        return Ok(());
-    };
-    let (event, count) = match outcome {
-        StatusChange::Changed(n) => (event, n),
-        StatusChange::NoLinkedGroups => (events::NO_LINKED_GROUPS, 0),
-    };
-    log_groups(jira, event, key, count);
-    Ok(())
+        Ok(None)
+    }
 }
 
 /// A JSON answer.

@@ -1,7 +1,32 @@
 //! docs/behaviour.md#1.1, #1.2 and #4: every way a webhook's token can fail, through the component.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jira_sync_tests::{Trace, run, scenario};
 use serde_json::{Value, json};
+
+/// The auth scenario's clock.
+const NOW: u64 = 1_700_000_000;
+const PATH: &str = "/extensions/jira/issue-updated/";
+
+/// `JWT <token>` over any `claims` (plus the qsh of the scenario's webhook), signed HS256 with
+/// the installation's secret: for claims the scenario's signer does not forge (e.g. `iat`).
+fn forge(mut claims: Value) -> String {
+    claims["qsh"] = json!(jira_sync_plugin::qsh::qsh("POST", PATH, ""));
+    let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let input = format!("{header}.{claims}");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("JWT {input}.{signature}")
+}
+
+/// The `Authorization` value Jira sends for the scenario's webhook.
+fn jira_authorization() -> String {
+    forge(json!({"iss": "jira:1c4", "iat": NOW, "exp": NOW + 180}))
+}
 
 /// The auth scenario with its one webhook changed by `edit`.
 fn webhook(edit: impl FnOnce(&mut Value)) -> Trace {
@@ -44,6 +69,45 @@ fn bearer_scheme_is_accepted_too() {
     let trace = sign_with(json!({"scheme": "Bearer"}));
     assert_eq!(trace.status(0), 200);
     assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn the_scheme_compares_case_insensitively() {
+    for scheme in ["jwt", "Jwt", "BEARER", "bearer"] {
+        let trace = sign_with(json!({"scheme": scheme}));
+        assert_eq!(trace.status(0), 200, "{scheme}");
+    }
+}
+
+#[test]
+fn any_other_scheme_is_409() {
+    // Before issue 10 any word before the space was accepted.
+    for scheme in ["Basic", "Digest", "JWT:", "Token", "xJWT", "Bearer,"] {
+        let trace = sign_with(json!({"scheme": scheme}));
+        assert_rejected(&trace, "bad-scheme");
+        assert_eq!(
+            trace.body(0)["error"],
+            "Authorization scheme must be JWT or Bearer",
+            "{scheme}"
+        );
+    }
+}
+
+#[test]
+fn exactly_one_space_separates_scheme_and_token() {
+    let signed = sign_with(json!(true));
+    assert_eq!(signed.status(0), 200);
+    let good = jira_authorization();
+    let token = good.strip_prefix("JWT ").unwrap();
+    for value in [
+        format!("JWT  {token}"),
+        format!("JWT\t{token}"),
+        format!("JWT {token} extra"),
+    ] {
+        assert_rejected(&header(&value), "no-token");
+    }
+    // Whitespace after the value is not part of it (HTTP's optional whitespace).
+    assert_eq!(header(&format!("{good}  ")).status(0), 200);
 }
 
 #[test]
@@ -94,6 +158,93 @@ fn the_installation_clock_skew_gives_leeway_on_exp() {
     assert_eq!(run(&s).status(0), 200);
     s["steps"][0]["webhook"]["sign"] = json!({"exp_in": -10});
     assert_eq!(run(&s).status(0), 409);
+}
+
+#[test]
+fn iat_in_the_future_is_409() {
+    let now = NOW;
+    let trace = header(&forge(
+        json!({"iss": "jira:1c4", "iat": now + 1, "exp": now + 180}),
+    ));
+    assert_rejected(&trace, "issued-in-future");
+    assert_eq!(
+        header(&forge(
+            json!({"iss": "jira:1c4", "iat": now, "exp": now + 180})
+        ))
+        .status(0),
+        200
+    );
+    // A fraction is truncated, as for `exp`.
+    assert_eq!(
+        header(&forge(
+            json!({"iss": "jira:1c4", "iat": now as f64 + 0.9, "exp": now + 180})
+        ))
+        .status(0),
+        200
+    );
+}
+
+#[test]
+fn the_clock_skew_gives_leeway_on_iat_too() {
+    let mut s = scenario("auth");
+    s["installation"]["clock_skew_seconds"] = json!(30);
+    let at = |iat: u64| {
+        let mut s = s.clone();
+        s["steps"][0]["webhook"]["sign"] = json!(false);
+        s["steps"][0]["webhook"]["headers"] = json!({"Authorization": forge(json!({"iss": "jira:1c4", "iat": iat, "exp": NOW + 180}))});
+        run(&s)
+    };
+    assert_eq!(at(NOW + 30).status(0), 200);
+    assert_rejected(&at(NOW + 31), "issued-in-future");
+}
+
+#[test]
+fn a_non_numeric_iat_is_409() {
+    for iat in [json!("now"), json!(-1), json!(null), json!([NOW])] {
+        let trace = header(&forge(
+            json!({"iss": "jira:1c4", "iat": iat, "exp": NOW + 180}),
+        ));
+        assert_rejected(&trace, "missing-claim");
+    }
+}
+
+#[test]
+fn a_token_living_longer_than_the_maximum_is_409() {
+    // Before issue 10 a token could live for years.
+    assert_eq!(sign_with(json!({"exp_in": 3600})).status(0), 200);
+    let trace = sign_with(json!({"exp_in": 3601}));
+    assert_rejected(&trace, "lifetime-too-long");
+    assert_eq!(
+        trace.body(0)["error"],
+        "token lives 3601 s, longer than 3600 s"
+    );
+    assert_rejected(
+        &sign_with(json!({"exp_in": 100_i64 * 365 * 86_400})),
+        "lifetime-too-long",
+    );
+}
+
+#[test]
+fn the_maximum_lifetime_is_per_installation() {
+    let mut s = scenario("auth");
+    s["installation"]["max_token_lifetime_seconds"] = json!(180);
+    s["steps"][0]["webhook"]["sign"] = json!(true);
+    assert_eq!(run(&s).status(0), 200, "Jira's own tokens live 180 s");
+    s["steps"][0]["webhook"]["sign"] = json!({"exp_in": 181});
+    let trace = run(&s);
+    assert_rejected(&trace, "lifetime-too-long");
+}
+
+#[test]
+fn without_iat_the_lifetime_counts_from_now() {
+    assert_eq!(
+        sign_with(json!({"omit": ["iat"], "exp_in": 3600})).status(0),
+        200
+    );
+    assert_rejected(
+        &sign_with(json!({"omit": ["iat"], "exp_in": 3601})),
+        "lifetime-too-long",
+    );
 }
 
 #[test]
@@ -161,6 +312,15 @@ fn malformed_tokens_are_409_not_500() {
 fn oversized_token_is_409() {
     let token = format!("JWT {}", "a".repeat(9 * 1024));
     assert_rejected(&header(&token), "oversized");
+    // 8 KiB exactly is still decoded (and is malformed); one byte more is not.
+    assert_rejected(
+        &header(&format!("JWT {}", "a".repeat(8 * 1024))),
+        "malformed",
+    );
+    assert_rejected(
+        &header(&format!("JWT {}", "a".repeat(8 * 1024 + 1))),
+        "oversized",
+    );
 }
 
 #[test]

@@ -55,13 +55,33 @@ fn run_checked(scenario: &Value) -> Trace {
 
 /// The outbound scenario with these HTTP answers (the status list stays) and one status step.
 fn status_sync(stubs: Vec<Value>, resolved: bool, dry_run: bool) -> Trace {
+    status_sync_with(stubs, resolved, dry_run, |_| {})
+}
+
+/// [`status_sync`] for an installation that asks for exact status mapping (the reference's
+/// echo guard): the walk tests start from statuses that the default would leave alone.
+fn status_sync_exact(stubs: Vec<Value>, resolved: bool, dry_run: bool) -> Trace {
+    status_sync_with(stubs, resolved, dry_run, |s| {
+        s["installation"]["exact_status_mapping"] = json!(true)
+    })
+}
+
+fn status_sync_with(
+    stubs: Vec<Value>,
+    resolved: bool,
+    dry_run: bool,
+    edit: impl FnOnce(&mut Value),
+) -> Trace {
     let mut s = scenario("outbound");
     s["http"].as_array_mut().unwrap().extend(stubs);
+    edit(&mut s);
     run_checked(&with_steps(
         s,
         json!([{"sync_status_outbound": {"issue_key": "APP-123", "resolved": resolved, "dry_run": dry_run}}]),
     ))
 }
+
+const STATUS_LIST: &str = "/rest/api/2/status";
 
 /// Transition ids POSTed in step `i`, in order.
 fn posted(trace: &Trace, i: usize) -> Vec<String> {
@@ -192,7 +212,8 @@ fn unreachable_target_names_what_was_seen() {
 
 #[test]
 fn never_crosses_done_on_the_way_to_a_status_that_is_not_done() {
-    let trace = status_sync(
+    // From Open, an unresolved group's issue is already on its side; exact mapping walks on.
+    let trace = status_sync_exact(
         vec![
             issue("1"),
             transitions(&[("31", "10101", "done"), ("32", "10102", "done")]),
@@ -402,6 +423,201 @@ fn unknown_installation_is_a_typed_failure() {
         &json!({"type": "failed", "failure": {"type": "unknown-installation"}})
     );
     assert!(trace.requests(0).is_empty());
+}
+
+// --- status: the echo guard and the source of a change (docs/behaviour.md#2.4) ---------------
+
+#[test]
+fn a_direct_transition_reads_the_status_list_first() {
+    let trace = status_sync(
+        vec![
+            issue("1"),
+            transitions(&[("31", "10101", "done")]),
+            post(204),
+        ],
+        true,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "transitioned", "transitions": ["31"]})
+    );
+    assert_eq!(
+        trace.requests(0),
+        [
+            format!("GET {ISSUE}"),
+            format!("GET {STATUS_LIST}"),
+            format!("GET {TRANSITIONS}"),
+            format!("POST {TRANSITIONS}")
+        ],
+        "four requests, the status list usually from the cache"
+    );
+}
+
+#[test]
+fn a_walk_reads_the_status_list_only_once() {
+    let trace = status_sync(
+        vec![
+            issue("1"),
+            transitions(&[("11", "2", "new"), ("12", "3", "indeterminate")]),
+            transitions(&[("31", "10101", "done")]),
+            post(204),
+        ],
+        true,
+        false,
+    );
+    assert_eq!(trace.outcome(0)["transitions"], json!(["12", "31"]));
+    let reads = trace
+        .requests(0)
+        .iter()
+        .filter(|r| r.ends_with(STATUS_LIST))
+        .count();
+    assert_eq!(reads, 1);
+    assert_eq!(
+        trace.step(0)["cache"]["hits"],
+        0,
+        "nor from the cache again"
+    );
+}
+
+#[test]
+fn a_done_status_a_person_chose_is_not_overruled_by_the_echo() {
+    // The defect of issue 10: closed as "Won't Do", the echo of the group's resolve moved the
+    // issue to the mapped "Done".
+    for dry_run in [false, true] {
+        let trace = status_sync(vec![issue("10102")], true, dry_run);
+        assert_eq!(trace.outcome(0), &json!({"type": "unchanged"}));
+        assert_eq!(
+            trace.requests(0),
+            [format!("GET {ISSUE}"), format!("GET {STATUS_LIST}")]
+        );
+        let log = trace.step(0)["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["event"] == "jira.sync_status_outbound.same-category")
+            .unwrap();
+        assert_eq!(
+            log["fields"],
+            json!({"issue_key": "APP-123", "status": "10102", "target": "10101", "category": "done"})
+        );
+    }
+}
+
+#[test]
+fn an_open_status_a_person_chose_is_not_overruled_either() {
+    // "In Review" and "Open" are on an unresolved group's side as much as "In Progress".
+    for current in ["4", "1"] {
+        let trace = status_sync(vec![issue(current)], false, false);
+        assert_eq!(trace.outcome(0), &json!({"type": "unchanged"}), "{current}");
+        assert!(trace.has_event(0, "jira.sync_status_outbound.same-category"));
+        assert!(posted(&trace, 0).is_empty());
+    }
+}
+
+#[test]
+fn the_other_side_is_still_moved() {
+    // Done while the group is unresolved: reopened to the mapped status.
+    let trace = status_sync(
+        vec![
+            issue("10102"),
+            transitions(&[("61", "3", "indeterminate")]),
+            post(204),
+        ],
+        false,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "transitioned", "transitions": ["61"]})
+    );
+}
+
+#[test]
+fn exact_status_mapping_moves_the_issue_to_the_mapped_status() {
+    let trace = status_sync_exact(
+        vec![
+            issue("10102"),
+            transitions(&[("51", "10101", "done")]),
+            post(204),
+        ],
+        true,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "transitioned", "transitions": ["51"]})
+    );
+    assert!(!trace.requests(0).iter().any(|r| r.ends_with(STATUS_LIST)));
+    assert!(!trace.has_event(0, "jira.sync_status_outbound.same-category"));
+}
+
+#[test]
+fn a_status_the_list_does_not_know_is_not_taken_for_either_side() {
+    let trace = status_sync(
+        vec![
+            issue("777"),
+            transitions(&[("21", "3", "indeterminate")]),
+            post(204),
+        ],
+        false,
+        false,
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "transitioned", "transitions": ["21"]})
+    );
+}
+
+#[test]
+fn a_failing_status_list_is_a_typed_failure_before_any_transition() {
+    let mut s = scenario("outbound");
+    s["http"] = json!([
+        issue("10102"),
+        {"method": "GET", "path": STATUS_LIST, "status": 503},
+        transitions(&[("51", "10101", "done")]),
+        post(204),
+    ]);
+    let trace = run_checked(&with_steps(
+        s,
+        json!([{"sync_status_outbound": {"issue_key": "APP-123", "resolved": true}}]),
+    ));
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "failed", "failure": {"type": "server-error", "status": 503}})
+    );
+    assert!(posted(&trace, 0).is_empty());
+}
+
+#[test]
+fn status_changes_from_this_installation_are_not_pushed_back() {
+    let s = with_steps(
+        scenario("outbound"),
+        json!([
+            {"sync_status_outbound": {"issue_key": "APP-123", "resolved": true, "source": "this-installation"}},
+            {"sync_status_outbound": {"issue_key": "APP-123", "resolved": false, "dry_run": true, "source": "this-installation"}},
+        ]),
+    );
+    let trace = run(&s);
+    for step in [0, 1] {
+        assert_eq!(trace.outcome(step), &json!({"type": "skipped-loop"}));
+        assert!(trace.requests(step).is_empty());
+        assert!(trace.has_event(step, "jira.sync_status_outbound.skipped-loop"));
+    }
+    assert_eq!(trace.0["unmatched_http"], json!([]));
+}
+
+#[test]
+fn an_unknown_installation_fails_before_the_loop_guard() {
+    let trace = run(&with_steps(
+        scenario("outbound"),
+        json!([{"sync_status_outbound": {"issue_key": "APP-123", "resolved": true,
+                 "source": "this-installation", "client_key": "jira:nobody"}}]),
+    ));
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "failed", "failure": {"type": "unknown-installation"}})
+    );
 }
 
 // --- rate limits -----------------------------------------------------------------------------
@@ -708,4 +924,113 @@ fn forward_assignment_off_is_disabled() {
     );
     assert_eq!(trace.outcome(0), &json!({"type": "disabled"}));
     assert!(trace.requests(0).is_empty());
+}
+
+// --- assignee: the email lookup budget (docs/behaviour.md#3.2) -------------------------------
+
+/// The email API's answer for `account`.
+fn email_api(account: &str, email: &str) -> Value {
+    json!({"method": "GET", "path": "/rest/api/3/user/email", "query": {"accountId": account},
+           "body": {"accountId": account, "email": email}})
+}
+
+/// `n` assignable users, all hiding their email, whose email API answers are other people's.
+fn hidden_users(n: usize) -> (Value, Vec<Value>) {
+    let users: Vec<Value> = (0..n)
+        .map(|i| json!({"accountId": format!("acc-{i}"), "displayName": format!("User {i}"), "emailAddress": ""}))
+        .collect();
+    let answers = (0..n)
+        .map(|i| email_api(&format!("acc-{i}"), &format!("user{i}@example.com")))
+        .collect();
+    (json!(users), answers)
+}
+
+fn email_lookups(trace: &Trace, i: usize) -> usize {
+    trace
+        .requests(i)
+        .iter()
+        .filter(|r| r.contains("/rest/api/3/user/email"))
+        .count()
+}
+
+#[test]
+fn forty_hidden_emails_end_as_no_matching_user_after_ten_lookups() {
+    // The defect of issue 10: the search asked the email API for every user and broke the
+    // host's limit of 32 requests (`limit: http-calls`) instead of ending with an outcome.
+    let (users, answers) = hidden_users(40);
+    let mut stubs = vec![search("bob@example.com", users)];
+    stubs.extend(answers);
+    let trace = assignee_sync(
+        stubs,
+        json!({"issue_key": "APP-123", "emails": ["bob@example.com"]}),
+        |s| s["installation"]["use_email_scope"] = json!(true),
+    );
+    assert_eq!(trace.step(0)["error"], Value::Null, "no limit broken");
+    assert_eq!(trace.outcome(0), &json!({"type": "no-matching-user"}));
+    assert_eq!(email_lookups(&trace, 0), 10);
+    assert_eq!(trace.requests(0).len(), 11, "the search and ten lookups");
+    let exhausted = trace.step(0)["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["event"] == "jira.assignee-search.lookups-exhausted")
+        .unwrap();
+    assert_eq!(exhausted["fields"]["skipped"], "30");
+    assert_eq!(exhausted["fields"]["max_email_lookups"], "10");
+    assert!(trace.has_event(0, "jira.assignee-not-found"));
+}
+
+#[test]
+fn the_lookup_budget_is_per_installation_and_cached_answers_are_free() {
+    let (users, answers) = hidden_users(2);
+    let mut s = scenario("outbound");
+    s["installation"]["use_email_scope"] = json!(true);
+    s["installation"]["max_email_lookups"] = json!(1);
+    s["http"].as_array_mut().unwrap().extend([
+        search("user1@example.com", users),
+        answers[0].clone(),
+        answers[1].clone(),
+        put(204),
+    ]);
+    let step = json!({"sync_assignee_outbound": {"issue_key": "APP-123", "emails": ["user1@example.com"]}});
+    let trace = run_checked(&with_steps(s, json!([step, step])));
+    // acc-0 is looked up (someone else); acc-1 is past the budget.
+    assert_eq!(trace.outcome(0), &json!({"type": "no-matching-user"}));
+    assert_eq!(email_lookups(&trace, 0), 1);
+    assert!(trace.has_event(0, "jira.assignee-search.lookups-exhausted"));
+    // Again: the search and acc-0's email come from the cache, so the budget reaches acc-1.
+    assert_eq!(
+        trace.outcome(1),
+        &json!({"type": "assigned", "account_id": "acc-1"})
+    );
+    assert_eq!(
+        trace.requests(1),
+        [
+            "GET /rest/api/3/user/email?accountId=acc-1".to_owned(),
+            format!("PUT {ASSIGNEE}")
+        ]
+    );
+    assert!(!trace.has_event(1, "jira.assignee-search.lookups-exhausted"));
+}
+
+#[test]
+fn a_listed_email_still_matches_once_the_budget_is_spent() {
+    let mut users = hidden_users(3).0;
+    users
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"accountId": "b0b", "emailAddress": "bob@example.com"}));
+    let trace = assignee_sync(
+        vec![search("bob@example.com", users), put(204)],
+        json!({"issue_key": "APP-123", "emails": ["bob@example.com"]}),
+        |s| {
+            s["installation"]["use_email_scope"] = json!(true);
+            s["installation"]["max_email_lookups"] = json!(0);
+        },
+    );
+    assert_eq!(
+        trace.outcome(0),
+        &json!({"type": "assigned", "account_id": "b0b"})
+    );
+    assert_eq!(email_lookups(&trace, 0), 0);
 }

@@ -235,21 +235,33 @@ fn cache_entries_are_per_installation() {
     assert_eq!(trace.assignments(1)[0]["result"], "no-linked-groups");
 }
 
+/// A transient failure (docs/behaviour.md#1.6): 503, `Retry-After`, the message, no effect.
+fn assert_transient(trace: &Trace, i: usize, message: &str, retry_after: &str) {
+    assert_eq!(trace.status(i), 503, "{:#}", trace.step(i));
+    assert_eq!(trace.header(i, "Retry-After"), Some(retry_after));
+    assert_eq!(trace.body(i)["error_message"], message);
+    assert_eq!(trace.assignments(i), &json!([]));
+    assert_eq!(trace.resolutions(i), &json!([]));
+}
+
 #[test]
-fn email_api_500_and_503_answer_200_with_cannot_reach() {
-    for status in [500, 503] {
+fn email_api_5xx_answers_503_with_retry_after_and_cannot_reach() {
+    // Before issue 10 a 500 or 503 was answered 200 and the assignment was lost for good.
+    for status in [500, 502, 503, 504] {
         let s = base_with_email(email_stub(status, json!({"errorMessages": ["boom"]})));
         let hook = signed(issue_updated(json!([assignee_item()]), hidden_ada()));
         let trace = run(&with_steps(s, json!([hook, hook])));
-        assert_eq!(trace.status(0), 200, "{status}");
-        assert_eq!(
-            trace.body(0)["error_message"],
-            "Cannot reach host to get email.",
-            "{status}"
-        );
-        assert_eq!(trace.assignments(0), &json!([]));
+        assert_transient(&trace, 0, "Cannot reach host to get email.", "10");
         assert_eq!(trace.step(0)["cache"]["sets"], 0, "errors are not cached");
+        let error = trace.step(0)["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["event"] == "jira.webhook.jira-error")
+            .unwrap();
+        assert_eq!(error["fields"]["kind"], "transient", "{status}");
         assert_eq!(trace.requests(1).len(), 1, "so the next webhook asks again");
+        assert_eq!(trace.status(1), 200);
         assert_eq!(trace.group(1)["assignee"], 7);
     }
 }
@@ -296,26 +308,50 @@ fn email_api_other_errors_answer_500() {
 }
 
 #[test]
-fn email_api_unreachable_answers_200_with_cannot_reach() {
-    let mut stub = email_stub(200, json!({}));
-    stub["error"] = json!("timeout");
-    let trace = run(&with_steps(
-        base_with_email(stub),
+fn email_api_unreachable_answers_503_with_cannot_reach() {
+    for error in ["timeout", "connection"] {
+        let mut stub = email_stub(200, json!({}));
+        stub["error"] = json!(error);
+        let trace = run(&with_steps(
+            base_with_email(stub),
+            json!([signed(issue_updated(
+                json!([assignee_item()]),
+                hidden_ada()
+            ))]),
+        ));
+        assert_transient(&trace, 0, "Cannot reach host to get email.", "10");
+    }
+}
+
+#[test]
+fn a_request_the_sandbox_refuses_is_permanent() {
+    // Retrying cannot help: the site is not one the call may reach.
+    let mut s = with_steps(
+        base(),
         json!([signed(issue_updated(
             json!([assignee_item()]),
             hidden_ada()
         ))]),
-    ));
+    );
+    s["installation"]["base_url"] = json!("ftp://acme.atlassian.net");
+    let trace = run(&s);
     assert_eq!(trace.status(0), 200);
+    assert_eq!(trace.header(0, "Retry-After"), None);
     assert_eq!(
         trace.body(0)["error_message"],
         "Cannot reach host to get email."
     );
+    assert!(
+        trace.step(0)["http"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied:")
+    );
 }
 
 #[test]
-fn status_still_syncs_when_the_email_step_fails() {
-    let s = base_with_email(email_stub(503, json!({})));
+fn status_still_syncs_when_the_email_step_fails_for_good() {
+    let s = base_with_email(email_stub(403, json!({})));
     let trace = run(&with_steps(
         s,
         json!([signed(issue_updated(
@@ -326,10 +362,76 @@ fn status_still_syncs_when_the_email_step_fails() {
     assert_eq!(trace.status(0), 200);
     assert_eq!(
         trace.body(0)["errors"],
-        json!(["Cannot reach host to get email."])
+        json!(["User lacks permissions to get email."])
     );
     assert_eq!(trace.resolutions(0)[0]["action"], "resolve");
     assert_eq!(trace.group(1)["status"], "resolved");
+}
+
+#[test]
+fn a_transient_email_failure_applies_not_even_the_status_step() {
+    // Before issue 10 this answered 200 and resolved the groups: the status step still runs
+    // (its status list is read), but a 503 applies nothing, so the redelivery does it all.
+    let s = base_with_email(email_stub(503, json!({})));
+    let hook = signed(issue_updated(
+        json!([assignee_item(), status_item("3", "10101")]),
+        hidden_ada(),
+    ));
+    let trace = run(&with_steps(s, json!([hook, hook])));
+    assert_transient(&trace, 0, "Cannot reach host to get email.", "10");
+    assert_eq!(
+        trace.requests(0),
+        [
+            "GET /rest/api/3/user/email?accountId=5f1a",
+            "GET /rest/api/2/status"
+        ]
+    );
+    assert_eq!(
+        trace.body(0)["errors"],
+        json!(["Cannot reach host to get email."])
+    );
+    assert_eq!(trace.status(1), 200);
+    assert_eq!(trace.resolutions(1)[0]["action"], "resolve");
+    assert_eq!(trace.group(1)["status"], "resolved");
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn both_failing_steps_are_listed() {
+    let mut s = base_with_email(email_stub(503, json!({})));
+    s["http"][1] = json!({"method": "GET", "path": "/rest/api/2/status", "status": 404});
+    let trace = run(&with_steps(
+        s,
+        json!([signed(issue_updated(
+            json!([assignee_item(), status_item("3", "10101")]),
+            hidden_ada()
+        ))]),
+    ));
+    assert_transient(&trace, 0, "Cannot reach host to get email.", "10");
+    assert_eq!(
+        trace.body(0)["errors"],
+        json!([
+            "Cannot reach host to get email.",
+            "User lacks permissions to get statuses."
+        ])
+    );
+}
+
+#[test]
+fn an_unexpected_failure_applies_nothing_either() {
+    // Before issue 10 a 500 still applied the step that succeeded.
+    let s = base_with_email(email_stub(401, json!({})));
+    let trace = run(&with_steps(
+        s,
+        json!([signed(issue_updated(
+            json!([assignee_item(), status_item("3", "10101")]),
+            hidden_ada()
+        ))]),
+    ));
+    assert_eq!(trace.status(0), 500);
+    assert_eq!(trace.header(0, "Retry-After"), None);
+    assert_eq!(trace.resolutions(0), &json!([]));
+    assert_eq!(trace.group(1)["status"], "unresolved");
 }
 
 #[test]
@@ -498,7 +600,7 @@ fn reverse_status_off_changes_nothing() {
 }
 
 #[test]
-fn status_list_unreachable_answers_200_with_a_message() {
+fn status_list_unreachable_answers_503_with_a_message() {
     let mut s = base();
     s["http"][0] = json!({"method": "GET", "path": "/rest/api/2/status", "status": 503});
     let trace = run(&with_steps(
@@ -508,12 +610,93 @@ fn status_list_unreachable_answers_200_with_a_message() {
             json!({})
         ))]),
     ));
-    assert_eq!(trace.status(0), 200);
-    assert_eq!(
-        trace.body(0)["error_message"],
-        "Cannot reach host to get statuses."
+    assert_transient(&trace, 0, "Cannot reach host to get statuses.", "10");
+}
+
+#[test]
+fn a_transient_failure_of_the_status_step_drops_the_assignment_too() {
+    let mut s = base();
+    s["http"][0] = json!({"method": "GET", "path": "/rest/api/2/status", "error": "timeout"});
+    let trace = run(&with_steps(
+        s,
+        json!([signed(issue_updated(
+            json!([assignee_item(), status_item("3", "10101")]),
+            json!({"assignee": {"accountId": "5f1a", "emailAddress": "ada@example.com"}})
+        ))]),
+    ));
+    assert_transient(&trace, 0, "Cannot reach host to get statuses.", "10");
+    assert_eq!(trace.group(1)["assignee"], Value::Null);
+}
+
+// --- Jira's rate limits inside a webhook (docs/behaviour.md#6) --------------------------------
+
+fn email_429(retry_after: &str) -> Value {
+    json!({"method": "GET", "path": "/rest/api/3/user/email", "query": {"accountId": "5f1a"},
+           "status": 429, "headers": {"Retry-After": retry_after}})
+}
+
+#[test]
+fn a_rate_limit_past_the_webhook_wait_budget_answers_503_at_once() {
+    let trace = run(&with_steps(
+        base_with_email(email_429("30")),
+        json!([signed(issue_updated(
+            json!([assignee_item()]),
+            hidden_ada()
+        ))]),
+    ));
+    assert_transient(&trace, 0, "Error getting email from Jira.", "30");
+    assert_eq!(trace.step(0)["slept"], 0, "Jira's request is not held");
+    assert!(trace.has_event(0, "jira.rate-limited"));
+}
+
+#[test]
+fn rate_limits_within_the_webhook_wait_budget_are_ridden_out() {
+    let trace = run(&with_steps(
+        base_with_email(email_429("5")),
+        json!([signed(issue_updated(
+            json!([assignee_item()]),
+            hidden_ada()
+        ))]),
+    ));
+    assert_eq!(trace.status(0), 200, "{:#}", trace.step(0));
+    assert_eq!(trace.step(0)["slept"], 5);
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn the_webhook_wait_budget_spans_every_request_of_the_call() {
+    // 3 s for the email API leaves 2 s of the default 5 for the status list's 3 s: 503.
+    let mut s = base_with_email(email_429("3"));
+    s["http"].as_array_mut().unwrap().insert(
+        0,
+        json!({"method": "GET", "path": "/rest/api/2/status", "status": 429,
+               "headers": {"Retry-After": "3"}}),
     );
-    assert_eq!(trace.resolutions(0), &json!([]));
+    let trace = run(&with_steps(
+        s,
+        json!([signed(issue_updated(
+            json!([assignee_item(), status_item("3", "10101")]),
+            hidden_ada()
+        ))]),
+    ));
+    assert_transient(&trace, 0, "Error getting statuses from Jira.", "3");
+    assert_eq!(trace.step(0)["slept"], 3);
+    assert_eq!(trace.body(0)["errors"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_webhook_wait_budget_is_per_installation() {
+    let mut s = with_steps(
+        base_with_email(email_429("1")),
+        json!([signed(issue_updated(
+            json!([assignee_item()]),
+            hidden_ada()
+        ))]),
+    );
+    s["installation"]["webhook_max_wait_seconds"] = json!(0);
+    let trace = run(&s);
+    assert_transient(&trace, 0, "Error getting email from Jira.", "1");
+    assert_eq!(trace.step(0)["slept"], 0);
 }
 
 #[test]
@@ -587,6 +770,49 @@ fn a_failed_delivery_is_handled_again_when_jira_retries() {
     assert_eq!(trace.status(0), 500);
     assert_eq!(trace.status(1), 200);
     assert!(!trace.has_event(1, "jira.webhook.duplicate"));
+    assert_eq!(trace.group(1)["assignee"], 7);
+}
+
+#[test]
+fn a_transient_failure_is_not_recorded_so_the_redelivery_assigns() {
+    // The defect of issue 10: a 503 of the email API was answered 200, recorded as handled and
+    // never redelivered. Now nothing is marked and no watermark moves.
+    let mut s = base_with_email(email_stub(503, json!({})));
+    s["users"]["grace@example.com"] = json!(8);
+    let hidden = |updated: &str| {
+        issue_updated(
+            json!([assignee_item()]),
+            json!({"assignee": {"accountId": "5f1a"}, "updated": updated}),
+        )
+    };
+    let trace = run(&with_steps(
+        s,
+        json!([
+            delivery("d-1", hidden("2023-01-01T00:00:05.000+0000")),
+            // Older than d-1: applied, since d-1 moved no watermark.
+            delivery(
+                "d-2",
+                assigned_to("grace@example.com", "2023-01-01T00:00:01.000+0000")
+            ),
+            // Jira's redelivery of d-1, the email API healthy again.
+            delivery("d-1", hidden("2023-01-01T00:00:05.000+0000")),
+            delivery("d-1", hidden("2023-01-01T00:00:05.000+0000")),
+        ]),
+    ));
+    assert_transient(&trace, 0, "Cannot reach host to get email.", "10");
+    assert!(
+        !trace.has_event(1, "jira.stale-event"),
+        "{:#}",
+        trace.step(1)
+    );
+    assert_eq!(trace.assignments(1)[0]["result"], "assigned");
+    assert_eq!(trace.status(2), 200);
+    assert!(!trace.has_event(2, "jira.webhook.duplicate"), "not marked");
+    assert_eq!(
+        trace.assignments(2),
+        &json!([{"issue_key": "APP-123", "email": "ada@example.com", "result": "assigned", "groups": [1, 2]}])
+    );
+    assert!(trace.has_event(3, "jira.webhook.duplicate"), "marked now");
     assert_eq!(trace.group(1)["assignee"], 7);
 }
 

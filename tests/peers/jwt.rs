@@ -330,6 +330,7 @@ fn tokens_the_component_signs_pass_atlassian_jwt() {
                 issue_key,
                 resolved: true,
                 dry_run: false,
+                source: outbound::AssignmentSource::Platform,
             },
         );
         for exchange in assign.record.http.iter().chain(&status.record.http) {

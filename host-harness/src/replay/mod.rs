@@ -18,7 +18,7 @@ use crate::runtime::Runtime;
 use crate::signing::{self, SignOverrides};
 use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use crate::wit::jira_sync::plugin::types::Installation;
-use scenario::{GroupStatusSpec, Scenario, Sign, Source, Step, WebhookStep};
+use scenario::{GroupStatusSpec, Scenario, Sign, Step, WebhookStep};
 
 /// The in-memory world a scenario runs in; kept so that tests can look inside after a replay.
 pub struct World {
@@ -125,8 +125,14 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
             let request = webhook_request(scenario, world, hook);
             let call = runtime.webhook(&world.backends, &request);
             let response = call.result.as_ref().ok().map(|r| {
+                let headers: Map<String, Value> = r
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), json!(value)))
+                    .collect();
                 json!({
                     "status": r.status,
+                    "headers": headers,
                     "body": body_value(&r.body),
                 })
             });
@@ -138,6 +144,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 issue_key: s.issue_key.clone(),
                 resolved: s.resolved,
                 dry_run: s.dry_run,
+                source: s.source.into(),
             };
             let call = runtime.sync_status(&world.backends, &request);
             let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
@@ -152,10 +159,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 } else {
                     outbound::AssigneeTarget::Emails(s.emails.clone())
                 },
-                source: match s.source {
-                    Source::Platform => outbound::AssignmentSource::Platform,
-                    Source::ThisInstallation => outbound::AssignmentSource::ThisInstallation,
-                },
+                source: s.source.into(),
             };
             let call = runtime.sync_assignee(&world.backends, &request);
             let outcome = call.result.as_ref().map_or(Value::Null, Value::from);

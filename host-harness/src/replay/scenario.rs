@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::backends::HttpStub;
 use crate::installation::InstallationSpec;
 use crate::signing::SignOverrides;
+use crate::wit::exports::jira_sync::plugin::outbound;
 
 /// A scenario file (README.md, "Scenarios and traces").
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +130,9 @@ pub struct StatusStep {
     /// Plan only; POST nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Where the group's new status came from.
+    #[serde(default)]
+    pub source: Source,
     /// Another installation's client key (default: the scenario's).
     #[serde(default)]
     pub client_key: Option<String>,
@@ -154,15 +158,24 @@ pub struct AssigneeStep {
     pub client_key: Option<String>,
 }
 
+/// Where an assignment or a group's new status came from.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-/// Where an assignment came from.
 pub enum Source {
     /// Someone on the platform.
     #[default]
     Platform,
     /// This installation's own webhook (the echo, which is skipped).
     ThisInstallation,
+}
+
+impl From<Source> for outbound::AssignmentSource {
+    fn from(source: Source) -> Self {
+        match source {
+            Source::Platform => outbound::AssignmentSource::Platform,
+            Source::ThisInstallation => outbound::AssignmentSource::ThisInstallation,
+        }
+    }
 }
 
 impl Scenario {

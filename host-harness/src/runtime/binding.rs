@@ -11,7 +11,8 @@ use crate::wit::exports::jira_sync::plugin::webhook;
 
 /// The client key a webhook's credential names, unverified.
 pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
-    let authorization = header(&request.headers, "authorization")?;
+    // Read as the guest reads it: whitespace around the whole value does not count.
+    let authorization = header(&request.headers, "authorization")?.trim();
     let (_, token) = authorization.split_once(' ')?;
     jwt::decode(token.trim()).ok().map(|token| token.iss)
 }
@@ -46,6 +47,11 @@ mod tests {
         assert_eq!(
             webhook_tenant(&request(Some(&format!("JWT {token}")))).as_deref(),
             Some("jira:1c4")
+        );
+        assert_eq!(
+            webhook_tenant(&request(Some(&format!("  JWT {token} ")))).as_deref(),
+            Some("jira:1c4"),
+            "read as the guest reads it"
         );
         assert_eq!(webhook_tenant(&request(None)), None);
         assert_eq!(webhook_tenant(&request(Some("JWT not-a-token"))), None);

@@ -200,6 +200,7 @@ fn push_to_issue(
                 issue_key: issue_key.to_owned(),
                 resolved,
                 dry_run: false,
+                source: outbound::AssignmentSource::Platform,
             };
             let call = context.runtime.sync_status(&context.backends, &request);
             let verb = if resolved { "resolve" } else { "unresolve" };
