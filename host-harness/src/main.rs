@@ -105,6 +105,12 @@ enum Command {
         /// The server's `admin_token`, if it has one.
         #[arg(long, env = "JIRA_SYNC_ADMIN_TOKEN")]
         token: Option<String>,
+        /// Return once the change is recorded, without waiting for retries of failed pushes.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for retries before giving up (seconds).
+        #[arg(long, default_value_t = 120)]
+        wait_seconds: u64,
     },
 }
 
@@ -182,7 +188,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             group,
             user,
             token,
-        } => admin_group(&server, &action, group, user, token),
+            no_wait,
+            wait_seconds,
+        } => {
+            let admin = Admin::new(server, token);
+            let pushed = admin.change_group(&action, group, user)?;
+            if no_wait {
+                return Ok(());
+            }
+            admin.wait_for_pushes(group, &pushed, Duration::from_secs(wait_seconds))
+        }
         Command::Bench {
             iterations,
             component,
@@ -294,38 +309,104 @@ fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> any
     wait_for_termination()
 }
 
-/// `group`: one admin action on a running server; fails unless the server answers 2xx.
-fn admin_group(
-    server: &str,
-    action: &str,
-    group: u64,
-    user: Option<u64>,
+/// The admin API of a running server, for `group`.
+struct Admin {
+    server: String,
     token: Option<String>,
-) -> anyhow::Result<()> {
-    let body = match (action, user) {
-        ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
-        ("assign", None) => anyhow::bail!("assign needs --user"),
-        ("resolve" | "unresolve" | "unassign", _) => String::new(),
-        (other, _) => anyhow::bail!("unknown action {other}"),
-    };
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build(),
-    );
-    let mut request = agent.post(&format!("{server}/admin/groups/{group}/{action}"));
-    if let Some(token) = token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
+    agent: ureq::Agent,
+}
+
+impl Admin {
+    fn new(server: String, token: Option<String>) -> Self {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        Admin {
+            server,
+            token,
+            agent,
+        }
     }
-    let mut response = request
-        .send(body.as_bytes())
-        .with_context(|| format!("reach {server}"))?;
-    let status = response.status();
-    println!("{}", response.body_mut().read_to_string()?);
-    if !status.is_success() {
-        anyhow::bail!("the server answered {status}");
+
+    fn call(&self, method: &str, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut response = if method == "GET" {
+            let mut request = self.agent.get(&url);
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            request.call()
+        } else {
+            let mut request = self.agent.post(&url);
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            request.send(body.as_bytes())
+        }
+        .with_context(|| format!("reach {}", self.server))?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string()?;
+        if !status.is_success() {
+            anyhow::bail!("the server answered {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("the server's answer: {text}"))
     }
-    Ok(())
+
+    /// Resolves, unresolves, assigns or unassigns `group`; prints the answer and returns the
+    /// ids of the pushes it recorded.
+    fn change_group(
+        &self,
+        action: &str,
+        group: u64,
+        user: Option<u64>,
+    ) -> anyhow::Result<Vec<i64>> {
+        let body = match (action, user) {
+            ("assign", Some(user)) => serde_json::json!({ "user": user }).to_string(),
+            ("assign", None) => anyhow::bail!("assign needs --user"),
+            ("resolve" | "unresolve" | "unassign", _) => String::new(),
+            (other, _) => anyhow::bail!("unknown action {other}"),
+        };
+        let answer = self.call("POST", &format!("/admin/groups/{group}/{action}"), &body)?;
+        println!("{answer}");
+        Ok(answer["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["sync"]["id"].as_i64())
+            .collect())
+    }
+
+    /// Waits until every push in `ids` is done; fails if one failed or is still due at the
+    /// deadline.
+    fn wait_for_pushes(&self, group: u64, ids: &[i64], deadline: Duration) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let answer = self.call("GET", &format!("/admin/groups/{group}/syncs"), "")?;
+            let mine: Vec<&serde_json::Value> = answer["syncs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["id"].as_i64().is_some_and(|id| ids.contains(&id)))
+                .collect();
+            let failed: Vec<_> = mine.iter().filter(|s| s["state"] == "failed").collect();
+            if !failed.is_empty() {
+                for push in &failed {
+                    eprintln!("jira-sync-host: push failed: {push}");
+                }
+                anyhow::bail!("{} of {} pushes failed", failed.len(), mine.len());
+            }
+            if mine.iter().all(|s| s["state"] == "done") {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                anyhow::bail!("pushes still pending after {deadline:?}; the server keeps retrying");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
 
 /// Returns once the process is asked to stop: SIGTERM (what service managers and container

@@ -8,6 +8,7 @@
 //! | `bounded.rs` | `BoundedCache`: at most N entries, for servers (feature `bounded-cache`) |
 //! | `clock.rs` | [`SystemClock`], [`ManualClock`] |
 //! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
+//! | `outbox.rs` | the outbox of platform → Jira pushes, in the same file (feature `sqlite`) |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
 //! | `scripted.rs` | `ScriptedHttp`: Jira's answers from a script (feature `replay`) |
 //!
@@ -18,6 +19,8 @@
 mod bounded;
 mod clock;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod outbox;
 #[cfg(feature = "http-client")]
 mod real_http;
 #[cfg(feature = "replay")]
@@ -37,6 +40,8 @@ use crate::wit::jira_sync::plugin::types::Installation;
 pub use bounded::BoundedCache;
 pub use clock::{ManualClock, SystemClock};
 pub use memory::{MemoryCache, MemoryPlatform};
+#[cfg(feature = "sqlite")]
+pub use outbox::{Next, OutboxEntry};
 #[cfg(feature = "http-client")]
 pub use real_http::{HttpLimits, RealHttp};
 #[cfg(feature = "replay")]

@@ -38,7 +38,7 @@ pub struct SqliteStore {
 }
 
 /// A failed statement as the backend error a call ends with, naming what was being done.
-fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
+pub(super) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
     move |e| BackendError(format!("sqlite: {what}: {e}"))
 }
 
@@ -49,13 +49,15 @@ impl SqliteStore {
             Connection::open(path).with_context(|| format!("open database {}", path.display()))?;
         conn.execute_batch(SCHEMA)
             .context("create the database schema")?;
+        conn.execute_batch(super::outbox::SCHEMA)
+            .context("create the outbox")?;
         add_handled_at(&conn).context("add deliveries.handled_at")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -333,7 +335,7 @@ fn watermark(
 }
 
 /// The writes of one call, inside an open SQLite transaction.
-struct Tx<'a>(&'a rusqlite::Transaction<'a>);
+pub(super) struct Tx<'a>(pub(super) &'a rusqlite::Transaction<'a>);
 
 impl Transaction for Tx<'_> {
     fn watermark(

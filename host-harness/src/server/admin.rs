@@ -1,15 +1,13 @@
 //! The platform's admin API: set up installations, links and users; resolve, unresolve, assign
-//! or unassign a group and push the change to every linked Jira issue (the outbound sync).
-
-use std::time::Instant;
+//! or unassign a group and push the change to every linked Jira issue through the outbox (the
+//! outbound sync), and show each push's state.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Context, emit};
-use crate::backends::{BackendError, Group, GroupStatus, Platform as _};
+use super::{Context, outbox};
+use crate::backends::{BackendError, Group, OutboxEntry, Platform as _};
 use crate::installation::InstallationSpec;
-use crate::wit::exports::jira_sync::plugin::outbound;
 
 /// An answer: status and JSON body.
 type Answer = (u16, Value);
@@ -58,6 +56,8 @@ enum Endpoint<'a> {
     Group(&'a str),
     /// `POST /admin/groups/{id}/{action}`
     GroupAction(&'a str, Action),
+    /// `GET /admin/groups/{id}/syncs`
+    Syncs(&'a str),
 }
 
 /// What the platform does to a group.
@@ -69,13 +69,6 @@ enum Action {
     Unassign,
 }
 
-/// The change pushed to every Jira issue linked to the group.
-#[derive(Clone, Copy)]
-enum Push {
-    Status(bool),
-    Assign(Option<u64>),
-}
-
 impl<'a> Endpoint<'a> {
     fn parse(method: &str, path: &'a str) -> Option<Self> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -84,6 +77,7 @@ impl<'a> Endpoint<'a> {
             ("POST", ["admin", "links"]) => Endpoint::Link,
             ("POST", ["admin", "users"]) => Endpoint::AddUser,
             ("GET", ["admin", "groups", id]) => Endpoint::Group(id),
+            ("GET", ["admin", "groups", id, "syncs"]) => Endpoint::Syncs(id),
             ("POST", ["admin", "groups", id, action]) => {
                 let action = match *action {
                     "resolve" => Action::Resolve,
@@ -129,6 +123,7 @@ pub(super) fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -
             parse::<UserBody>(body).map(|user| stored(store.add_user(user.id, &user.email)))
         }
         Endpoint::Group(id) => known_group(context, id).map(|(_, group)| (200, json!(group))),
+        Endpoint::Syncs(id) => known_group(context, id).map(|(group, _)| syncs(context, group)),
         Endpoint::GroupAction(id, action) => known_group(context, id)
             .and_then(|(group, _)| group_action(context, group, action, body)),
     };
@@ -150,7 +145,9 @@ fn backend_failed(e: &BackendError) -> Answer {
     (500, json!({"error": e.to_string()}))
 }
 
-/// Changes the group on the platform, then pushes the change to every linked Jira issue.
+/// Changes the group on the platform and records one push per linked Jira issue in the outbox,
+/// in one transaction; then makes each push's first attempt. A push that fails for a transient
+/// reason stays in the outbox and is retried in the background.
 fn group_action(
     context: &Context,
     group: u64,
@@ -158,78 +155,45 @@ fn group_action(
     body: &[u8],
 ) -> Result<Answer, Answer> {
     let push = match action {
-        Action::Resolve => Push::Status(true),
-        Action::Unresolve => Push::Status(false),
-        Action::Assign => Push::Assign(Some(parse::<AssignBody>(body)?.user)),
-        Action::Unassign => Push::Assign(None),
+        Action::Resolve => json!({"resolved": true}),
+        Action::Unresolve => json!({"resolved": false}),
+        Action::Assign => json!({"assign": parse::<AssignBody>(body)?.user}),
+        Action::Unassign => json!({"assign": null}),
     };
-    let store = &context.store;
-    store
-        .transaction(&mut |tx| match push {
-            Push::Status(true) => tx.set_status(group, GroupStatus::Resolved),
-            Push::Status(false) => tx.set_status(group, GroupStatus::Unresolved),
-            Push::Assign(user) => tx.set_assignee(group, user),
-        })
+    let now = outbox::now();
+    let entries = context
+        .store
+        .change_group(group, &push, now, outbox::lease_until(now))
         .map_err(|e| backend_failed(&e))?;
-    let links = store
-        .links_of_group(group)
-        .map_err(|e| backend_failed(&e))?;
-    let results: Vec<Value> = links
-        .into_iter()
-        .map(|(client_key, issue_key)| {
-            let outcome = push_to_issue(context, group, push, &client_key, &issue_key);
-            json!({"client_key": client_key, "issue_key": issue_key, "outcome": outcome})
+    let results: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let after = outbox::attempt(context, entry);
+            json!({
+                "client_key": after.client_key,
+                "issue_key": after.issue_key,
+                "outcome": after.outcome,
+                "sync": sync_state(&after),
+            })
         })
         .collect();
     Ok((200, json!({"group": group, "results": results})))
 }
 
-/// Runs the outbound sync for one linked issue and returns its outcome as JSON.
-fn push_to_issue(
-    context: &Context,
-    group: u64,
-    push: Push,
-    client_key: &str,
-    issue_key: &str,
-) -> Value {
-    let started = Instant::now();
-    let (trigger, result, record) = match push {
-        Push::Status(resolved) => {
-            let request = outbound::StatusRequest {
-                client_key: client_key.to_owned(),
-                issue_key: issue_key.to_owned(),
-                resolved,
-                dry_run: false,
-                source: outbound::AssignmentSource::Platform,
-            };
-            let call = context.runtime.sync_status(&context.backends, &request);
-            let verb = if resolved { "resolve" } else { "unresolve" };
-            let result = call
-                .result
-                .as_ref()
-                .map_or_else(|e| json!({"error": e.to_string()}), Value::from);
-            (format!("{verb} group {group}"), result, call.record)
-        }
-        Push::Assign(user) => {
-            let target = match user.map(|user| context.store.user_emails(user)) {
-                Some(Ok(emails)) => outbound::AssigneeTarget::Emails(emails),
-                Some(Err(e)) => return json!({"error": e.to_string()}),
-                None => outbound::AssigneeTarget::Unassign,
-            };
-            let request = outbound::AssigneeRequest {
-                client_key: client_key.to_owned(),
-                issue_key: issue_key.to_owned(),
-                target,
-                source: outbound::AssignmentSource::Platform,
-            };
-            let call = context.runtime.sync_assignee(&context.backends, &request);
-            let result = call
-                .result
-                .as_ref()
-                .map_or_else(|e| json!({"error": e.to_string()}), Value::from);
-            (format!("assign group {group}"), result, call.record)
-        }
-    };
-    emit(context, trigger, started, result.clone(), record);
-    result
+/// An outbox entry as the admin API shows it.
+fn sync_state(entry: &OutboxEntry) -> Value {
+    json!({
+        "id": entry.id,
+        "state": entry.state,
+        "attempts": entry.attempts,
+        "next_at": (entry.state == "pending").then_some(entry.next_at),
+    })
+}
+
+/// `GET /admin/groups/{id}/syncs`: every push of the group, newest first.
+fn syncs(context: &Context, group: u64) -> Answer {
+    match context.store.pushes_of_group(group) {
+        Ok(entries) => (200, json!({"group": group, "syncs": entries})),
+        Err(e) => backend_failed(&e),
+    }
 }

@@ -10,6 +10,7 @@
 mod admin;
 mod config;
 mod metrics;
+mod outbox;
 mod transport;
 
 use std::net::SocketAddr;
@@ -123,6 +124,7 @@ impl Server {
             context.store.clone(),
             Duration::from_secs(config.retention_days.saturating_mul(86_400)),
         ));
+        tokio.spawn(outbox::retry_due(context.clone(), config.workers));
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("jira-sync-serve".into())

@@ -148,3 +148,64 @@ fn a_copied_binary_runs_the_demo_outside_the_checkout() {
     );
     assert_eq!(report["summary"]["group"]["assignee"], 7);
 }
+
+#[test]
+fn group_waits_for_its_pushes_and_fails_when_one_fails() {
+    use std::sync::Arc;
+
+    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
+    use jira_sync_host::server::{Server, ServerConfig};
+    use jira_sync_host::sim::{Fault, SimWorld, Simulator};
+    use jira_sync_host::{Runtime, demo};
+
+    let dir = std::env::temp_dir().join(format!("jira-sync-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = SimWorld::demo();
+    let sim = Simulator::start(world.clone()).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    store
+        .add_installation(&demo::installation(&world, &sim.base_url()))
+        .unwrap();
+    store
+        .link(&world.installation.client_key, "APP-123", &[1])
+        .unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(
+        &config,
+        Arc::new(Runtime::bundled().unwrap()),
+        store,
+        Arc::new(RealHttp::new(HttpLimits::default())),
+        None,
+    )
+    .unwrap();
+    let group = |action: &str| {
+        host()
+            .args(["group", "--server", &server.url(), action, "1"])
+            .output()
+            .unwrap()
+    };
+    let resolved = group("resolve");
+    assert!(
+        resolved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
+    sim.inject(Fault {
+        method: "GET".into(),
+        path_contains: "/rest/api/2/issue/APP-123".into(),
+        status: 401,
+        ..Fault::default()
+    });
+    let refused = group("unresolve");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pushes failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
