@@ -53,6 +53,33 @@ pub fn issue_updated(items: Value, fields: Value) -> Value {
     })
 }
 
+/// Delivery `id` of the base scenario's site, signed like Jira at the base scenario's time:
+/// APP-123 assigned to Ada, whose email is visible.
+pub fn ada_delivery(id: &str) -> jira_sync_host::webhook::Request {
+    const PATH: &str = "/extensions/jira/issue-updated/";
+    let body = issue_updated(
+        json!([assignee_item()]),
+        json!({"assignee": {"accountId": "5f1a", "emailAddress": "ada@example.com"}}),
+    );
+    let authorization = jira_sync_host::signing::authorization(
+        "jira:1c4",
+        "s3cret",
+        1_700_000_000,
+        ("POST", PATH, ""),
+        &Default::default(),
+    );
+    jira_sync_host::webhook::Request {
+        method: "POST".into(),
+        path: PATH.into(),
+        query: String::new(),
+        headers: vec![
+            ("Authorization".into(), authorization),
+            ("X-Atlassian-Webhook-Identifier".into(), id.into()),
+        ],
+        body: body.to_string().into_bytes(),
+    }
+}
+
 pub fn assignee_item() -> Value {
     json!({"field": "assignee", "fieldId": "assignee", "from": null, "to": "5f1a", "toString": "Ada Byron"})
 }

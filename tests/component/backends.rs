@@ -9,10 +9,8 @@ use jira_sync_host::backends::{
     BackendError, BackendResult, Backends, Claim, Field, Group, MemoryPlatform, Platform,
     Transaction,
 };
-use jira_sync_host::signing::{SignOverrides, authorization};
-use jira_sync_host::{CallError, Installation, Limits, Scenario, World, webhook};
-use jira_sync_tests::{assignee_item, issue_updated, runtime, scenario};
-use serde_json::json;
+use jira_sync_host::{CallError, Installation, Limits, Scenario, World};
+use jira_sync_tests::{ada_delivery, runtime, scenario};
 
 /// The memory platform, failing on command: every read, or the commit of a call's writes.
 struct Failing {
@@ -113,34 +111,6 @@ fn setup() -> Setup {
     }
 }
 
-/// Delivery `d-1`: APP-123 assigned to Ada (visible email).
-fn delivery() -> webhook::Request {
-    const PATH: &str = "/extensions/jira/issue-updated/";
-    let body = issue_updated(
-        json!([assignee_item()]),
-        json!({"assignee": {"accountId": "5f1a", "emailAddress": "ada@example.com"}}),
-    );
-    webhook::Request {
-        method: "POST".into(),
-        path: PATH.into(),
-        query: String::new(),
-        headers: vec![
-            (
-                "Authorization".into(),
-                authorization(
-                    "jira:1c4",
-                    "s3cret",
-                    1_700_000_000,
-                    ("POST", PATH, ""),
-                    &SignOverrides::default(),
-                ),
-            ),
-            ("X-Atlassian-Webhook-Identifier".into(), "d-1".into()),
-        ],
-        body: body.to_string().into_bytes(),
-    }
-}
-
 fn assert_untouched(setup: &Setup) {
     let platform = &setup.world.platform;
     assert_eq!(platform.group(1).unwrap().assignee, None, "nothing applied");
@@ -158,7 +128,7 @@ fn assert_untouched(setup: &Setup) {
 fn assert_redelivery_completes(setup: &Setup) {
     setup.failing.reads.store(false, Ordering::SeqCst);
     setup.failing.commits.store(false, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &delivery());
+    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
     assert_eq!(call.result.unwrap().status, 200);
     assert_eq!(setup.world.platform.group(1).unwrap().assignee, Some(7));
     assert!(setup.world.platform.handled("jira:1c4", "d-1"));
@@ -168,7 +138,7 @@ fn assert_redelivery_completes(setup: &Setup) {
 fn a_read_failure_ends_the_call_with_a_backend_error_not_unknown_installation() {
     let setup = setup();
     setup.failing.reads.store(true, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &delivery());
+    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
     match call.result {
         Err(CallError::Backend(e)) => assert!(e.0.contains("database down"), "{e}"),
         other => panic!("expected a backend error, got {other:?}"),
@@ -185,7 +155,7 @@ fn a_failure_in_the_middle_of_a_call_applies_nothing() {
         platform: Arc::new(FailAfterBinding(setup.failing.clone())),
         ..setup.backends.clone()
     };
-    let call = runtime().webhook(&backends, &delivery());
+    let call = runtime().webhook(&backends, &ada_delivery("d-1"));
     assert!(
         matches!(call.result, Err(CallError::Backend(_))),
         "{:?}",
@@ -241,7 +211,7 @@ impl Platform for FailAfterBinding {
 fn a_failed_commit_applies_nothing_and_releases_the_delivery() {
     let setup = setup();
     setup.failing.commits.store(true, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &delivery());
+    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
     match call.result {
         Err(CallError::Backend(e)) => assert!(e.0.contains("disk full"), "{e}"),
         other => panic!("expected a backend error, got {other:?}"),

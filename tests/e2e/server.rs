@@ -50,18 +50,22 @@ fn agent() -> ureq::Agent {
     )
 }
 
-/// Posts a command to the hostile guest; status and `Retry-After`.
-fn command(server: &Server, command: &str) -> (u16, Option<String>) {
-    let token = authorization(
+/// A token naming installation `jira:1c4` (the hostile guest never verifies it).
+fn token() -> String {
+    authorization(
         "jira:1c4",
         "s3cret",
         1_700_000_000,
         ("POST", PATH, ""),
         &SignOverrides::default(),
-    );
+    )
+}
+
+/// Posts a command to the hostile guest; status and `Retry-After`.
+fn command(server: &Server, command: &str) -> (u16, Option<String>) {
     let response = agent()
         .post(&format!("{}{PATH}", server.url()))
-        .header("Authorization", &token)
+        .header("Authorization", &token())
         .send(command.as_bytes())
         .unwrap();
     let retry = response
@@ -171,16 +175,9 @@ fn shutdown_lets_a_request_in_flight_finish() {
     let url = server.url();
     let server_url = url.clone();
     let in_flight = thread::spawn(move || {
-        let token = authorization(
-            "jira:1c4",
-            "s3cret",
-            1_700_000_000,
-            ("POST", PATH, ""),
-            &SignOverrides::default(),
-        );
         agent()
             .post(&format!("{server_url}{PATH}"))
-            .header("Authorization", &token)
+            .header("Authorization", &token())
             .send(&b"loop"[..])
             .map(|r| r.status().as_u16())
     });
