@@ -1,19 +1,16 @@
 //! The one conversion layer between the WIT's generated types and the host's and the plugin's own
 //! types. Each conversion is written once, as a `From` impl, grouped by direction:
 //!
-//! - the host's configuration → WIT (what the installations import hands the guest), and the
-//!   WIT's delivery fields → the backends';
+//! - the host's configuration → WIT (what the installations import hands the guest);
 //! - WIT → the plugin's native core (what the benchmark's native baseline runs on);
 //! - WIT → trace text and JSON (what traces, the server and the CLI print).
 
 use jira_sync_plugin::model;
 use serde_json::{Value, json};
 
-use crate::backends::Field;
 use crate::installation::{InstallationSpec, Strategy};
 use crate::wit::exports::jira_sync::plugin::outbound::{AssigneeOutcome, Failure, StatusOutcome};
 use crate::wit::exports::jira_sync::plugin::webhook;
-use crate::wit::jira_sync::plugin::deliveries::Field as DeliveryField;
 use crate::wit::jira_sync::plugin::http::{Error as HttpError, Method};
 use crate::wit::jira_sync::plugin::log::Level;
 use crate::wit::jira_sync::plugin::types::{
@@ -65,15 +62,6 @@ impl From<Strategy> for ResolutionStrategy {
             Strategy::Resolve => ResolutionStrategy::Resolve,
             Strategy::ResolveCurrentRelease => ResolutionStrategy::ResolveCurrentRelease,
             Strategy::ResolveNextRelease => ResolutionStrategy::ResolveNextRelease,
-        }
-    }
-}
-
-impl From<DeliveryField> for Field {
-    fn from(field: DeliveryField) -> Self {
-        match field {
-            DeliveryField::Status => Field::Status,
-            DeliveryField::Assignee => Field::Assignee,
         }
     }
 }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::limits::Limits;
+use crate::wit::jira_sync::plugin::deliveries::Field as DeliveryField;
 use crate::wit::jira_sync::plugin::http::Error as HttpError;
 use crate::wit::jira_sync::plugin::types::Installation;
 
@@ -135,6 +136,17 @@ pub enum Field {
     Status,
     /// The assignee.
     Assignee,
+}
+
+// The one conversion that belongs to this layer rather than to `convert.rs`, which sits below
+// the backends: the WIT's delivery field as the backends store it.
+impl From<DeliveryField> for Field {
+    fn from(field: DeliveryField) -> Self {
+        match field {
+            DeliveryField::Status => Field::Status,
+            DeliveryField::Assignee => Field::Assignee,
+        }
+    }
 }
 
 impl Field {
