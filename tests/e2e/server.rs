@@ -214,3 +214,56 @@ fn metrics_count_webhooks_calls_and_limits() {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }
+
+#[test]
+fn one_installation_cannot_take_every_worker() {
+    let (server, _db) = hostile_server(
+        "fair",
+        300,
+        ServerConfig {
+            workers: 2,
+            ..ServerConfig::default()
+        },
+    );
+    let other = authorization(
+        "jira:other",
+        "x",
+        1_700_000_000,
+        ("POST", PATH, ""),
+        &SignOverrides::default(),
+    );
+    let started = std::time::Instant::now();
+    let (busy, quick) = thread::scope(|scope| {
+        // Installation jira:1c4 sends four calls that each hold a worker for 300 ms of CPU.
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    command(&server, "loop");
+                    started.elapsed()
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(50));
+        // Another installation's quick call arrives behind them.
+        let quick = scope.spawn(|| {
+            let status = agent()
+                .post(&format!("{}{PATH}", server.url()))
+                .header("Authorization", &other)
+                .send(&b"escape-secret"[..])
+                .unwrap()
+                .status();
+            (status.as_u16(), started.elapsed())
+        });
+        let busy: Vec<Duration> = busy.into_iter().map(|b| b.join().unwrap()).collect();
+        (busy, quick.join().unwrap())
+    });
+    assert_eq!(quick.0, 200);
+    // jira:1c4 may hold one of the two workers; the other serves the other installation at
+    // once, before even the first of jira:1c4's calls is done.
+    let first_busy = busy.iter().min().unwrap();
+    assert!(
+        quick.1 < *first_busy,
+        "the other installation was served at {:?}, after jira:1c4's calls ({busy:?})",
+        quick.1
+    );
+}

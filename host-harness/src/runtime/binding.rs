@@ -11,9 +11,14 @@ use crate::wit::exports::jira_sync::plugin::webhook;
 
 /// The client key a webhook's credential names, unverified.
 pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
+    credential_tenant(header(&request.headers, "authorization")?)
+}
+
+/// The client key an `Authorization` value names, unverified: what a call with it would be bound
+/// to. Servers use it to share their workers fairly between installations.
+pub fn credential_tenant(authorization: &str) -> Option<String> {
     // Read as the guest reads it: whitespace around the whole value does not count.
-    let authorization = header(&request.headers, "authorization")?.trim();
-    let (_, token) = authorization.split_once(' ')?;
+    let (_, token) = authorization.trim().split_once(' ')?;
     jwt::decode(token.trim()).ok().map(|token| token.iss)
 }
 

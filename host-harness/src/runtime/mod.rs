@@ -28,6 +28,7 @@ use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use crate::wit::{Plugin, PluginPre};
 use cpu::Ticker;
 
+pub use binding::credential_tenant;
 pub use cpu::EPOCH_TICK;
 pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
 

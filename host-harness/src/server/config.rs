@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// Requests that may wait for a worker beyond those running; more are answered 503 with
     /// `Retry-After`.
     pub queue: usize,
+    /// Workers one installation's webhooks may hold at once (default: all but one), so that one
+    /// installation's slow Jira never takes every worker from the others.
+    pub tenant_workers: Option<usize>,
     /// How long shutdown waits for requests in flight, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -75,6 +78,7 @@ const KEYS: &[&str] = &[
     "header_timeout_ms",
     "body_timeout_ms",
     "queue",
+    "tenant_workers",
     "shutdown_grace_ms",
 ];
 
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
             queue: 64,
+            tenant_workers: None,
             shutdown_grace_ms: 30_000,
         }
     }
@@ -150,6 +155,13 @@ impl ServerConfig {
             );
         }
         Ok(())
+    }
+
+    /// Workers one installation may hold at once.
+    pub fn workers_per_tenant(&self) -> usize {
+        self.tenant_workers
+            .unwrap_or(self.workers.saturating_sub(1))
+            .clamp(1, self.workers.max(1))
     }
 
     /// The SQLite file.

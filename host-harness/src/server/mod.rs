@@ -11,6 +11,7 @@ mod admin;
 mod config;
 mod metrics;
 mod outbox;
+mod tenants;
 mod transport;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
 use metrics::Metrics;
+use tenants::Tenants;
 use transport::Bounds;
 
 pub use config::{LogFormat, ServerConfig};
@@ -62,6 +64,8 @@ struct Context {
     admin_token: Option<String>,
     /// One permit per worker: a component call (or an admin request) holds one while it runs.
     workers: Arc<Semaphore>,
+    /// Per installation, the workers its webhooks may hold at once.
+    tenants: Tenants,
     metrics: Metrics,
 }
 
@@ -102,6 +106,7 @@ impl Server {
             events: events.map(Mutex::new),
             admin_token: config.admin_token.clone(),
             workers: Arc::new(Semaphore::new(config.workers)),
+            tenants: Tenants::new(config.workers_per_tenant()),
             metrics: Metrics::new(),
         });
         let bounds = Bounds {
