@@ -35,6 +35,16 @@ fn syncs(stack: &Stack) -> Vec<Value> {
     answer["syncs"].as_array().cloned().unwrap_or_default()
 }
 
+fn metrics(stack: &Stack) -> String {
+    let url = format!("{}/metrics", stack.server.as_ref().unwrap().url());
+    ureq::get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
 /// Waits (bounded) until the newest push is no longer pending or running.
 fn settled_push(stack: &Stack) -> Value {
     let started = Instant::now();

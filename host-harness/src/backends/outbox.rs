@@ -210,6 +210,24 @@ impl SqliteStore {
             .map_err(failed("read push"))
     }
 
+    /// Pushes not yet done or failed, and how long the most overdue one is past its time
+    /// (seconds; 0 when none is due).
+    pub fn outbox_backlog(&self, now: u64) -> BackendResult<(u64, u64)> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(MAX(?1 - next_at), 0) FROM outbox
+                 WHERE state IN ('pending', 'running')",
+                params![now as i64],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)? as u64,
+                        row.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                },
+            )
+            .map_err(failed("measure the outbox"))
+    }
+
     /// Every push of `group`, newest first.
     pub fn pushes_of_group(&self, group: u64) -> BackendResult<Vec<OutboxEntry>> {
         let conn = self.conn();

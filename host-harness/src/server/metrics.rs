@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -24,6 +25,8 @@ pub(super) struct Metrics {
     limits: Family<Labels, Counter>,
     refusals: Counter,
     busy: Counter,
+    outbox_depth: Gauge,
+    outbox_overdue: Gauge,
 }
 
 impl Metrics {
@@ -39,6 +42,8 @@ impl Metrics {
         let limits = Family::<Labels, Counter>::default();
         let refusals = Counter::default();
         let busy = Counter::default();
+        let outbox_depth = Gauge::default();
+        let outbox_overdue = Gauge::default();
         registry.register(
             "webhooks",
             "Webhooks answered, by HTTP status",
@@ -74,8 +79,20 @@ impl Metrics {
             "Requests answered 503 because the server was full",
             busy.clone(),
         );
+        registry.register(
+            "outbox_pushes",
+            "Pushes to Jira not yet done or failed",
+            outbox_depth.clone(),
+        );
+        registry.register(
+            "outbox_overdue_seconds",
+            "How long the most overdue push is past its time",
+            outbox_overdue.clone(),
+        );
         Metrics {
             registry,
+            outbox_depth,
+            outbox_overdue,
             webhooks,
             calls,
             latency,
@@ -129,6 +146,12 @@ impl Metrics {
             self.jira.get_or_create(&vec![("status", status)]).inc();
         }
         self.refusals.inc_by(record.refusals.len() as u64);
+    }
+
+    /// The outbox's backlog: pushes waiting, and the most overdue one's lateness.
+    pub fn outbox(&self, depth: u64, overdue_seconds: u64) {
+        self.outbox_depth.set(depth as i64);
+        self.outbox_overdue.set(overdue_seconds as i64);
     }
 
     /// Counts a request turned away because the server was full.

@@ -134,6 +134,9 @@ pub(super) async fn retry_due(context: Arc<Context>, workers: usize) {
         let claimer = context.clone();
         let due = tokio::task::spawn_blocking(move || {
             let now = now();
+            if let Ok((depth, overdue)) = claimer.store.outbox_backlog(now) {
+                claimer.metrics.outbox(depth, overdue);
+            }
             claimer
                 .store
                 .claim_due_pushes(now, lease_until(now), workers)
