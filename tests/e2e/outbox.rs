@@ -70,6 +70,10 @@ fn a_push_that_meets_a_jira_outage_is_retried_until_it_lands() {
         stack.group().status,
         jira_sync_host::backends::GroupStatus::Resolved
     );
+    // The retrier measures the backlog every second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = metrics(&stack);
+    assert!(text.contains("jira_sync_outbox_pushes 1"), "{text}");
 
     let push = settled_push(&stack);
     assert_eq!(push["state"], "done", "{push}");
