@@ -285,7 +285,16 @@ fn serve(
         database.display()
     );
     wait_for_termination()?;
-    eprintln!("jira-sync-host: shutting down; finishing requests in flight");
+    eprintln!(
+        "jira-sync-host: shutting down; finishing requests in flight (signal again to stop now)"
+    );
+    // A second signal means the operator will not wait for the grace period.
+    std::thread::spawn(|| {
+        if wait_for_termination().is_ok() {
+            eprintln!("jira-sync-host: stopping now; requests in flight are cut off");
+            std::process::exit(130);
+        }
+    });
     server.shutdown();
     Ok(())
 }

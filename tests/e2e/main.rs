@@ -426,4 +426,9 @@ fn the_admin_api_can_require_a_token() {
         status(agent.post(&url).header("Authorization", "Bearer let-me-in")),
         200
     );
+    assert_eq!(
+        status(agent.post(&url).header("Authorization", "bearer let-me-in")),
+        200,
+        "the scheme is case-insensitive"
+    );
 }

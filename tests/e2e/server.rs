@@ -167,6 +167,12 @@ fn connections_over_the_cap_are_refused_at_once() {
     thread::sleep(Duration::from_millis(200));
     let mut third = stall(&server);
     assert_eq!(status_line(&mut third), "HTTP/1.1 503");
+    // A client that sends a whole body first still reads the answer, not a reset.
+    let answer = agent()
+        .post(&format!("{}{PATH}", server.url()))
+        .send(&vec![b'x'; 200 * 1024][..])
+        .map(|r| r.status().as_u16());
+    assert_eq!(answer.ok(), Some(503));
 }
 
 #[test]

@@ -18,8 +18,11 @@ pub(super) fn allowed(context: &Context, headers: &[(String, String)]) -> bool {
         return true;
     };
     headers.iter().any(|(name, value)| {
+        // The scheme compares case-insensitively, as HTTP's authentication schemes do.
         name.eq_ignore_ascii_case("authorization")
-            && value.strip_prefix("Bearer ") == Some(token.as_str())
+            && value.split_once(' ').is_some_and(|(scheme, given)| {
+                scheme.eq_ignore_ascii_case("bearer") && given == token.as_str()
+            })
     })
 }
 

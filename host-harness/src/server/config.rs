@@ -133,6 +133,16 @@ impl ServerConfig {
     /// Refuses, at start, a configuration the host cannot honour, rather than failing under
     /// load.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            anyhow::bail!(
+                "admin_token is empty: no request could use the admin API; set a token or leave \
+                 it out"
+            );
+        }
         let loopback = self
             .listen
             .parse::<std::net::SocketAddr>()
@@ -274,6 +284,13 @@ mod tests {
         };
         let message = format!("{:#}", open.check().unwrap_err());
         assert!(message.contains("admin_token"), "{message}");
+        let blank = ServerConfig {
+            admin_token: Some("  ".into()),
+            listen: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        let message = format!("{:#}", blank.check().unwrap_err());
+        assert!(message.contains("admin_token is empty"), "{message}");
         for accepted in [
             ServerConfig {
                 admin_token: Some("t".into()),

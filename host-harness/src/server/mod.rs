@@ -226,8 +226,8 @@ impl Reply {
     }
 }
 
-/// The answers that need no body, no worker and no database: liveness and metrics. A stalled
-/// or busy server still answers them.
+/// The answers that need no body, no worker and no database: liveness and metrics. A server
+/// whose workers are all taken still answers them.
 fn immediate(context: &Context, path: &str) -> Option<Reply> {
     match path {
         "/healthz" => Some(Reply::json(200, json!({"ok": true}))),

@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
@@ -53,7 +53,16 @@ pub(super) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors (or another transient failure): accepting again
+                        // at once would spin; pause, and say why.
+                        tracing::warn!(target: "jira_sync::server", "accept: {e}; pausing 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let Ok(slot) = connections.clone().try_acquire_owned() else {
                     tokio::spawn(refuse(stream));
                     continue;
@@ -76,10 +85,22 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(bounds.grace, graceful.shutdown()).await;
+    let open = graceful.count();
+    if tokio::time::timeout(bounds.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: "jira_sync::server",
+            open_at_shutdown = open,
+            "the grace period ended with requests in flight; their answers are lost"
+        );
+    }
 }
 
-/// Answers a connection over the cap without reading it.
+/// Answers a connection over the cap without serving it: 503, then the rest of what the client
+/// sends is read and dropped for a moment, so that closing does not reset the connection before
+/// the client has read the answer.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream
         .write_all(
@@ -87,6 +108,18 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
               Connection: close\r\n\r\n",
         )
         .await;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut drained = 0;
+        while drained < 1024 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 async fn handle(
