@@ -278,18 +278,6 @@ fn route(context: &Context, received: &Received) -> Reply {
     }
 }
 
-/// Logs an outbound call (see [`record_call`]); its kind comes from the trigger (`resolve group
-/// 1`, `assign group 1`) and its error from the result's `error`.
-fn emit(context: &Context, trigger: String, started: Instant, result: Value, record: CallRecord) {
-    let kind = if trigger.starts_with("assign") {
-        "sync_assignee"
-    } else {
-        "sync_status"
-    };
-    let error = result["error"].as_str().map(str::to_owned);
-    record_call(context, kind, trigger, started, result, error, record);
-}
-
 /// Logs the call (and the guest's own log lines) for operators, counts it in the metrics, and
 /// hands it to the listener.
 fn record_call(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Context, emit};
+use super::{Context, record_call};
 use crate::backends::{Clock as _, Next, OutboxEntry, Platform as _, SystemClock};
 use crate::wit::exports::jira_sync::plugin::outbound;
 
@@ -56,7 +56,7 @@ pub(super) fn attempt(context: &Context, entry: &OutboxEntry) -> OutboxEntry {
 fn push(context: &Context, entry: &OutboxEntry) -> Value {
     let started = Instant::now();
     let group = entry.group;
-    let (trigger, result, record) = if let Some(resolved) = entry.push["resolved"].as_bool() {
+    let (kind, trigger, result, record) = if let Some(resolved) = entry.push["resolved"].as_bool() {
         let request = outbound::StatusRequest {
             client_key: entry.client_key.clone(),
             issue_key: entry.issue_key.clone(),
@@ -70,7 +70,13 @@ fn push(context: &Context, entry: &OutboxEntry) -> Value {
             .result
             .as_ref()
             .map_or_else(|e| json!({"error": e.to_string()}), Value::from);
-        (format!("{verb} group {group}"), result, call.record)
+        let error = call.result.as_ref().err().map(ToString::to_string);
+        (
+            "sync_status",
+            format!("{verb} group {group}"),
+            (result, error),
+            call.record,
+        )
     } else {
         let target = match entry.push["assign"].as_u64() {
             Some(user) => match context.store.user_emails(user) {
@@ -90,9 +96,24 @@ fn push(context: &Context, entry: &OutboxEntry) -> Value {
             .result
             .as_ref()
             .map_or_else(|e| json!({"error": e.to_string()}), Value::from);
-        (format!("assign group {group}"), result, call.record)
+        let error = call.result.as_ref().err().map(ToString::to_string);
+        (
+            "sync_assignee",
+            format!("assign group {group}"),
+            (result, error),
+            call.record,
+        )
     };
-    emit(context, trigger, started, result.clone(), record);
+    let (result, error) = result;
+    record_call(
+        context,
+        kind,
+        trigger,
+        started,
+        result.clone(),
+        error,
+        record,
+    );
     result
 }
 
