@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::backends::Clock as _;
 use crate::backends::{
     Backends, BoundedCache, HttpBackend, Platform as _, SqliteStore, SystemClock,
 };
@@ -182,10 +181,7 @@ async fn prune_every_hour(store: Arc<SqliteStore>, keep: Duration) {
         hourly.tick().await;
         let store = store.clone();
         let pruned = tokio::task::spawn_blocking(move || {
-            let now = SystemClock {
-                max_sleep: Duration::ZERO,
-            }
-            .now();
+            let now = outbox::now();
             store.prune(now.saturating_sub(keep.as_secs()), now)
         })
         .await;
