@@ -638,3 +638,6 @@ fn empty(status: u16) -> WebhookResponse {
         body: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;
