@@ -26,6 +26,9 @@ pub const WEBHOOK_IN_PROGRESS: &str = "jira.webhook.in-progress";
 /// An event dated further in the future than the clock skew allows (plus five minutes): applied,
 /// but it does not move the watermark, so that it cannot block later events.
 pub const FUTURE_TIMESTAMP: &str = "jira.future-timestamp";
+/// A queued job names an installation the host no longer knows (fields `client_key`, `delivery`,
+/// empty without an id); the job fails without running.
+pub const JOB_UNKNOWN_INSTALLATION: &str = "jira.job.unknown-installation";
 
 // Inbound webhook: the assignee step (docs/behaviour.md#1.4).
 
@@ -114,6 +117,7 @@ pub const ALL: &[&str] = &[
     STALE_EVENT,
     WEBHOOK_IN_PROGRESS,
     FUTURE_TIMESTAMP,
+    JOB_UNKNOWN_INSTALLATION,
     ASSIGNEE_NOT_IN_CHANGELOG,
     ASSIGNEE_SYNC_DISABLED,
     ASSIGNEE_CLEARED,

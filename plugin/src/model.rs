@@ -311,3 +311,41 @@ pub struct WebhookResponse {
     /// Response body (JSON or empty).
     pub body: Vec<u8>,
 }
+
+/// A verified delivery worth processing, as [`crate::webhook::accept`] hands it to the host's
+/// queue (the WIT's `webhook.job`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The installation whose token verified the delivery.
+    pub client_key: String,
+    /// Jira's `X-Atlassian-Webhook-Identifier`, when the delivery has one (the host keeps one job
+    /// per identifier).
+    pub delivery_id: Option<String>,
+    /// The webhook body as received.
+    pub body: Vec<u8>,
+}
+
+/// What [`crate::webhook::accept`] decided about a delivery (the WIT's `webhook.acceptance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Nothing to do later: answer Jira with this (not found, refused, malformed, nothing to
+    /// sync).
+    Answered(WebhookResponse),
+    /// Verified and worth processing: the host records the job durably, answers Jira 200, then
+    /// calls [`crate::webhook::process`].
+    Queued(Job),
+}
+
+/// How [`crate::webhook::process`] ended a job (the WIT's `webhook.job-outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Finished: its effects were applied, or there was nothing to apply, or a permanent failure
+    /// was logged. Also a duplicate of a handled delivery.
+    Done,
+    /// A transient failure: nothing was applied; run the job again after at least this many
+    /// seconds.
+    RetryAfter(u32),
+    /// An unexpected failure: nothing was applied; the message says why. The host may retry
+    /// with backoff a bounded number of times.
+    Failed(String),
+}

@@ -1,4 +1,8 @@
 //! The inbound `issue_updated` webhook (docs/behaviour.md#1).
+//!
+//! Three entry points share the same pieces: [`handle`] answers a delivery after doing all its
+//! work; [`accept`] only verifies it and decides whether there is work, so that a host can answer
+//! Jira at once and queue a [`Job`]; [`process`] then does that work.
 
 use serde_json::{Value, json};
 
@@ -7,8 +11,8 @@ use crate::events;
 use crate::jira::{Jira, JiraError};
 use crate::jwt;
 use crate::model::{
-    AssignOutcome, Claim, Field, HttpError, Installation, Level, StatusChange, UnassignOutcome,
-    WebhookRequest, WebhookResponse, header,
+    Acceptance, AssignOutcome, Claim, Field, HttpError, Installation, Job, JobOutcome, Level,
+    StatusChange, UnassignOutcome, WebhookRequest, WebhookResponse, header,
 };
 use crate::payload::{self, Assignee, StatusItem, Update};
 use crate::qsh;
@@ -23,79 +27,228 @@ pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
 /// transient Jira error other than a rate limit (docs/behaviour.md#1.6).
 pub const TRANSIENT_RETRY_AFTER_SECONDS: u32 = 10;
 
-/// Seconds Jira is asked to wait before redelivering a delivery another call is handling.
-const IN_PROGRESS_RETRY_AFTER: &str = "5";
+/// Seconds Jira (or the host's queue) is asked to wait before running again a delivery another
+/// call is handling.
+const IN_PROGRESS_RETRY_AFTER_SECONDS: u32 = 5;
 
 /// How far past the clock skew an event's `updated` may lie in the future and still move a
 /// watermark (docs/behaviour.md#7).
 const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
 
 /// Answers one delivery of Jira's `issue_updated` webhook: route, authenticate, dedupe, handle.
-/// Every failure is an answer; a delivery is marked handled only once answered without a 5xx.
+/// Every failure is an answer; a delivery is marked handled only once answered below 300.
+///
+/// The synchronous path, [`accept`] and [`process`] in one call, for replays and for hosts
+/// without a queue; unlike `accept`, it claims the delivery before it parses the body.
 pub fn handle(env: &mut impl Env, request: &WebhookRequest) -> WebhookResponse {
+    let installation = match verify(env, request) {
+        Ok(installation) => installation,
+        Err(response) => return response,
+    };
+    let delivery = header(&request.headers, "x-atlassian-webhook-identifier");
+    if let Some(id) = delivery
+        && let Some(taken) = claim(env, &installation.client_key, id)
+    {
+        return taken.response();
+    }
+    run(env, &installation, delivery, &request.body).into_response()
+}
+
+/// Verifies one delivery and decides whether it needs work (docs/behaviour.md#1): routes and
+/// authenticates it as [`handle`] does, then parses its body ([`Acceptance::Answered`] 400 if
+/// malformed, 200 if it has no changelog). Makes no Jira call, claims nothing and changes
+/// nothing: the work is [`process`]'s.
+pub fn accept(env: &mut impl Env, request: WebhookRequest) -> Acceptance {
+    let installation = match verify(env, &request) {
+        Ok(installation) => installation,
+        Err(response) => return Acceptance::Answered(response),
+    };
+    if let Err(verdict) = parse_update(env, &request.body) {
+        return Acceptance::Answered(verdict.into_response());
+    }
+    let delivery_id = header(&request.headers, "x-atlassian-webhook-identifier").map(str::to_owned);
+    Acceptance::Queued(Job {
+        client_key: installation.client_key,
+        delivery_id,
+        body: request.body,
+    })
+}
+
+/// Runs a job [`accept`] queued (docs/behaviour.md#1): claims the delivery, drops stale fields,
+/// runs the assignee and status steps, applies the effects and marks the delivery handled, as
+/// [`handle`] does once the token verified; the ending is a [`JobOutcome`] instead of an answer.
+/// Nothing is applied unless the outcome is [`JobOutcome::Done`].
+pub fn process(env: &mut impl Env, job: &Job) -> JobOutcome {
+    let delivery = job.delivery_id.as_deref();
+    let Some(installation) = env.by_client_key(&job.client_key) else {
+        env.log(
+            Level::Warn,
+            events::JOB_UNKNOWN_INSTALLATION,
+            &[
+                ("client_key", &job.client_key),
+                ("delivery", delivery.unwrap_or_default()),
+            ],
+        );
+        return JobOutcome::Failed("unknown installation".into());
+    };
+    if let Some(id) = delivery
+        && let Some(taken) = claim(env, &installation.client_key, id)
+    {
+        return taken.outcome();
+    }
+    run(env, &installation, delivery, &job.body).into_outcome()
+}
+
+/// docs/behaviour.md#1, checks 1 to 3: the path, the method, then the token ([`authenticate`]);
+/// `Err` is the answer (404, 405 with `Allow: POST`, 409).
+fn verify(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, WebhookResponse> {
     if request.path.trim_end_matches('/') != WEBHOOK_PATH {
-        return answer(404, json!({"error": "not found"}));
+        return Err(answer(404, json!({"error": "not found"})));
     }
     if !request.method.eq_ignore_ascii_case("POST") {
         let mut response = answer(405, json!({"error": "method not allowed"}));
         response.headers.push(("Allow".into(), "POST".into()));
-        return response;
+        return Err(response);
     }
-    let installation = match authenticate(env, request) {
-        Ok(installation) => installation,
-        Err(reason) => return answer(409, json!({"error": reason})),
-    };
-    let ck = installation.client_key.as_str();
-    let delivery = header(&request.headers, "x-atlassian-webhook-identifier");
-    if let Some(id) = delivery {
-        match env.claim(ck, id) {
-            Claim::Claimed => {}
-            Claim::Handled => {
-                env.log(Level::Info, events::WEBHOOK_DUPLICATE, &[("delivery", id)]);
-                return empty(200);
-            }
-            Claim::InProgress => {
-                env.log(
-                    Level::Info,
-                    events::WEBHOOK_IN_PROGRESS,
-                    &[("delivery", id)],
-                );
+    authenticate(env, request).map_err(|reason| answer(409, json!({"error": reason})))
+}
+
+/// Why a delivery is not this call's to run (docs/behaviour.md#7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// It was handled before: acknowledged without effects.
+    Handled,
+    /// Another call is handling it right now: to be run again later.
+    InProgress,
+}
+
+impl Taken {
+    /// [`handle`]'s answer: 200 with an empty body, or 503 with `Retry-After`.
+    fn response(self) -> WebhookResponse {
+        match self {
+            Taken::Handled => empty(200),
+            Taken::InProgress => {
                 let mut response = answer(503, json!({"error": "this delivery is being handled"}));
+                response.headers.push((
+                    "Retry-After".into(),
+                    IN_PROGRESS_RETRY_AFTER_SECONDS.to_string(),
+                ));
                 response
-                    .headers
-                    .push(("Retry-After".into(), IN_PROGRESS_RETRY_AFTER.into()));
-                return response;
             }
         }
     }
-    let response = handle_verified(env, &installation, &request.body);
-    // Only a handled delivery is recorded: after a 5xx, Jira's retry must run again (the host
-    // releases the claim).
-    if let Some(id) = delivery
-        && response.status < 300
-    {
-        env.mark_handled(ck, id);
+
+    /// [`process`]'s outcome: done, or retry after [`IN_PROGRESS_RETRY_AFTER_SECONDS`].
+    fn outcome(self) -> JobOutcome {
+        match self {
+            Taken::Handled => JobOutcome::Done,
+            Taken::InProgress => JobOutcome::RetryAfter(IN_PROGRESS_RETRY_AFTER_SECONDS),
+        }
     }
-    response
+}
+
+/// Claims delivery `id` of installation `ck` (docs/behaviour.md#7); `Some`, logged, when this
+/// call must not run it.
+fn claim(env: &mut impl Env, ck: &str, id: &str) -> Option<Taken> {
+    match env.claim(ck, id) {
+        Claim::Claimed => None,
+        Claim::Handled => {
+            env.log(Level::Info, events::WEBHOOK_DUPLICATE, &[("delivery", id)]);
+            Some(Taken::Handled)
+        }
+        Claim::InProgress => {
+            env.log(
+                Level::Info,
+                events::WEBHOOK_IN_PROGRESS,
+                &[("delivery", id)],
+            );
+            Some(Taken::InProgress)
+        }
+    }
+}
+
+/// Does the work on a verified delivery this call holds (or that has no id), then marks it
+/// handled if the work is done.
+fn run(
+    env: &mut impl Env,
+    installation: &Installation,
+    delivery: Option<&str>,
+    body: &[u8],
+) -> Verdict {
+    let verdict = handle_verified(env, installation, body);
+    // Only a handled delivery is recorded: after a 400 or a 5xx, Jira's retry (or the host's
+    // queue) must run it again (the host releases the claim).
+    if let Some(id) = delivery
+        && let Verdict::Done(_) = verdict
+    {
+        env.mark_handled(&installation.client_key, id);
+    }
+    verdict
+}
+
+/// How the work on a verified delivery ended (docs/behaviour.md#1.3, docs/behaviour.md#1.6):
+/// [`handle`]'s answer, or [`process`]'s outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// Done: the effects were applied, or there was nothing to apply (no changelog, a stale
+    /// event), or only permanent failures; answered with this, below 300. The delivery counts as
+    /// handled.
+    Done(WebhookResponse),
+    /// The body is malformed, for this reason: answered 400; nothing applied.
+    Malformed(String),
+    /// A transient failure: answered with `response`, a 503 whose `Retry-After` is
+    /// `retry_after`; nothing applied.
+    Transient {
+        /// Seconds to wait before running the delivery again.
+        retry_after: u32,
+        /// The 503.
+        response: WebhookResponse,
+    },
+    /// An unexpected failure: answered with `response`, a 500 whose `error_message` is
+    /// `message`; nothing applied.
+    Unexpected {
+        /// The first failed step's message.
+        message: &'static str,
+        /// The 500.
+        response: WebhookResponse,
+    },
+}
+
+impl Verdict {
+    /// The answer for Jira.
+    fn into_response(self) -> WebhookResponse {
+        match self {
+            Verdict::Done(response)
+            | Verdict::Transient { response, .. }
+            | Verdict::Unexpected { response, .. } => response,
+            Verdict::Malformed(reason) => answer(400, json!({"error": reason})),
+        }
+    }
+
+    /// The job's outcome for the host's queue.
+    fn into_outcome(self) -> JobOutcome {
+        match self {
+            Verdict::Done(_) => JobOutcome::Done,
+            Verdict::Malformed(reason) => JobOutcome::Failed(format!("malformed body: {reason}")),
+            Verdict::Transient { retry_after, .. } => JobOutcome::RetryAfter(retry_after),
+            Verdict::Unexpected { message, .. } => JobOutcome::Failed(message.into()),
+        }
+    }
 }
 
 /// docs/behaviour.md#1.3 to docs/behaviour.md#1.7, and docs/behaviour.md#7, for a request whose
-/// token verified: parse, drop a stale event, run the assignee and status steps, answer.
-fn handle_verified(
-    env: &mut impl Env,
-    installation: &Installation,
-    body: &[u8],
-) -> WebhookResponse {
+/// token verified: parse, drop a stale event, run the assignee and status steps, apply.
+fn handle_verified(env: &mut impl Env, installation: &Installation, body: &[u8]) -> Verdict {
     let update = match parse_update(env, body) {
         Ok(update) => update,
-        Err(response) => return response,
+        Err(verdict) => return verdict,
     };
     let ck = installation.client_key.as_str();
     let ordered_at = ordering_time(&update);
     let (update, fields) = match ordered_at {
         Some(at) => match drop_stale_fields(env, ck, update, at) {
             Some(fresh) => fresh,
-            None => return empty(200),
+            None => return Verdict::Done(empty(200)),
         },
         None => (update, Vec::new()),
     };
@@ -114,11 +267,12 @@ fn handle_verified(
             ],
         );
     }
-    let response = errors_answer(&errors);
-    // A 5xx answer (a transient or unexpected failure) applies nothing and moves no watermark,
-    // so that Jira's redelivery runs the whole webhook again (docs/behaviour.md#1.6).
-    if response.status >= 300 {
-        return response;
+    let verdict = errors_verdict(&errors);
+    // A transient or unexpected failure (a 5xx answer) applies nothing and moves no watermark,
+    // so that Jira's redelivery (or the host's queue) runs the whole webhook again
+    // (docs/behaviour.md#1.6).
+    if !matches!(verdict, Verdict::Done(_)) {
+        return verdict;
     }
     for effect in effects {
         apply(env, installation, key, effect);
@@ -130,17 +284,17 @@ fn handle_verified(
             env.set_last_applied(ck, key, field, at);
         }
     }
-    response
+    verdict
 }
 
-/// The update in `body`; `Err` is the answer when there is nothing to do (no changelog, 200) or
-/// the body is malformed (400).
-fn parse_update(env: &mut impl Env, body: &[u8]) -> Result<Update, WebhookResponse> {
+/// The update in `body` (docs/behaviour.md#1.3); `Err`, logged, when there is nothing to do (no
+/// changelog: done, answered 200) or the body is malformed (answered 400).
+fn parse_update(env: &mut impl Env, body: &[u8]) -> Result<Update, Verdict> {
     match payload::parse(body) {
         Ok(Some(update)) => Ok(update),
         Ok(None) => {
             env.log(Level::Info, events::MISSING_CHANGELOG, &[]);
-            Err(empty(200))
+            Err(Verdict::Done(empty(200)))
         }
         Err(reason) => {
             env.log(
@@ -148,7 +302,7 @@ fn parse_update(env: &mut impl Env, body: &[u8]) -> Result<Update, WebhookRespon
                 events::WEBHOOK_BAD_PAYLOAD,
                 &[("reason", &reason)],
             );
-            Err(answer(400, json!({"error": reason})))
+            Err(Verdict::Malformed(reason))
         }
     }
 }
@@ -262,16 +416,20 @@ fn run_steps<E: Env>(
     (effects, errors)
 }
 
-/// 200 when every step succeeded; otherwise the steps' messages, answered 500 if a failure was
-/// unexpected, else 503 with `Retry-After` if one was transient, else 200 (docs/behaviour.md#1.6).
-fn errors_answer(errors: &[StepError]) -> WebhookResponse {
+/// Done, answered 200, when every step succeeded; otherwise the steps' messages, answered 500 if
+/// a failure was unexpected, else 503 with `Retry-After` if one was transient, else 200 (done)
+/// (docs/behaviour.md#1.6).
+fn errors_verdict(errors: &[StepError]) -> Verdict {
     if errors.is_empty() {
-        return empty(200);
+        return Verdict::Done(empty(200));
     }
     let messages: Vec<&str> = errors.iter().map(|e| e.message).collect();
     let body = json!({"error_message": messages[0], "errors": messages});
     if errors.iter().any(|e| e.severity == Severity::Unexpected) {
-        return answer(500, body);
+        return Verdict::Unexpected {
+            message: messages[0],
+            response: answer(500, body),
+        };
     }
     let retry_after = errors
         .iter()
@@ -281,13 +439,16 @@ fn errors_answer(errors: &[StepError]) -> WebhookResponse {
         })
         .max();
     let Some(retry_after) = retry_after else {
-        return answer(200, body);
+        return Verdict::Done(answer(200, body));
     };
     let mut response = answer(503, body);
     response
         .headers
         .push(("Retry-After".into(), retry_after.to_string()));
-    response
+    Verdict::Transient {
+        retry_after,
+        response,
+    }
 }
 
 /// docs/behaviour.md#1.1 and docs/behaviour.md#1.2: header, token, installation, algorithm,

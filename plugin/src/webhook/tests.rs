@@ -45,6 +45,52 @@ impl Default for Fake {
     }
 }
 
+impl Fake {
+    /// The trace entries that are one of `kinds` (the first word of an entry).
+    fn calls(&self, kinds: &[&str]) -> Vec<&str> {
+        self.trace
+            .iter()
+            .map(String::as_str)
+            .filter(|t| kinds.contains(&t.split(' ').next().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Every call that claims, or writes to the host's stores or the platform.
+    fn writes(&self) -> Vec<&str> {
+        self.calls(&[
+            "claim",
+            "mark-handled",
+            "set-last-applied",
+            "assign",
+            "unassign",
+            "resolve",
+            "unresolve",
+            "cache-set",
+            "cache-delete",
+        ])
+    }
+
+    /// The calls that apply a delivery: the platform's groups, watermarks, the handled mark.
+    fn applied(&self) -> Vec<&str> {
+        self.calls(&[
+            "mark-handled",
+            "set-last-applied",
+            "assign",
+            "unassign",
+            "resolve",
+            "unresolve",
+        ])
+    }
+
+    /// The log events, by name, in order.
+    fn events(&self) -> Vec<&str> {
+        self.calls(&["log"])
+            .into_iter()
+            .map(|t| t.split(' ').nth(2).unwrap_or_default())
+            .collect()
+    }
+}
+
 fn ok(body: &[u8]) -> HttpResponse {
     status(200, body)
 }
@@ -345,4 +391,279 @@ fn handle_traces_are_unchanged() {
         return;
     }
     assert_eq!(traces, include_str!("handle-traces.txt"));
+}
+
+fn body_json(response: &WebhookResponse) -> Value {
+    serde_json::from_slice(&response.body).expect("a JSON body")
+}
+
+/// `accept`'s answer, which must be an `Answered`.
+fn answered(acceptance: Acceptance) -> WebhookResponse {
+    match acceptance {
+        Acceptance::Answered(response) => response,
+        Acceptance::Queued(job) => panic!("queued {job:?}"),
+    }
+}
+
+/// The job `process` is given for [`BODY`], with a delivery id.
+fn job() -> Job {
+    Job {
+        client_key: CLIENT_KEY.into(),
+        delivery_id: Some(DELIVERY.into()),
+        body: BODY.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn accept_answers_what_handle_answers_before_the_claim() {
+    // Routing and authentication: the same answers, log events and calls as handle.
+    let cases = handle_cases().into_iter().zip(handle_cases());
+    for ((name, mut by_handle, request), (_, mut by_accept, _)) in cases {
+        if !["404", "405", "409", "unknown"].contains(&name) {
+            continue;
+        }
+        let expected = handle(&mut by_handle, &request);
+        let response = answered(accept(&mut by_accept, request));
+        assert_eq!(response, expected, "{name}");
+        assert_eq!(by_accept.trace, by_handle.trace, "{name}");
+    }
+}
+
+#[test]
+fn accept_routes_and_authenticates() {
+    let mut not_found = request(BODY);
+    not_found.path = "/extensions/jira/other".into();
+    let response = answered(accept(&mut Fake::default(), not_found));
+    assert_eq!(response.status, 404);
+
+    let mut put = request(BODY);
+    put.method = "PUT".into();
+    let response = answered(accept(&mut Fake::default(), put));
+    assert_eq!(response.status, 405);
+    assert_eq!(header(&response.headers, "allow"), Some("POST"));
+
+    let mut forged = request(BODY);
+    forged.headers[0].1.push('x');
+    let mut fake = Fake::default();
+    let response = answered(accept(&mut fake, forged));
+    assert_eq!(response.status, 409);
+    assert_eq!(
+        body_json(&response),
+        json!({"error": "signature does not match"})
+    );
+    assert_eq!(fake.events(), [events::WEBHOOK_AUTH_FAILED]);
+}
+
+#[test]
+fn accept_answers_a_malformed_body_400() {
+    let mut fake = Fake::default();
+    let response = answered(accept(
+        &mut fake,
+        request(r#"{"changelog": {"items": []}}"#),
+    ));
+    assert_eq!(response.status, 400);
+    assert_eq!(body_json(&response), json!({"error": "issue is missing"}));
+    assert_eq!(fake.events(), [events::WEBHOOK_BAD_PAYLOAD]);
+    assert_eq!(fake.writes(), Vec::<&str>::new());
+}
+
+#[test]
+fn accept_answers_a_body_without_changelog_200() {
+    let mut fake = Fake::default();
+    let response = answered(accept(&mut fake, request(r#"{"changelog": null}"#)));
+    assert_eq!(response, empty(200));
+    assert_eq!(fake.events(), [events::MISSING_CHANGELOG]);
+    assert_eq!(fake.writes(), Vec::<&str>::new());
+}
+
+#[test]
+fn accept_queues_a_verified_delivery_as_received() {
+    let mut fake = Fake::default();
+    assert_eq!(accept(&mut fake, request(BODY)), Acceptance::Queued(job()));
+
+    let mut fake = Fake::default();
+    let queued = accept(&mut fake, anonymous(BODY));
+    let expected = Job {
+        delivery_id: None,
+        ..job()
+    };
+    assert_eq!(queued, Acceptance::Queued(expected));
+}
+
+#[test]
+fn accept_claims_nothing_calls_no_jira_and_writes_nothing() {
+    let mut fake = Fake::default();
+    accept(&mut fake, request(BODY));
+    // Only the installation lookup and the clock, for the token.
+    assert_eq!(fake.trace, ["installation jira:test", "now"]);
+    assert_eq!(fake.writes(), Vec::<&str>::new());
+    assert_eq!(fake.calls(&["http"]), Vec::<&str>::new());
+    assert_eq!(fake.events(), Vec::<&str>::new());
+}
+
+#[test]
+fn process_applies_the_job_and_marks_it_handled() {
+    let mut fake = Fake::default();
+    assert_eq!(process(&mut fake, &job()), JobOutcome::Done);
+    assert_eq!(
+        fake.applied(),
+        [
+            "assign jira:test PRJ-7 ada@example.com",
+            "resolve jira:test PRJ-7",
+            "set-last-applied jira:test PRJ-7 assignee 1700000000000",
+            "set-last-applied jira:test PRJ-7 status 1700000000000",
+            "mark-handled jira:test delivery-1",
+        ]
+    );
+    assert_eq!(fake.calls(&["claim"]), ["claim jira:test delivery-1"]);
+}
+
+#[test]
+fn process_does_what_handle_does_after_the_token() {
+    // Same work, same calls and events from the installation lookup on, in the same order; handle
+    // only adds the token's clock read.
+    let mut by_handle = Fake::default();
+    handle(&mut by_handle, &request(BODY));
+    let mut by_process = Fake::default();
+    process(&mut by_process, &job());
+    let mut expected = by_handle.trace.clone();
+    expected.remove(1);
+    assert_eq!(by_process.trace, expected);
+}
+
+#[test]
+fn process_without_a_delivery_id_claims_and_marks_nothing() {
+    let mut fake = Fake::default();
+    let job = Job {
+        delivery_id: None,
+        ..job()
+    };
+    assert_eq!(process(&mut fake, &job), JobOutcome::Done);
+    assert_eq!(fake.calls(&["claim", "mark-handled"]), Vec::<&str>::new());
+    assert_eq!(fake.calls(&["assign", "resolve"]).len(), 2);
+}
+
+#[test]
+fn process_of_a_handled_delivery_is_done_without_effects() {
+    let mut fake = Fake {
+        claim: Claim::Handled,
+        ..Fake::default()
+    };
+    assert_eq!(process(&mut fake, &job()), JobOutcome::Done);
+    assert_eq!(fake.events(), [events::WEBHOOK_DUPLICATE]);
+    assert_eq!(fake.writes(), ["claim jira:test delivery-1"]);
+    assert_eq!(fake.calls(&["http"]), Vec::<&str>::new());
+}
+
+#[test]
+fn process_of_a_delivery_in_progress_retries_after_5_seconds() {
+    let mut fake = Fake {
+        claim: Claim::InProgress,
+        ..Fake::default()
+    };
+    assert_eq!(process(&mut fake, &job()), JobOutcome::RetryAfter(5));
+    assert_eq!(fake.events(), [events::WEBHOOK_IN_PROGRESS]);
+    assert_eq!(fake.writes(), ["claim jira:test delivery-1"]);
+}
+
+#[test]
+fn process_retries_a_jira_5xx_after_the_default_wait_applying_nothing() {
+    let mut fake = Fake {
+        statuses: status(503, b""),
+        ..Fake::default()
+    };
+    assert_eq!(
+        process(&mut fake, &job()),
+        JobOutcome::RetryAfter(TRANSIENT_RETRY_AFTER_SECONDS)
+    );
+    assert_eq!(fake.applied(), Vec::<&str>::new());
+    assert_eq!(fake.events(), [events::WEBHOOK_JIRA_ERROR]);
+}
+
+#[test]
+fn process_retries_a_rate_limit_after_jiras_wait_applying_nothing() {
+    let mut limited = status(429, b"");
+    limited.headers.push(("Retry-After".into(), "30".into()));
+    let mut fake = Fake {
+        email: limited,
+        ..Fake::default()
+    };
+    assert_eq!(process(&mut fake, &job()), JobOutcome::RetryAfter(30));
+    assert_eq!(fake.applied(), Vec::<&str>::new());
+}
+
+#[test]
+fn process_fails_on_an_unexpected_jira_answer_applying_nothing() {
+    let mut fake = Fake {
+        email: status(401, b""),
+        ..Fake::default()
+    };
+    assert_eq!(
+        process(&mut fake, &job()),
+        JobOutcome::Failed("Error getting email from Jira.".into())
+    );
+    assert_eq!(fake.applied(), Vec::<&str>::new());
+    assert_eq!(fake.events(), [events::WEBHOOK_JIRA_ERROR]);
+}
+
+#[test]
+fn process_is_done_after_a_permanent_failure_and_applies_the_rest() {
+    let mut fake = Fake {
+        statuses: status(403, b""),
+        ..Fake::default()
+    };
+    assert_eq!(process(&mut fake, &job()), JobOutcome::Done);
+    assert!(
+        fake.applied()
+            .contains(&"assign jira:test PRJ-7 ada@example.com")
+    );
+    assert!(
+        fake.applied()
+            .contains(&"mark-handled jira:test delivery-1")
+    );
+}
+
+#[test]
+fn process_fails_a_body_that_no_longer_parses() {
+    let mut fake = Fake::default();
+    let job = Job {
+        body: b"[1]".to_vec(),
+        ..job()
+    };
+    assert_eq!(
+        process(&mut fake, &job),
+        JobOutcome::Failed("malformed body: body is not a JSON object".into())
+    );
+    assert_eq!(fake.applied(), Vec::<&str>::new());
+    assert_eq!(fake.events(), [events::WEBHOOK_BAD_PAYLOAD]);
+}
+
+#[test]
+fn process_of_a_body_without_changelog_is_done_and_handled() {
+    let mut fake = Fake::default();
+    let job = Job {
+        body: b"{}".to_vec(),
+        ..job()
+    };
+    assert_eq!(process(&mut fake, &job), JobOutcome::Done);
+    assert_eq!(fake.applied(), ["mark-handled jira:test delivery-1"]);
+}
+
+#[test]
+fn process_fails_for_an_unknown_installation() {
+    let mut fake = Fake {
+        installation: None,
+        ..Fake::default()
+    };
+    assert_eq!(
+        process(&mut fake, &job()),
+        JobOutcome::Failed("unknown installation".into())
+    );
+    assert_eq!(
+        fake.trace,
+        [
+            "installation jira:test",
+            "log Warn jira.job.unknown-installation client_key=jira:test delivery=delivery-1",
+        ]
+    );
 }
