@@ -132,6 +132,16 @@ impl wit_hook::Guest for Component {
         forward_panics();
         webhook::handle(&mut Imports, &request.into()).into()
     }
+
+    fn accept(request: wit_hook::Request) -> wit_hook::Acceptance {
+        forward_panics();
+        webhook::accept(&mut Imports, request.into()).into()
+    }
+
+    fn process(job: wit_hook::Job) -> wit_hook::JobOutcome {
+        forward_panics();
+        webhook::process(&mut Imports, &job.into()).into()
+    }
 }
 
 impl wit_out::Guest for Component {
@@ -293,6 +303,16 @@ impl From<wit_hook::Request> for model::WebhookRequest {
     }
 }
 
+impl From<wit_hook::Job> for model::Job {
+    fn from(j: wit_hook::Job) -> Self {
+        model::Job {
+            client_key: j.client_key,
+            delivery_id: j.delivery_id,
+            body: j.body,
+        }
+    }
+}
+
 impl From<wit_out::StatusRequest> for outbound::StatusRequest {
     fn from(r: wit_out::StatusRequest) -> Self {
         outbound::StatusRequest {
@@ -402,6 +422,37 @@ impl From<model::WebhookResponse> for wit_hook::Response {
             status: r.status,
             headers: r.headers,
             body: r.body,
+        }
+    }
+}
+
+impl From<model::Job> for wit_hook::Job {
+    fn from(j: model::Job) -> Self {
+        wit_hook::Job {
+            client_key: j.client_key,
+            delivery_id: j.delivery_id,
+            body: j.body,
+        }
+    }
+}
+
+impl From<model::Acceptance> for wit_hook::Acceptance {
+    fn from(a: model::Acceptance) -> Self {
+        match a {
+            model::Acceptance::Answered(response) => {
+                wit_hook::Acceptance::Answered(response.into())
+            }
+            model::Acceptance::Queued(job) => wit_hook::Acceptance::Queued(job.into()),
+        }
+    }
+}
+
+impl From<model::JobOutcome> for wit_hook::JobOutcome {
+    fn from(o: model::JobOutcome) -> Self {
+        match o {
+            model::JobOutcome::Done => wit_hook::JobOutcome::Done,
+            model::JobOutcome::RetryAfter(seconds) => wit_hook::JobOutcome::RetryAfter(seconds),
+            model::JobOutcome::Failed(why) => wit_hook::JobOutcome::Failed(why),
         }
     }
 }
