@@ -21,7 +21,7 @@ fn webhooks(c: &mut Criterion) {
         group.finish();
     }
     c.bench_function("instantiate + drop", |b| {
-        b.iter(|| runtime.instantiate_and_drop(&fixture.backends))
+        b.iter(|| runtime.blocking().instantiate_and_drop(&fixture.backends))
     });
 }
 

@@ -118,7 +118,7 @@ fn play(
         entries: Vec::new(),
     };
     let resolved = resolve_group(&platform, &mut timeline, sim)?;
-    assign_in_jira(&mut timeline, sim)?;
+    assign_in_jira(&mut timeline, sim, &platform.server)?;
     let DemoPlatform {
         server,
         store,
@@ -202,26 +202,26 @@ fn resolve_group(
         .read_to_vec()
         .context("read the server's answer")?;
     let answer: Value = serde_json::from_slice(&answer).context("the server's answer")?;
-    settle(sim)?;
+    settle(sim, &platform.server)?;
     Ok(answer)
 }
 
 /// Acts two and three: someone assigns the issue in Jira to a user who hides her email, then
 /// does it again (answered from the cache).
-fn assign_in_jira(timeline: &mut Timeline, sim: &Simulator) -> anyhow::Result<()> {
+fn assign_in_jira(timeline: &mut Timeline, sim: &Simulator, server: &Server) -> anyhow::Result<()> {
     timeline.say(
         "jira",
         format!("someone assigns {ISSUE} to Ada Byron, who hides her email"),
     );
     sim.assign(ISSUE, Some("5f1a"))?;
-    settle(sim)?;
+    settle(sim, server)?;
     timeline.say(
         "jira",
         format!("{ISSUE} is unassigned, then assigned to Ada again"),
     );
     sim.assign(ISSUE, None)?;
     sim.assign(ISSUE, Some("5f1a"))?;
-    settle(sim)
+    settle(sim, server)
 }
 
 /// The narrated acts, every component call and every webhook delivery, in time order.
@@ -264,10 +264,13 @@ fn by_endpoint(requests: &[SimExchange]) -> BTreeMap<String, u32> {
     counts
 }
 
-/// Waits until Jira's queued webhooks were all answered.
-fn settle(sim: &Simulator) -> anyhow::Result<()> {
+/// Waits until Jira's queued webhooks were all answered and their work done.
+fn settle(sim: &Simulator, server: &Server) -> anyhow::Result<()> {
     if !sim.wait_idle(SETTLE) {
         bail!("Jira's webhooks were not answered within {SETTLE:?}");
+    }
+    if !server.wait_for_jobs(SETTLE) {
+        bail!("the webhooks' work was not done within {SETTLE:?}");
     }
     Ok(())
 }

@@ -20,11 +20,12 @@
 //! use jira_sync_host::{InstallationSpec, Runtime, bundled_component, webhook};
 //! # struct Jira;
 //! # impl jira_sync_host::backends::HttpBackend for Jira {
-//! #     fn send(&self, _: &jira_sync_host::backends::OutboundRequest)
-//! #         -> Result<jira_sync_host::backends::OutboundResponse, jira_sync_host::HttpError> {
-//! #         Err(jira_sync_host::HttpError::Timeout)
+//! #     fn send(&self, _: jira_sync_host::backends::OutboundRequest)
+//! #         -> jira_sync_host::backends::BoxFuture<'_, jira_sync_host::backends::HttpResult> {
+//! #         Box::pin(std::future::ready(Err(jira_sync_host::HttpError::Timeout)))
 //! #     }
 //! # }
+//! # async fn run() -> anyhow::Result<()> {
 //!
 //! let runtime = Runtime::load(&bundled_component())?;
 //! let platform = Arc::new(MemoryPlatform::default());
@@ -44,12 +45,14 @@
 //!     headers: vec![("Authorization".into(), "JWT ...".into())],
 //!     body: b"{}".to_vec(),
 //! };
-//! let call = runtime.webhook(&backends, &request);
+//! // On the platform's tokio runtime; `runtime.blocking().webhook(..)` outside one.
+//! let call = runtime.webhook(&backends, &request).await;
 //! match call.result {
 //!     Ok(response) => println!("answer Jira {}", response.status),
 //!     Err(e) => println!("the call failed ({e}); nothing of it was applied"),
 //! }
-//! # Ok::<(), anyhow::Error>(())
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Cargo features (all on by default): `replay` (scenarios, scripted HTTP, token signing),
@@ -85,8 +88,15 @@ pub mod wit {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
-        // Every import may end the call: the limits, the deadline and a failing backend.
-        imports: { default: trappable },
+        // Every import may end the call: the limits, the deadline and a failing backend. The two
+        // that wait (on Jira, on a `Retry-After`) are async, so that a waiting call holds no
+        // thread; the rest answer at once from the backends (docs/decisions/0007).
+        imports: {
+            "jira-sync:plugin/http.send": async | trappable,
+            "jira-sync:plugin/clock.sleep": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
     });
 }
 
@@ -100,7 +110,7 @@ pub use limits::{LimitExceeded, Limits};
 pub use replay::scenario::Scenario;
 #[cfg(feature = "replay")]
 pub use replay::{World, replay};
-pub use runtime::{BUNDLED_COMPONENT, Call, CallError, Runtime, bundled_component};
+pub use runtime::{BUNDLED_COMPONENT, Blocking, Call, CallError, Runtime, bundled_component};
 pub use wit::exports::jira_sync::plugin::{outbound, webhook};
 pub use wit::jira_sync::plugin::http::Error as HttpError;
 pub use wit::jira_sync::plugin::types::Installation;

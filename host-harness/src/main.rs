@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp, SqliteStore};
 use jira_sync_host::replay::replay_in;
+use jira_sync_host::runtime::Allocation;
 use jira_sync_host::server::{LogFormat, Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
 use jira_sync_host::{BUNDLED_COMPONENT, Runtime, Scenario, World};
@@ -272,7 +273,13 @@ fn serve(
             .with_context(|| format!("create the data directory {}", parent.display()))?;
     }
     let component = component_bytes(config.component.clone())?;
-    let runtime = Arc::new(Runtime::cached(&component, &config.cache_path())?);
+    let runtime = Arc::new(Runtime::cached_with(
+        &component,
+        &config.cache_path(),
+        Allocation::Pooling {
+            slots: config.workers as u32,
+        },
+    )?);
     let store = Arc::new(SqliteStore::open(&database)?);
     let http = Arc::new(RealHttp::new(HttpLimits {
         timeout: Duration::from_millis(config.http_timeout_ms),

@@ -128,7 +128,9 @@ fn assert_untouched(setup: &Setup) {
 fn assert_redelivery_completes(setup: &Setup) {
     setup.failing.reads.store(false, Ordering::SeqCst);
     setup.failing.commits.store(false, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&setup.backends, &ada_delivery("d-1"));
     assert_eq!(call.result.unwrap().status, 200);
     assert_eq!(setup.world.platform.group(1).unwrap().assignee, Some(7));
     assert!(setup.world.platform.handled("jira:1c4", "d-1"));
@@ -138,7 +140,9 @@ fn assert_redelivery_completes(setup: &Setup) {
 fn a_read_failure_ends_the_call_with_a_backend_error_not_unknown_installation() {
     let setup = setup();
     setup.failing.reads.store(true, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&setup.backends, &ada_delivery("d-1"));
     match call.result {
         Err(CallError::Backend(e)) => assert!(e.0.contains("database down"), "{e}"),
         other => panic!("expected a backend error, got {other:?}"),
@@ -155,7 +159,9 @@ fn a_failure_in_the_middle_of_a_call_applies_nothing() {
         platform: Arc::new(FailAfterBinding(setup.failing.clone())),
         ..setup.backends.clone()
     };
-    let call = runtime().webhook(&backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&backends, &ada_delivery("d-1"));
     assert!(
         matches!(call.result, Err(CallError::Backend(_))),
         "{:?}",
@@ -211,7 +217,9 @@ impl Platform for FailAfterBinding {
 fn a_failed_commit_applies_nothing_and_releases_the_delivery() {
     let setup = setup();
     setup.failing.commits.store(true, Ordering::SeqCst);
-    let call = runtime().webhook(&setup.backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&setup.backends, &ada_delivery("d-1"));
     match call.result {
         Err(CallError::Backend(e)) => assert!(e.0.contains("disk full"), "{e}"),
         other => panic!("expected a backend error, got {other:?}"),

@@ -14,7 +14,9 @@ fn a_delivery_in_progress_elsewhere_is_answered_503_with_retry_after() {
         .platform
         .claim("jira:1c4", "d-1", 42, 1_700_000_000, 1_700_000_060)
         .unwrap();
-    let call = runtime().webhook(&world.backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&world.backends, &ada_delivery("d-1"));
     let response = call.result.unwrap();
     assert_eq!(response.status, 503);
     assert!(
@@ -30,7 +32,9 @@ fn a_delivery_in_progress_elsewhere_is_answered_503_with_retry_after() {
 
     // Once the other holder's lease has run out, the redelivery runs.
     world.clock.advance(61);
-    let call = runtime().webhook(&world.backends, &ada_delivery("d-1"));
+    let call = runtime()
+        .blocking()
+        .webhook(&world.backends, &ada_delivery("d-1"));
     assert_eq!(call.result.unwrap().status, 200);
     assert_eq!(world.platform.group(1).unwrap().assignee, Some(7));
     assert!(world.platform.handled("jira:1c4", "d-1"));

@@ -45,7 +45,7 @@ impl Delivered {
 
 fn deliver(authorization: &str, body: &[u8]) -> Delivered {
     let fixture = Fixture::new();
-    let call = runtime().webhook(
+    let call = runtime().blocking().webhook(
         &fixture.backends,
         &webhook::Request {
             method: "POST".into(),

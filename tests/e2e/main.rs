@@ -119,10 +119,18 @@ impl Stack {
         serde_json::from_slice(&body).unwrap()
     }
 
+    /// Waits until the simulator's webhooks are answered and the server's jobs are done.
     fn settle(&self) {
         assert!(
             self.sim.wait_idle(Duration::from_secs(20)),
             "webhooks were not answered"
+        );
+        assert!(
+            self.server
+                .as_ref()
+                .unwrap()
+                .wait_for_jobs(Duration::from_secs(20)),
+            "the webhooks' jobs did not finish"
         );
     }
 
@@ -187,7 +195,7 @@ fn the_seed_round_trip() {
     let echo = report
         .timeline
         .iter()
-        .find(|e| e.what.starts_with("webhook sim-2"))
+        .find(|e| e.what.contains("for webhook sim-2"))
         .unwrap();
     assert!(
         echo.details.iter().any(|d| d.contains("(0 changed)")),

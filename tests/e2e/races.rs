@@ -141,6 +141,14 @@ impl Race {
         .as_u16()
     }
 
+    /// Waits until the accepted webhooks' jobs are done.
+    fn settle(&self) {
+        assert!(
+            self.server.wait_for_jobs(Duration::from_secs(20)),
+            "the jobs did not finish"
+        );
+    }
+
     fn assignee(&self) -> Option<u64> {
         self.store.group(1).unwrap().unwrap().assignee
     }
@@ -182,6 +190,7 @@ fn eight_copies_of_one_delivery_at_once_are_handled_once() {
                 .collect();
             copies.into_iter().map(|c| c.join().unwrap()).collect()
         });
+        race.settle();
         let processed = race
             .events
             .lock()
@@ -202,6 +211,15 @@ fn eight_copies_of_one_delivery_at_once_are_handled_once() {
         );
         // Copies that arrive after it was handled are acknowledged without effect.
         assert_eq!(race.post(&id, &body), 200);
+        race.settle();
+        let again = race
+            .events
+            .lock()
+            .unwrap()
+            .try_iter()
+            .filter(|e| !e.record.assignments.is_empty())
+            .count();
+        assert_eq!(again, 0, "round {round}: the late copy changed nothing");
     }
 }
 
@@ -221,6 +239,7 @@ fn an_older_event_slowed_by_jira_never_lands_after_a_newer_one() {
             assert_eq!(fast.join().unwrap(), 200);
             assert_eq!(slow.join().unwrap(), 200);
         });
+        race.settle();
         assert_eq!(
             race.assignee(),
             Some(8),

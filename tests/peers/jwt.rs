@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use jira_sync_host::HttpError;
 use jira_sync_host::backends::{
-    Backends, HttpBackend, ManualClock, MemoryCache, MemoryPlatform, OutboundRequest,
-    OutboundResponse,
+    Backends, BoxFuture, HttpBackend, HttpResult, ManualClock, MemoryCache, MemoryPlatform,
+    OutboundRequest, OutboundResponse,
 };
 use jira_sync_host::{Installation, InstallationSpec};
 use jira_sync_host::{outbound, webhook};
@@ -230,7 +229,7 @@ fn qsh_and_tokens_agree_with_atlassian_jwt() {
             )],
             body: b"{}".to_vec(),
         };
-        let call = runtime().webhook(&world, &request);
+        let call = runtime().blocking().webhook(&world, &request);
         let status = call.result.unwrap().status;
         if status != 200 {
             refused.push(format!("{status} {path}?{query}"));
@@ -248,9 +247,9 @@ fn qsh_and_tokens_agree_with_atlassian_jwt() {
 struct NoOneHome;
 
 impl HttpBackend for NoOneHome {
-    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, HttpError> {
+    fn send(&self, request: OutboundRequest) -> BoxFuture<'_, HttpResult> {
         let search = request.url.contains("/user/assignable/search");
-        Ok(OutboundResponse {
+        Box::pin(std::future::ready(Ok(OutboundResponse {
             status: if search { 200 } else { 404 },
             headers: Vec::new(),
             body: if search {
@@ -258,7 +257,7 @@ impl HttpBackend for NoOneHome {
             } else {
                 b"{}".to_vec()
             },
-        })
+        })))
     }
 }
 
@@ -314,7 +313,7 @@ fn tokens_the_component_signs_pass_atlassian_jwt() {
             rng.u32(1..10_000)
         );
         let email = emails[rng.usize(..emails.len())].to_owned();
-        let assign = runtime().sync_assignee(
+        let assign = runtime().blocking().sync_assignee(
             &world,
             &outbound::AssigneeRequest {
                 client_key: client_key.clone(),
@@ -323,7 +322,7 @@ fn tokens_the_component_signs_pass_atlassian_jwt() {
                 source: outbound::AssignmentSource::Platform,
             },
         );
-        let status = runtime().sync_status(
+        let status = runtime().blocking().sync_status(
             &world,
             &outbound::StatusRequest {
                 client_key: client_key.clone(),

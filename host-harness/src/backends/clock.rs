@@ -2,10 +2,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Clock;
+use super::{BoxFuture, Clock};
 
-/// The machine's clock; `sleep` really sleeps, capped so that a hostile `Retry-After` cannot
-/// park a worker for long.
+/// The machine's clock; `sleep` really waits, capped so that a hostile `Retry-After` cannot park
+/// a call for long. On a tokio runtime the wait is a timer and holds no thread; elsewhere (the
+/// blocking wrapper) it sleeps the calling thread.
 pub struct SystemClock {
     /// The longest single sleep honoured.
     pub max_sleep: std::time::Duration,
@@ -18,8 +19,15 @@ impl Clock for SystemClock {
             .map_or(0, |d| d.as_secs())
     }
 
-    fn sleep(&self, seconds: u32) {
-        std::thread::sleep(std::time::Duration::from_secs(u64::from(seconds)).min(self.max_sleep));
+    fn sleep(&self, seconds: u32) -> BoxFuture<'_, ()> {
+        let wait = std::time::Duration::from_secs(u64::from(seconds)).min(self.max_sleep);
+        Box::pin(async move {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::time::sleep(wait).await;
+            } else {
+                std::thread::sleep(wait);
+            }
+        })
     }
 }
 
@@ -44,7 +52,8 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 
-    fn sleep(&self, seconds: u32) {
+    fn sleep(&self, seconds: u32) -> BoxFuture<'_, ()> {
         self.advance(u64::from(seconds));
+        Box::pin(std::future::ready(()))
     }
 }

@@ -9,6 +9,7 @@
 //! | `clock.rs` | [`SystemClock`], [`ManualClock`] |
 //! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
 //! | `outbox.rs` | the outbox of platform → Jira pushes, in the same file (feature `sqlite`) |
+//! | `queue.rs` | the queue of accepted webhooks' work, in the same file (feature `sqlite`) |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
 //! | `scripted.rs` | `ScriptedHttp`: Jira's answers from a script (feature `replay`) |
 //!
@@ -21,6 +22,8 @@ mod clock;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod outbox;
+#[cfg(feature = "sqlite")]
+mod queue;
 #[cfg(feature = "http-client")]
 mod real_http;
 #[cfg(feature = "replay")]
@@ -28,6 +31,8 @@ mod scripted;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -43,6 +48,8 @@ pub use clock::{ManualClock, SystemClock};
 pub use memory::{MemoryCache, MemoryPlatform};
 #[cfg(feature = "sqlite")]
 pub use outbox::{Next, OutboxEntry};
+#[cfg(feature = "sqlite")]
+pub use queue::{Enqueued, QueuedJob};
 #[cfg(feature = "http-client")]
 pub use real_http::{HttpLimits, RealHttp};
 #[cfg(feature = "replay")]
@@ -74,10 +81,17 @@ pub struct OutboundResponse {
     pub body: Vec<u8>,
 }
 
-/// Sends the guest's requests to Jira.
+/// A future a backend returns; boxed, so that the traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What [`HttpBackend::send`] resolves to.
+pub type HttpResult = Result<OutboundResponse, HttpError>;
+
+/// Sends the guest's requests to Jira. Async: a call waiting on Jira holds no thread. A backend
+/// that answers at once (a script, a test double) returns `Box::pin(std::future::ready(...))`.
 pub trait HttpBackend: Send + Sync {
     /// Sends one request; transport failures are the WIT's typed HTTP errors.
-    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, HttpError>;
+    fn send(&self, request: OutboundRequest) -> BoxFuture<'_, HttpResult>;
 }
 
 /// A backend that could not answer (database down, disk full, connection lost). The call that
@@ -103,8 +117,9 @@ pub trait CacheBackend: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Seconds since the Unix epoch.
     fn now(&self) -> u64;
-    /// Waits `seconds` (e.g. a `Retry-After`); a manual clock just moves forward.
-    fn sleep(&self, seconds: u32);
+    /// Waits `seconds` (e.g. a `Retry-After`) without holding a thread; a manual clock just
+    /// moves forward.
+    fn sleep(&self, seconds: u32) -> BoxFuture<'_, ()>;
 }
 
 /// Whether a platform group is open or done.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HttpBackend, OutboundRequest, OutboundResponse};
+use super::{BoxFuture, HttpBackend, HttpResult, OutboundRequest, OutboundResponse};
 use crate::wit::jira_sync::plugin::http::Error as HttpError;
 
 /// Cap on a scripted response, like a real backend's.
@@ -105,7 +105,14 @@ impl ScriptedHttp {
 }
 
 impl HttpBackend for ScriptedHttp {
-    fn send(&self, request: &OutboundRequest) -> Result<OutboundResponse, HttpError> {
+    fn send(&self, request: OutboundRequest) -> BoxFuture<'_, HttpResult> {
+        // The script answers at once.
+        Box::pin(std::future::ready(self.answer(&request)))
+    }
+}
+
+impl ScriptedHttp {
+    fn answer(&self, request: &OutboundRequest) -> HttpResult {
         let url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("{}: {e}", request.url)))?;
         let mut state = self

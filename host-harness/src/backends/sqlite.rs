@@ -14,8 +14,13 @@ use crate::installation::InstallationSpec;
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
 
+// WAL with `synchronous = NORMAL`: a commit is durable once written to the log, which survives
+// the process being killed (kill -9) but not the machine losing power before the next
+// checkpoint; `FULL` would fsync every commit and cap the server near a thousand commits a
+// second (BENCHMARKS.md).
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS installations (client_key TEXT PRIMARY KEY, spec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS links (
     client_key TEXT NOT NULL, issue_key TEXT NOT NULL, group_id INTEGER NOT NULL,
@@ -51,6 +56,8 @@ impl SqliteStore {
             .context("create the database schema")?;
         conn.execute_batch(super::outbox::SCHEMA)
             .context("create the outbox")?;
+        conn.execute_batch(super::queue::SCHEMA)
+            .context("create the queue")?;
         add_handled_at(&conn).context("add deliveries.handled_at")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -96,7 +103,8 @@ impl SqliteStore {
     }
 
     /// Forgets delivery ids handled before `handled_before` and claims whose lease ended by
-    /// `now` (Unix seconds); returns how many of each went.
+    /// `now` (Unix seconds), and failed jobs accepted before `handled_before`; returns how many
+    /// deliveries and claims went.
     pub fn prune(&self, handled_before: u64, now: u64) -> BackendResult<(usize, usize)> {
         let conn = self.conn();
         let deliveries = conn
@@ -111,6 +119,11 @@ impl SqliteStore {
                 params![now as i64],
             )
             .map_err(failed("prune claims"))?;
+        conn.execute(
+            "DELETE FROM jobs WHERE state = 'failed' AND accepted_at < ?1",
+            params![handled_before as i64],
+        )
+        .map_err(failed("prune failed jobs"))?;
         Ok((deliveries, claims))
     }
 

@@ -108,6 +108,7 @@ impl Fixture {
     /// The webhook through a fresh instance of the component.
     pub fn wasm(&self, runtime: &Runtime, request: &webhook::Request) -> u16 {
         runtime
+            .blocking()
             .webhook(&self.backends, request)
             .result
             .map_or(0, |r| r.status)

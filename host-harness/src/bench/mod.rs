@@ -135,6 +135,7 @@ fn instantiate_rows(
         .map(|(allocator, runtime)| {
             let instantiate = median(BATCHES, iterations, || {
                 runtime
+                    .blocking()
                     .instantiate_and_drop(&fixture.backends)
                     .expect("instantiate");
             });

@@ -12,12 +12,13 @@ impl clock::Host for CallState {
         Ok(self.backends.clock.now())
     }
 
-    fn sleep(&mut self, seconds: u32) -> wasmtime::Result<()> {
+    async fn sleep(&mut self, seconds: u32) -> wasmtime::Result<()> {
         if self.past_deadline(Duration::from_secs(u64::from(seconds))) {
             return Err(self.exceed(LimitExceeded::Deadline));
         }
         self.record.slept += u64::from(seconds);
-        self.in_host(|state| state.backends.clock.sleep(seconds));
+        let clock = self.backends.clock.clone();
+        self.in_host(clock.sleep(seconds)).await;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use crate::limits::LimitExceeded;
 use crate::wit::jira_sync::plugin::http;
 
 impl http::Host for CallState {
-    fn send(
+    async fn send(
         &mut self,
         request: http::Request,
     ) -> wasmtime::Result<Result<http::Response, http::Error>> {
@@ -31,16 +31,19 @@ impl http::Host for CallState {
             status: None,
             error: None,
         };
-        let result = self.in_host(|state| {
-            state.egress.check(&request.url).and_then(|()| {
-                state.backends.http.send(&OutboundRequest {
+        let result = match self.egress.check(&request.url) {
+            Ok(()) => {
+                let http = self.backends.http.clone();
+                let outbound = OutboundRequest {
                     method,
                     url: request.url,
                     headers: request.headers,
                     body: request.body,
-                })
-            })
-        });
+                };
+                self.in_host(http.send(outbound)).await
+            }
+            Err(refused) => Err(refused),
+        };
         let result = result.and_then(|response| {
             if response.body.len() as u64 > self.limits.response_bytes {
                 Err(http::Error::ResponseTooLarge(self.limits.response_bytes))

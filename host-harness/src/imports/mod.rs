@@ -29,6 +29,7 @@ mod installations;
 mod log;
 pub mod record;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -74,11 +75,39 @@ pub struct CallState {
     staged: Staged,
     /// When the call started, for its wall-clock deadline.
     started: Instant,
-    /// The thread's CPU clock when the call started (`None` where the platform has none: then
-    /// wall time stands in for it). A call runs on one thread from start to end.
-    started_cpu: Option<Duration>,
-    /// CPU (or, without a CPU clock, wall) time spent inside host calls.
-    host_time: Duration,
+    /// Where the guest's current stretch of running began. An async call may resume on another
+    /// thread after each wait, so guest time is summed stretch by stretch, each on its own
+    /// thread's CPU clock; host calls fall between stretches and do not count.
+    stretch: Stretch,
+    /// Guest CPU time of the stretches that ended.
+    guest_before: Duration,
+    /// Where the guest resumed after yielding its thread (see [`CallState::yield_thread`]).
+    resumed: Arc<Mutex<Option<Stretch>>>,
+}
+
+/// The start of a stretch of guest execution on one thread.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    /// The thread's CPU clock (`None` where the platform has none: wall time stands in).
+    cpu: Option<Duration>,
+    wall: Instant,
+}
+
+impl Stretch {
+    fn now() -> Self {
+        Stretch {
+            cpu: thread_cpu(),
+            wall: Instant::now(),
+        }
+    }
+
+    /// Time spent since the stretch began, on the current thread's CPU clock.
+    fn elapsed(&self) -> Duration {
+        match (self.cpu, thread_cpu()) {
+            (Some(started), Some(now)) => now.saturating_sub(started),
+            _ => self.wall.elapsed(),
+        }
+    }
 }
 
 impl CallState {
@@ -115,15 +144,56 @@ impl CallState {
             usage: Usage::default(),
             staged: Staged::default(),
             started: Instant::now(),
-            started_cpu: thread_cpu(),
-            host_time: Duration::ZERO,
+            stretch: Stretch::now(),
+            guest_before: Duration::ZERO,
+            resumed: Arc::default(),
         }
     }
 
-    /// CPU time spent in guest code so far: the thread's CPU time since the call started, less
-    /// that of host calls. Time the thread waits for a core does not count.
-    pub fn guest_time(&self) -> Duration {
-        self.thread_time().saturating_sub(self.host_time)
+    /// CPU time spent in guest code so far, host calls excluded. Time the thread waits for a
+    /// core does not count.
+    pub fn guest_time(&mut self) -> Duration {
+        self.take_resumed();
+        self.guest_before + self.stretch.elapsed()
+    }
+
+    /// Ends the guest's stretch and returns the future that yields its thread to other tasks
+    /// once: a guest that computes for long shares the thread with other calls instead of
+    /// holding it. The guest's next stretch starts where it resumes, possibly on another
+    /// thread.
+    pub fn yield_thread(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        self.leave_guest();
+        let resumed = self.resumed.clone();
+        async move {
+            // tokio's yield puts the task behind the others ready to run (a plain self-wake
+            // could poll it again at once); without a runtime it is a plain self-wake.
+            tokio::task::yield_now().await;
+            *resumed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Stretch::now());
+        }
+    }
+
+    /// Starts the guest's stretch where it resumed after a yield, if it did.
+    fn take_resumed(&mut self) {
+        let resumed = self
+            .resumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(resumed) = resumed {
+            self.stretch = resumed;
+        }
+    }
+
+    /// Marks the guest as starting to run on the current thread (the call's first poll).
+    pub fn enter_guest(&mut self) {
+        self.stretch = Stretch::now();
+    }
+
+    /// Ends the guest's current stretch: what follows is host time until
+    /// [`CallState::enter_guest`].
+    fn leave_guest(&mut self) {
+        self.take_resumed();
+        self.guest_before += self.stretch.elapsed();
     }
 
     /// Whether the call has passed its wall-clock deadline. Seconds slept on a clock that does
@@ -134,13 +204,6 @@ impl CallState {
             .elapsed()
             .max(Duration::from_secs(self.record.slept));
         spent.saturating_add(waiting) > self.limits.wall()
-    }
-
-    fn thread_time(&self) -> Duration {
-        match (self.started_cpu, thread_cpu()) {
-            (Some(started), Some(now)) => now.saturating_sub(started),
-            _ => self.started.elapsed(),
-        }
     }
 
     /// Records `limit` as broken and returns the trap that ends the call.
@@ -220,12 +283,12 @@ impl CallState {
             .any(|(ck, held)| ck == client_key && held == id)
     }
 
-    /// Runs `f` (a host call such as HTTP or a sleep) and counts its time as host time, not
-    /// guest CPU.
-    fn in_host<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let before = self.thread_time();
-        let value = f(self);
-        self.host_time += self.thread_time().saturating_sub(before);
+    /// Awaits `work` (a host call such as HTTP or a sleep) as host time, not guest CPU; the
+    /// guest resumes on whichever thread polls the call next.
+    async fn in_host<T>(&mut self, work: impl Future<Output = T>) -> T {
+        self.leave_guest();
+        let value = work.await;
+        self.enter_guest();
         value
     }
 }
@@ -280,12 +343,10 @@ impl types::Host for CallState {}
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::backends::{
-        Field, GroupStatus, HttpBackend, ManualClock, MemoryCache, MemoryPlatform, OutboundRequest,
-        OutboundResponse,
+        BoxFuture, Field, GroupStatus, HttpBackend, HttpResult, ManualClock, MemoryCache,
+        MemoryPlatform, OutboundRequest, OutboundResponse,
     };
     use crate::installation::InstallationSpec;
     use crate::wit::jira_sync::plugin::types::{Installation, ResolutionStrategy};
@@ -299,12 +360,12 @@ mod tests {
     struct Ok200;
 
     impl HttpBackend for Ok200 {
-        fn send(&self, _: &OutboundRequest) -> Result<OutboundResponse, http::Error> {
-            Ok(OutboundResponse {
+        fn send(&self, _: OutboundRequest) -> BoxFuture<'_, HttpResult> {
+            Box::pin(std::future::ready(Ok(OutboundResponse {
                 status: 200,
                 headers: Vec::new(),
                 body: b"{}".to_vec(),
-            })
+            })))
         }
     }
 
@@ -379,7 +440,7 @@ mod tests {
 
     #[test]
     fn guest_time_is_cpu_time_not_time_spent_waiting() {
-        let (call, _) = state();
+        let (mut call, _) = state();
         // Descheduled, blocked or asleep: the thread's CPU clock does not move.
         std::thread::sleep(std::time::Duration::from_millis(60));
         assert!(
@@ -417,11 +478,11 @@ mod tests {
     fn the_bound_installation_s_limits_apply_from_the_start_and_its_site_after_lookup() {
         let (mut call, _) = state();
         assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
-        let denied = call.send(get("https://acme.atlassian.net/rest")).unwrap();
+        let denied = pollster::block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
         assert!(matches!(denied, Err(http::Error::Denied(_))), "{denied:?}");
         assert!(call.get_by_client_key("jira:1".into()).unwrap().is_some());
         // The first request already counted against the budget of one.
-        let over = call.send(get("https://acme.atlassian.net/rest"));
+        let over = pollster::block_on(call.send(get("https://acme.atlassian.net/rest")));
         assert!(over.is_err(), "a second request breaks http-calls");
         assert_eq!(call.limit_hit, Some(LimitExceeded::HttpCalls));
     }
@@ -461,7 +522,7 @@ mod tests {
             None
         );
         call.limits.http_calls = 10;
-        let site = call.send(get("https://b.example/rest")).unwrap();
+        let site = pollster::block_on(call.send(get("https://b.example/rest"))).unwrap();
         assert!(matches!(site, Err(http::Error::Denied(_))), "{site:?}");
 
         call.commit().unwrap();
@@ -500,9 +561,9 @@ mod tests {
         let (mut call, _) = state();
         call.get_by_client_key("jira:1".into()).unwrap();
         call.limits.http_calls = 10;
-        let ok = call.send(get("https://acme.atlassian.net/rest")).unwrap();
+        let ok = pollster::block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
         assert_eq!(ok.map(|r| r.status).ok(), Some(200));
-        let other = call.send(get("https://evil.example/")).unwrap();
+        let other = pollster::block_on(call.send(get("https://evil.example/"))).unwrap();
         assert!(matches!(other, Err(http::Error::Denied(_))));
         assert_eq!(call.record.http.len(), 2);
         assert!(

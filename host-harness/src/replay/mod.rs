@@ -123,7 +123,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
     match step {
         Step::Webhook(hook) => {
             let request = webhook_request(scenario, world, hook);
-            let call = runtime.webhook(&world.backends, &request);
+            let call = runtime.blocking().webhook(&world.backends, &request);
             let response = call.result.as_ref().ok().map(|r| {
                 let headers: Map<String, Value> = r
                     .headers
@@ -146,7 +146,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 dry_run: s.dry_run,
                 source: s.source.into(),
             };
-            let call = runtime.sync_status(&world.backends, &request);
+            let call = runtime.blocking().sync_status(&world.backends, &request);
             let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
             trace::step("sync_status_outbound", None, outcome, call)
         }
@@ -161,7 +161,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 },
                 source: s.source.into(),
             };
-            let call = runtime.sync_assignee(&world.backends, &request);
+            let call = runtime.blocking().sync_assignee(&world.backends, &request);
             let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
             trace::step("sync_assignee_outbound", None, outcome, call)
         }

@@ -16,7 +16,7 @@ pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
 
 /// The client key an `Authorization` value names, unverified: what a call with it would be bound
 /// to. Servers use it to share their workers fairly between installations.
-pub fn credential_tenant(authorization: &str) -> Option<String> {
+pub(super) fn credential_tenant(authorization: &str) -> Option<String> {
     // Read as the guest reads it: whitespace around the whole value does not count.
     let (_, token) = authorization.trim().split_once(' ')?;
     jwt::decode(token.trim()).ok().map(|token| token.iss)

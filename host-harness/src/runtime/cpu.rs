@@ -52,7 +52,7 @@ impl Drop for Ticker {
     }
 }
 
-/// Checks the store's guest time against its CPU budget at every tick.
+/// Checks the store's guest time against its CPU budget at every tick, and yields the thread.
 pub(super) fn bound(store: &mut Store<CallState>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut context| {
@@ -62,7 +62,12 @@ pub(super) fn bound(store: &mut Store<CallState>) {
         } else if state.past_deadline(Duration::ZERO) {
             Err(state.exceed(LimitExceeded::Deadline))
         } else {
-            Ok(UpdateDeadline::Continue(1))
+            // A guest computing past a tick lets the thread's other calls run (an async
+            // executor's thread is shared), then goes on.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(state.yield_thread()),
+            ))
         }
     });
 }

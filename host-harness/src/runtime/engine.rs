@@ -11,19 +11,28 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::limits::MAX_MEMORY_BYTES;
 
-/// Instances the pooling allocator keeps slots for; more concurrent calls than this fail, so
-/// keep a server's workers below it. Each slot reserves (not commits) 4 GiB of address space.
-pub const POOL_SLOTS: u32 = 64;
+/// Instances the pooling allocator keeps slots for by default: more concurrent calls than the
+/// slots fail, so a server sizes its pool to its concurrent calls
+/// ([`Allocation::Pooling`]). Each slot reserves (not commits) about 4 GiB of address space.
+pub const POOL_SLOTS: u32 = 256;
 
 /// How instances get their memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
     /// mmap per instance.
     OnDemand,
     /// Preallocated slots, reused warm, their first 8 MiB kept resident between calls: it halves
     /// a webhook's cost and lets two threads scale (BENCHMARKS.md).
-    #[default]
-    Pooling,
+    Pooling {
+        /// Instances (and async stacks) that may exist at once.
+        slots: u32,
+    },
+}
+
+impl Default for Allocation {
+    fn default() -> Self {
+        Allocation::Pooling { slots: POOL_SLOTS }
+    }
 }
 
 /// The engine configuration every runtime uses; precompiled artefacts are keyed by it.
@@ -36,12 +45,13 @@ pub fn engine_with(allocation: Allocation) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    if allocation == Allocation::Pooling {
+    if let Allocation::Pooling { slots } = allocation {
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(POOL_SLOTS)
-            .total_core_instances(POOL_SLOTS * 8)
-            .total_memories(POOL_SLOTS)
-            .total_tables(POOL_SLOTS * 4)
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(4))
+            .total_stacks(slots)
             .max_memory_size(MAX_MEMORY_BYTES)
             .linear_memory_keep_resident(8 << 20)
             .table_keep_resident(1 << 16)

@@ -28,7 +28,6 @@ use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use crate::wit::{Plugin, PluginPre};
 use cpu::Ticker;
 
-pub use binding::credential_tenant;
 pub use cpu::EPOCH_TICK;
 pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
 
@@ -65,6 +64,10 @@ pub enum CallError {
     /// webhook should be answered so that Jira retries.
     #[error("{0}")]
     Backend(BackendError),
+    /// The guest answered something the host's contract forbids (e.g. work for another
+    /// installation); nothing of the call was applied.
+    #[error("contract: {0}")]
+    Contract(String),
 }
 
 /// What one call returned, and what it did on the way.
@@ -82,6 +85,7 @@ pub struct Runtime {
     component: Component,
     pre: PluginPre<CallState>,
     origin: Origin,
+    allocation: Allocation,
     // Dropped with the runtime: stops the epoch ticker.
     _ticker: Ticker,
 }
@@ -102,7 +106,7 @@ impl Runtime {
         let engine = engine_with(allocation)?;
         let component =
             Component::new(&engine, bytes).map_err(|e| anyhow!("compile the component: {e:#}"))?;
-        Self::with(engine, component, Origin::Compiled)
+        Self::with(engine, component, Origin::Compiled, allocation)
     }
 
     /// Loads the component at `path` from a precompiled artefact in `cache_dir`, keyed by the
@@ -114,15 +118,26 @@ impl Runtime {
 
     /// [`Runtime::load_cached`] for component `bytes` (e.g. [`BUNDLED_COMPONENT`]).
     pub fn cached(bytes: &[u8], cache_dir: &Path) -> anyhow::Result<Self> {
-        let engine = engine()?;
+        Self::cached_with(bytes, cache_dir, Allocation::default())
+    }
+
+    /// [`Runtime::cached`] with this allocation strategy (e.g. a server's pool sized to its
+    /// concurrent calls).
+    pub fn cached_with(
+        bytes: &[u8],
+        cache_dir: &Path,
+        allocation: Allocation,
+    ) -> anyhow::Result<Self> {
+        let engine = engine_with(allocation)?;
         let (component, origin) = engine::load_cached(&engine, bytes, cache_dir)?;
-        Self::with(engine, component, origin)
+        Self::with(engine, component, origin, allocation)
     }
 
     fn with(
         engine: wasmtime::Engine,
         component: Component,
         origin: Origin,
+        allocation: Allocation,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
@@ -137,8 +152,17 @@ impl Runtime {
             component,
             pre,
             origin,
+            allocation,
             _ticker: ticker,
         })
+    }
+
+    /// How many calls may be in flight at once (`None`: as many as memory allows).
+    pub fn capacity(&self) -> Option<usize> {
+        match self.allocation {
+            Allocation::Pooling { slots } => Some(slots as usize),
+            Allocation::OnDemand => None,
+        }
     }
 
     /// Whether the code was compiled now or loaded from an artefact.
@@ -147,15 +171,16 @@ impl Runtime {
     }
 
     /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
-    pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
+    pub async fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
         let mut store = self.store(backends, None);
         self.pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map(drop)
             .map_err(|e| anyhow!("instantiate: {e:#}"))
     }
 
-    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.2.0`.
+    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.3.0`.
     pub fn imports(&self) -> Vec<String> {
         self.component
             .component_type()
@@ -164,8 +189,14 @@ impl Runtime {
             .collect()
     }
 
+    /// The same calls, run to completion on the calling thread: for replay, tools and tests,
+    /// never from inside an async task (it would block the task's thread while Jira answers).
+    pub fn blocking(&self) -> Blocking<'_> {
+        Blocking(self)
+    }
+
     /// `webhook.handle`: one Jira request in, the answer for Jira out.
-    pub fn webhook(
+    pub async fn webhook(
         &self,
         backends: &Backends,
         request: &webhook::Request,
@@ -173,23 +204,88 @@ impl Runtime {
         self.call(
             backends,
             binding::webhook_tenant(request),
-            |plugin, store| {
+            async |plugin, store| {
                 plugin
                     .jira_sync_plugin_webhook()
                     .call_handle(store, request)
+                    .await
             },
             |response, limits| {
                 if response.body.len() > limits.webhook_response_bytes {
-                    Err(LimitExceeded::WebhookResponse)
+                    Err(CallError::Limit(LimitExceeded::WebhookResponse))
                 } else {
                     Ok(())
                 }
             },
         )
+        .await
+    }
+
+    /// `webhook.accept`: verifies one Jira request and says whether it needs work later, which
+    /// [`Runtime::process`] then does. A job for an installation other than the one the call
+    /// was bound to is refused.
+    pub async fn accept(
+        &self,
+        backends: &Backends,
+        request: &webhook::Request,
+    ) -> Call<webhook::Acceptance> {
+        let tenant = binding::webhook_tenant(request);
+        let bound = tenant.clone();
+        self.call(
+            backends,
+            tenant,
+            async |plugin, store| {
+                plugin
+                    .jira_sync_plugin_webhook()
+                    .call_accept(store, request)
+                    .await
+            },
+            move |acceptance, limits| match acceptance {
+                webhook::Acceptance::Answered(response) => {
+                    if response.body.len() > limits.webhook_response_bytes {
+                        Err(CallError::Limit(LimitExceeded::WebhookResponse))
+                    } else {
+                        Ok(())
+                    }
+                }
+                webhook::Acceptance::Queued(job) => {
+                    if bound.as_deref() == Some(job.client_key.as_str()) {
+                        Ok(())
+                    } else {
+                        Err(CallError::Contract(format!(
+                            "accept queued a job for installation `{}`, not this call's",
+                            job.client_key
+                        )))
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// `webhook.process`: runs a job [`Runtime::accept`] queued, bound to the job's
+    /// installation.
+    pub async fn process(
+        &self,
+        backends: &Backends,
+        job: &webhook::Job,
+    ) -> Call<webhook::JobOutcome> {
+        self.call(
+            backends,
+            Some(job.client_key.clone()),
+            async |plugin, store| {
+                plugin
+                    .jira_sync_plugin_webhook()
+                    .call_process(store, job)
+                    .await
+            },
+            |_, _| Ok(()),
+        )
+        .await
     }
 
     /// `outbound.sync-status`: moves a linked Jira issue to the status of its group.
-    pub fn sync_status(
+    pub async fn sync_status(
         &self,
         backends: &Backends,
         request: &outbound::StatusRequest,
@@ -197,17 +293,19 @@ impl Runtime {
         self.call(
             backends,
             Some(request.client_key.clone()),
-            |plugin, store| {
+            async |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
                     .call_sync_status(store, request)
+                    .await
             },
             |_, _| Ok(()),
         )
+        .await
     }
 
     /// `outbound.sync-assignee`: sets a linked Jira issue's assignee from its group's.
-    pub fn sync_assignee(
+    pub async fn sync_assignee(
         &self,
         backends: &Backends,
         request: &outbound::AssigneeRequest,
@@ -215,13 +313,15 @@ impl Runtime {
         self.call(
             backends,
             Some(request.client_key.clone()),
-            |plugin, store| {
+            async |plugin, store| {
                 plugin
                     .jira_sync_plugin_outbound()
                     .call_sync_assignee(store, request)
+                    .await
             },
             |_, _| Ok(()),
         )
+        .await
     }
 
     /// A fresh store bound to `tenant`, with the memory limiter and the CPU check.
@@ -234,18 +334,18 @@ impl Runtime {
 
     /// Runs `run` in a fresh instance; its effects reach the platform only if it returns, and
     /// its result passes `check`.
-    fn call<T>(
+    async fn call<T>(
         &self,
         backends: &Backends,
         tenant: Option<String>,
-        run: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
-        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
+        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Call<T> {
         let mut store = self.store(backends, tenant);
         let result = match store.data_mut().backend_error.clone() {
             // The installation could not be read: the guest does not run.
             Some(error) => Err(CallError::Backend(error)),
-            None => self.run(&mut store, run, check),
+            None => self.run(&mut store, run, check).await,
         };
         let state = store.data_mut();
         state.release_claims();
@@ -256,20 +356,22 @@ impl Runtime {
     }
 
     /// Instantiates, runs, checks and commits: the call's result.
-    fn run<T>(
+    async fn run<T>(
         &self,
         store: &mut Store<CallState>,
-        run: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
-        check: impl FnOnce(&T, &Limits) -> Result<(), LimitExceeded>,
+        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Result<T, CallError> {
-        let result = self
-            .pre
-            .instantiate(&mut *store)
-            .and_then(|plugin| run(&plugin, store));
+        // The guest's CPU time starts here, on the thread that polls the call first.
+        store.data_mut().enter_guest();
+        let result = match self.pre.instantiate_async(&mut *store).await {
+            Ok(plugin) => run(&plugin, store).await,
+            Err(e) => Err(e),
+        };
         let state = store.data_mut();
         match result {
             Ok(value) => {
-                check(&value, &state.limits).map_err(CallError::Limit)?;
+                check(&value, &state.limits)?;
                 state.commit().map_err(CallError::Backend)?;
                 Ok(value)
             }
@@ -279,5 +381,56 @@ impl Runtime {
                 (None, None) => CallError::Trap(format!("{e:#}")),
             }),
         }
+    }
+}
+
+/// [`Runtime`]'s calls run to completion on the calling thread (see [`Runtime::blocking`]).
+pub struct Blocking<'a>(&'a Runtime);
+
+impl Blocking<'_> {
+    /// [`Runtime::webhook`], blocking.
+    pub fn webhook(
+        &self,
+        backends: &Backends,
+        request: &webhook::Request,
+    ) -> Call<webhook::Response> {
+        pollster::block_on(self.0.webhook(backends, request))
+    }
+
+    /// [`Runtime::accept`], blocking.
+    pub fn accept(
+        &self,
+        backends: &Backends,
+        request: &webhook::Request,
+    ) -> Call<webhook::Acceptance> {
+        pollster::block_on(self.0.accept(backends, request))
+    }
+
+    /// [`Runtime::process`], blocking.
+    pub fn process(&self, backends: &Backends, job: &webhook::Job) -> Call<webhook::JobOutcome> {
+        pollster::block_on(self.0.process(backends, job))
+    }
+
+    /// [`Runtime::sync_status`], blocking.
+    pub fn sync_status(
+        &self,
+        backends: &Backends,
+        request: &outbound::StatusRequest,
+    ) -> Call<outbound::StatusOutcome> {
+        pollster::block_on(self.0.sync_status(backends, request))
+    }
+
+    /// [`Runtime::sync_assignee`], blocking.
+    pub fn sync_assignee(
+        &self,
+        backends: &Backends,
+        request: &outbound::AssigneeRequest,
+    ) -> Call<outbound::AssigneeOutcome> {
+        pollster::block_on(self.0.sync_assignee(backends, request))
+    }
+
+    /// [`Runtime::instantiate_and_drop`], blocking.
+    pub fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
+        pollster::block_on(self.0.instantiate_and_drop(backends))
     }
 }

@@ -108,7 +108,7 @@ fn stored(result: anyhow::Result<()>) -> Answer {
 }
 
 /// Answers one admin request.
-pub(super) fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -> Answer {
+pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -> Answer {
     let Some(endpoint) = Endpoint::parse(method, path) else {
         return (404, json!({"error": "no such admin endpoint"}));
     };
@@ -127,8 +127,10 @@ pub(super) fn handle(context: &Context, method: &str, path: &str, body: &[u8]) -
         }
         Endpoint::Group(id) => known_group(context, id).map(|(_, group)| (200, json!(group))),
         Endpoint::Syncs(id) => known_group(context, id).map(|(group, _)| syncs(context, group)),
-        Endpoint::GroupAction(id, action) => known_group(context, id)
-            .and_then(|(group, _)| group_action(context, group, action, body)),
+        Endpoint::GroupAction(id, action) => match known_group(context, id) {
+            Ok((group, _)) => group_action(context, group, action, body).await,
+            Err(answer) => Err(answer),
+        },
     };
     result.unwrap_or_else(|error| error)
 }
@@ -149,9 +151,10 @@ fn backend_failed(e: &BackendError) -> Answer {
 }
 
 /// Changes the group on the platform and records one push per linked Jira issue in the outbox,
-/// in one transaction; then makes each push's first attempt. A push that fails for a transient
-/// reason stays in the outbox and is retried in the background.
-fn group_action(
+/// in one transaction; then makes each push's first attempt, one after the other (the request
+/// holds one worker). A push that fails for a transient reason stays in the outbox and is
+/// retried in the background.
+async fn group_action(
     context: &Context,
     group: u64,
     action: Action,
@@ -168,18 +171,16 @@ fn group_action(
         .store
         .change_group(group, &push, now, outbox::lease_until(now))
         .map_err(|e| backend_failed(&e))?;
-    let results: Vec<Value> = entries
-        .iter()
-        .map(|entry| {
-            let after = outbox::attempt(context, entry);
-            json!({
-                "client_key": after.client_key,
-                "issue_key": after.issue_key,
-                "outcome": after.outcome,
-                "sync": sync_state(&after),
-            })
-        })
-        .collect();
+    let mut results = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let after = outbox::attempt(context, entry).await;
+        results.push(json!({
+            "client_key": after.client_key,
+            "issue_key": after.issue_key,
+            "outcome": after.outcome,
+            "sync": sync_state(&after),
+        }));
+    }
     Ok((200, json!({"group": group, "results": results})))
 }
 

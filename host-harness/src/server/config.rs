@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::runtime::POOL_SLOTS;
+/// Most concurrent component calls a server may be configured for.
+pub const MAX_WORKERS: usize = 4096;
 
 /// `serve`'s configuration (a TOML file; every key optional).
 #[derive(Debug, Clone, Deserialize)]
@@ -22,8 +23,12 @@ pub struct ServerConfig {
     pub database: Option<PathBuf>,
     /// A component other than the bundled one.
     pub component: Option<PathBuf>,
-    /// Threads serving requests (each call gets its own instance).
+    /// Component calls in flight at once, each in its own instance (the instance pool is sized
+    /// to it). A call waiting on Jira holds its slot but no thread.
     pub workers: usize,
+    /// Threads that run guest code and the database (the calls' runtime); the transport has
+    /// threads of its own.
+    pub call_threads: usize,
     /// Timeout of one request to Jira.
     pub http_timeout_ms: u64,
     /// Largest Jira response body accepted.
@@ -48,11 +53,15 @@ pub struct ServerConfig {
     pub header_timeout_ms: u64,
     /// Time a client has to send its request body, in milliseconds; slower is answered 408.
     pub body_timeout_ms: u64,
-    /// Requests that may wait for a worker beyond those running; more are answered 503 with
-    /// `Retry-After`.
+    /// Requests that may wait for a worker beyond those running (more are answered 503 with
+    /// `Retry-After`); also the accepted webhooks whose jobs may wait in memory for a worker
+    /// (more wait in the database).
     pub queue: usize,
-    /// Workers one installation's webhooks may hold at once (default: all but one), so that one
-    /// installation's slow Jira never takes every worker from the others.
+    /// Seconds a server holds a job it runs before another may take it over (its server died).
+    pub job_lease_seconds: u64,
+    /// Workers one installation's calls may hold at once (default: a quarter of them, at least
+    /// one), so that one installation's slow or rate-limiting Jira never takes every worker
+    /// from the others.
     pub tenant_workers: Option<usize>,
     /// How long shutdown waits for requests in flight, in milliseconds.
     pub shutdown_grace_ms: u64,
@@ -65,6 +74,7 @@ const KEYS: &[&str] = &[
     "database",
     "component",
     "workers",
+    "call_threads",
     "http_timeout_ms",
     "max_response_bytes",
     "max_sleep_seconds",
@@ -78,6 +88,7 @@ const KEYS: &[&str] = &[
     "header_timeout_ms",
     "body_timeout_ms",
     "queue",
+    "job_lease_seconds",
     "tenant_workers",
     "shutdown_grace_ms",
 ];
@@ -109,7 +120,8 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             database: None,
             component: None,
-            workers: 4,
+            workers: 256,
+            call_threads: 2,
             http_timeout_ms: 10_000,
             max_response_bytes: 1024 * 1024,
             max_sleep_seconds: 30,
@@ -122,7 +134,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
-            queue: 64,
+            queue: 1024,
+            job_lease_seconds: 120,
             tenant_workers: None,
             shutdown_grace_ms: 30_000,
         }
@@ -156,12 +169,17 @@ impl ServerConfig {
                 self.listen
             );
         }
-        let slots = POOL_SLOTS as usize;
-        if self.workers == 0 || self.workers > slots {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
             anyhow::bail!(
-                "workers = {} cannot be honoured: each worker runs one instance at a time and the \
-                 instance pool has {slots} slots; choose 1 to {slots}",
+                "workers = {} cannot be honoured: each call in flight holds an instance slot, \
+                 each slot reserves address space; choose 1 to {MAX_WORKERS}",
                 self.workers
+            );
+        }
+        if self.call_threads == 0 || self.call_threads > 256 {
+            anyhow::bail!(
+                "call_threads = {} cannot be honoured; choose 1 to 256",
+                self.call_threads
             );
         }
         Ok(())
@@ -170,7 +188,7 @@ impl ServerConfig {
     /// Workers one installation may hold at once.
     pub fn workers_per_tenant(&self) -> usize {
         self.tenant_workers
-            .unwrap_or(self.workers.saturating_sub(1))
+            .unwrap_or(self.workers / 4)
             .clamp(1, self.workers.max(1))
     }
 

@@ -27,6 +27,9 @@ pub(super) struct Metrics {
     busy: Counter,
     outbox_depth: Gauge,
     outbox_overdue: Gauge,
+    queue_depth: Gauge,
+    queue_age: Gauge,
+    queue_failed: Counter,
 }
 
 impl Metrics {
@@ -44,6 +47,9 @@ impl Metrics {
         let busy = Counter::default();
         let outbox_depth = Gauge::default();
         let outbox_overdue = Gauge::default();
+        let queue_depth = Gauge::default();
+        let queue_age = Gauge::default();
+        let queue_failed = Counter::default();
         registry.register(
             "webhooks",
             "Webhooks answered, by HTTP status",
@@ -89,10 +95,28 @@ impl Metrics {
             "How long the most overdue push is past its time",
             outbox_overdue.clone(),
         );
+        registry.register(
+            "queue_jobs",
+            "Accepted webhooks whose work is waiting or running",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "queue_oldest_seconds",
+            "How long the oldest waiting or running job has been in the queue",
+            queue_age.clone(),
+        );
+        registry.register(
+            "queue_jobs_failed",
+            "Jobs that failed for good after their attempts ran out",
+            queue_failed.clone(),
+        );
         Metrics {
             registry,
             outbox_depth,
             outbox_overdue,
+            queue_depth,
+            queue_age,
+            queue_failed,
             webhooks,
             calls,
             latency,
@@ -146,6 +170,17 @@ impl Metrics {
             self.jira.get_or_create(&vec![("status", status)]).inc();
         }
         self.refusals.inc_by(record.refusals.len() as u64);
+    }
+
+    /// The queue's backlog: jobs waiting or running, and the oldest one's age.
+    pub fn queue(&self, depth: u64, oldest_seconds: u64) {
+        self.queue_depth.set(depth as i64);
+        self.queue_age.set(oldest_seconds as i64);
+    }
+
+    /// Counts a job that failed for good.
+    pub fn job_failed(&self) {
+        self.queue_failed.inc();
     }
 
     /// The outbox's backlog: pushes waiting, and the most overdue one's lateness.

@@ -3,7 +3,11 @@
 //!
 //! - `transport.rs`: HTTP on tokio and hyper, with connection, time and admission bounds;
 //! - `config.rs`: the TOML configuration;
-//! - `admin.rs`: the admin API and the outbound pushes it triggers.
+//! - `admin.rs`: the admin API and the outbound pushes it triggers;
+//! - `queue.rs`: accepted webhooks' work, run in the background from the durable queue;
+//! - `outbox.rs`: platform → Jira pushes, retried from the outbox;
+//! - `tenants.rs`: each installation's fair share of the workers;
+//! - `metrics.rs`: the Prometheus metrics.
 //!
 //! The server sits on top of the runtime; nothing below it knows it exists.
 
@@ -11,6 +15,7 @@ mod admin;
 mod config;
 mod metrics;
 mod outbox;
+mod queue;
 mod tenants;
 mod transport;
 
@@ -63,17 +68,27 @@ struct Context {
     admin_token: Option<String>,
     /// One permit per worker: a component call (or an admin request) holds one while it runs.
     workers: Arc<Semaphore>,
-    /// Per installation, the workers its webhooks may hold at once.
+    /// Of the workers, those background work (jobs, outbox retries) may hold at once: the rest
+    /// stay free for `accept` and the admin API.
+    background: Arc<Semaphore>,
+    /// Per installation, the workers its jobs may hold at once.
     tenants: Tenants,
+    /// The queue's in-memory side.
+    queue: queue::Queue,
     metrics: Metrics,
+    /// The runtime component calls and database work run on (docs/decisions/0007).
+    calls: tokio::runtime::Handle,
 }
 
 /// A running server; on shutdown (or drop) it stops accepting and lets requests in flight
 /// finish within the configured grace period.
 pub struct Server {
     addr: SocketAddr,
+    context: Arc<Context>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    // Dropped after the transport's thread is joined: the calls in flight end with it.
+    calls: Option<tokio::runtime::Runtime>,
 }
 
 impl Server {
@@ -86,10 +101,28 @@ impl Server {
         events: Option<Sender<CallEvent>>,
     ) -> anyhow::Result<Self> {
         config.check()?;
+        if let Some(capacity) = runtime.capacity()
+            && capacity < config.workers
+        {
+            anyhow::bail!(
+                "workers = {} but the runtime's instance pool has {capacity} slots: size the pool \
+                 to the workers (Allocation::Pooling)",
+                config.workers
+            );
+        }
         let listener = std::net::TcpListener::bind(&config.listen)
             .with_context(|| format!("listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        // Two runtimes: the transport's (accepting, reading, answering) and the calls' (the
+        // component and the database, which compute or block briefly). Calls waiting on Jira
+        // or a `Retry-After` hold neither a thread nor a worker's thread.
+        let calls = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.call_threads)
+            .thread_name("jira-sync-call")
+            .enable_all()
+            .build()
+            .context("start the calls' runtime")?;
         let backends = Backends {
             http,
             cache: Arc::new(BoundedCache::new(config.cache_entries)),
@@ -105,8 +138,11 @@ impl Server {
             events: events.map(Mutex::new),
             admin_token: config.admin_token.clone(),
             workers: Arc::new(Semaphore::new(config.workers)),
+            background: Arc::new(Semaphore::new((config.workers * 3 / 4).max(1))),
             tenants: Tenants::new(config.workers_per_tenant()),
+            queue: queue::Queue::new(config.queue, Duration::from_secs(config.job_lease_seconds)),
             metrics: Metrics::new(),
+            calls: calls.handle().clone(),
         });
         let bounds = Bounds {
             max_connections: config.max_connections,
@@ -116,40 +152,67 @@ impl Server {
             admitted: config.workers + config.queue,
             grace: Duration::from_millis(config.shutdown_grace_ms),
         };
-        // Two threads accept and read; the component runs on the blocking pool, one per worker.
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(config.workers + 2)
             .thread_name("jira-sync-server")
             .enable_all()
             .build()
             .context("start the server's runtime")?;
-        tokio.spawn(prune_every_hour(
+        calls.spawn(prune_every_hour(
             context.store.clone(),
             Duration::from_secs(config.retention_days.saturating_mul(86_400)),
         ));
-        tokio.spawn(outbox::retry_due(context.clone(), config.workers));
+        calls.spawn(outbox::retry_due(context.clone(), config.workers));
+        calls.spawn(queue::dispatch(context.clone()));
         let (stop, stopped) = oneshot::channel();
+        let shared = context.clone();
         let thread = std::thread::Builder::new()
             .name("jira-sync-serve".into())
             .spawn(move || {
                 tokio.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => transport::serve(listener, context, bounds, stopped).await,
+                        Ok(listener) => {
+                            transport::serve(listener, context.clone(), bounds, stopped).await;
+                        }
                         Err(e) => tracing::error!(target: "jira_sync::server", "listen: {e}"),
+                    }
+                    // Requests are answered; jobs not yet started wait in the database for the
+                    // next start, and those running finish within the grace period.
+                    context.queue.stop();
+                    let deadline = Instant::now() + bounds.grace;
+                    while context.queue.pending() > 0 && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 });
             })?;
         Ok(Server {
             addr,
+            context: shared,
             stop: Some(stop),
             thread: Some(thread),
+            calls: Some(calls),
         })
     }
 
     /// The server's base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until no accepted webhook's job is running or due (retries scheduled for later
+    /// do not count), at most `timeout`; whether that happened.
+    pub fn wait_for_jobs(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let due = self.context.store.jobs_due(outbox::now());
+            if self.context.queue.pending() == 0 && matches!(due, Ok(0)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Stops accepting, lets requests in flight finish (within the grace period), and returns.
@@ -163,6 +226,10 @@ impl Server {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        if let Some(calls) = self.calls.take() {
+            // Dropped from whatever thread stops the server, possibly inside another runtime.
+            calls.shutdown_background();
         }
     }
 }
@@ -179,18 +246,12 @@ async fn prune_every_hour(store: Arc<SqliteStore>, keep: Duration) {
     let mut hourly = tokio::time::interval(Duration::from_secs(3600));
     loop {
         hourly.tick().await;
-        let store = store.clone();
-        let pruned = tokio::task::spawn_blocking(move || {
-            let now = outbox::now();
-            store.prune(now.saturating_sub(keep.as_secs()), now)
-        })
-        .await;
-        match pruned {
-            Ok(Ok((deliveries, claims))) => tracing::info!(
+        let now = outbox::now();
+        match store.prune(now.saturating_sub(keep.as_secs()), now) {
+            Ok((deliveries, claims)) => tracing::info!(
                 target: "jira_sync::server",
                 deliveries, claims, "pruned handled deliveries and ended claims"
             ),
-            Ok(Err(e)) => tracing::warn!(target: "jira_sync::server", "prune: {e}"),
             Err(e) => tracing::warn!(target: "jira_sync::server", "prune: {e}"),
         }
     }
@@ -239,8 +300,8 @@ fn immediate(context: &Context, path: &str) -> Option<Reply> {
     }
 }
 
-/// Routes a request read in full; runs on a blocking worker (the component and SQLite block).
-fn route(context: &Context, received: &Received) -> Reply {
+/// Routes a request read in full; runs on the calls runtime.
+async fn route(context: &Arc<Context>, received: &Received) -> Reply {
     let path = received.path.as_str();
     if path.starts_with("/extensions/jira/") {
         let request = webhook::Request {
@@ -250,7 +311,7 @@ fn route(context: &Context, received: &Received) -> Reply {
             headers: received.headers.clone(),
             body: received.body.clone(),
         };
-        let response = handle_webhook(context, &request);
+        let response = handle_webhook(context, &request).await;
         Reply {
             status: response.status,
             headers: response.headers,
@@ -258,7 +319,8 @@ fn route(context: &Context, received: &Received) -> Reply {
         }
     } else if path.starts_with("/admin/") {
         if admin::allowed(context, &received.headers) {
-            let (status, answer) = admin::handle(context, &received.method, path, &received.body);
+            let (status, answer) =
+                admin::handle(context, &received.method, path, &received.body).await;
             Reply::json(status, answer)
         } else {
             Reply::json(401, json!({"error": "the admin API needs the admin token"}))
@@ -321,26 +383,40 @@ fn record_call(
     }
 }
 
-fn handle_webhook(context: &Context, request: &webhook::Request) -> webhook::Response {
+/// A webhook: `accept` verifies it and answers, or records its job in the queue and answers
+/// 200 at once; the job runs in the background (`queue.rs`).
+async fn handle_webhook(context: &Arc<Context>, request: &webhook::Request) -> webhook::Response {
     let started = Instant::now();
-    let call = context.runtime.webhook(&context.backends, request);
+    let call = context.runtime.accept(&context.backends, request).await;
     let delivery = request
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("x-atlassian-webhook-identifier"))
         .map_or("without identifier", |(_, v)| v.as_str());
     let error = call.result.as_ref().err().map(ToString::to_string);
-    let response = call.result.unwrap_or_else(|trap| webhook::Response {
-        status: 500,
-        headers: Vec::new(),
-        body: json!({"error": format!("the component failed: {trap}")})
-            .to_string()
-            .into_bytes(),
-    });
+    let response = match call.result {
+        Ok(webhook::Acceptance::Answered(response)) => response,
+        Ok(webhook::Acceptance::Queued(job)) => match queue::enqueue(context, job) {
+            Ok(()) => webhook::Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            // Not recorded: Jira keeps the delivery and retries it.
+            Err(e) => unavailable(&format!("the delivery could not be queued: {e}")),
+        },
+        Err(e) => webhook::Response {
+            status: 500,
+            headers: Vec::new(),
+            body: json!({"error": format!("the component failed: {e}")})
+                .to_string()
+                .into_bytes(),
+        },
+    };
     context.metrics.webhook(response.status);
     record_call(
         context,
-        "webhook",
+        "accept",
         format!("webhook {delivery}"),
         started,
         json!({"status": response.status, "body": body_value(&response.body)}),
@@ -348,4 +424,16 @@ fn handle_webhook(context: &Context, request: &webhook::Request) -> webhook::Res
         call.record,
     );
     response
+}
+
+/// 503 with `Retry-After`, for a delivery Jira should send again shortly.
+fn unavailable(why: &str) -> webhook::Response {
+    webhook::Response {
+        status: 503,
+        headers: vec![
+            ("Retry-After".into(), "10".into()),
+            ("Content-Type".into(), "application/json".into()),
+        ],
+        body: json!({"error": why}).to_string().into_bytes(),
+    }
 }

@@ -34,8 +34,8 @@ pub(super) fn lease_until(now: u64) -> u64 {
 }
 
 /// Makes one attempt at `entry`, records its outcome, and returns the entry as it now stands.
-pub(super) fn attempt(context: &Context, entry: &OutboxEntry) -> OutboxEntry {
-    let outcome = push(context, entry);
+pub(super) async fn attempt(context: &Context, entry: &OutboxEntry) -> OutboxEntry {
+    let outcome = push(context, entry).await;
     let next = next_step(&outcome, entry.attempts, now());
     let mut after = entry.clone();
     if let Err(e) = context.store.finish_push(entry.id, &outcome, next) {
@@ -53,7 +53,7 @@ pub(super) fn attempt(context: &Context, entry: &OutboxEntry) -> OutboxEntry {
 }
 
 /// Runs the outbound sync the entry records; its outcome as JSON.
-fn push(context: &Context, entry: &OutboxEntry) -> Value {
+async fn push(context: &Context, entry: &OutboxEntry) -> Value {
     let started = Instant::now();
     let group = entry.group;
     let (kind, trigger, result, record) = if let Some(resolved) = entry.push["resolved"].as_bool() {
@@ -64,7 +64,10 @@ fn push(context: &Context, entry: &OutboxEntry) -> Value {
             dry_run: false,
             source: outbound::AssignmentSource::Platform,
         };
-        let call = context.runtime.sync_status(&context.backends, &request);
+        let call = context
+            .runtime
+            .sync_status(&context.backends, &request)
+            .await;
         let verb = if resolved { "resolve" } else { "unresolve" };
         let result = call
             .result
@@ -91,7 +94,10 @@ fn push(context: &Context, entry: &OutboxEntry) -> Value {
             target,
             source: outbound::AssignmentSource::Platform,
         };
-        let call = context.runtime.sync_assignee(&context.backends, &request);
+        let call = context
+            .runtime
+            .sync_assignee(&context.backends, &request)
+            .await;
         let result = call
             .result
             .as_ref()
@@ -117,6 +123,12 @@ fn push(context: &Context, entry: &OutboxEntry) -> Value {
     result
 }
 
+/// Seconds to wait after attempt number `attempts` failed: 5, 10, 20, ... up to ten minutes.
+pub(super) fn backoff(attempts: u32) -> u64 {
+    5u64.saturating_mul(1 << attempts.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF_SECONDS)
+}
+
 /// What an attempt's outcome means for the push: done, failed for good, or due again.
 pub(super) fn next_step(outcome: &Value, attempts: u32, now: u64) -> Next {
     let retry = |after: u64| {
@@ -126,9 +138,7 @@ pub(super) fn next_step(outcome: &Value, attempts: u32, now: u64) -> Next {
             Next::RetryAt(now.saturating_add(after))
         }
     };
-    let backoff = 5u64
-        .saturating_mul(1 << attempts.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF_SECONDS);
+    let backoff = backoff(attempts);
     if outcome.get("error").is_some() {
         // The call itself failed (a backend, a limit, a trap): try again later.
         return retry(backoff);
@@ -152,36 +162,32 @@ pub(super) async fn retry_due(context: Arc<Context>, workers: usize) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let claimer = context.clone();
-        let due = tokio::task::spawn_blocking(move || {
-            let now = now();
-            if let Ok((depth, overdue)) = claimer.store.outbox_backlog(now) {
-                claimer.metrics.outbox(depth, overdue);
-            }
-            claimer
-                .store
-                .claim_due_pushes(now, lease_until(now), workers)
-        })
-        .await;
-        let due = match due {
-            Ok(Ok(due)) => due,
-            Ok(Err(e)) => {
+        let now = now();
+        if let Ok((depth, overdue)) = context.store.outbox_backlog(now) {
+            context.metrics.outbox(depth, overdue);
+        }
+        let due = match context
+            .store
+            .claim_due_pushes(now, lease_until(now), workers)
+        {
+            Ok(due) => due,
+            Err(e) => {
                 tracing::warn!(target: "jira_sync::outbox", "claim due pushes: {e}");
                 continue;
             }
-            Err(_) => continue,
         };
         for entry in due {
             let context = context.clone();
             tokio::spawn(async move {
+                // Retries are background work: they leave a quarter of the workers to webhooks.
+                let Ok(background) = context.background.clone().acquire_owned().await else {
+                    return;
+                };
                 let Ok(worker) = context.workers.clone().acquire_owned().await else {
                     return;
                 };
-                let _ = tokio::task::spawn_blocking(move || {
-                    attempt(&context, &entry);
-                    drop(worker);
-                })
-                .await;
+                attempt(&context, &entry).await;
+                drop((worker, background));
             });
         }
     }

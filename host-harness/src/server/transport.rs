@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::{Context, Received, Reply, immediate, route};
-use crate::runtime::credential_tenant;
 
 /// How the transport bounds clients and work.
 #[derive(Debug, Clone, Copy)]
@@ -176,31 +175,24 @@ async fn handle(
             .collect(),
         body: body.to_vec(),
     };
-    // A webhook first waits for its installation's share, then for any worker.
-    let tenant = received
-        .path
-        .starts_with("/extensions/jira/")
-        .then(|| {
-            received
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                .and_then(|(_, v)| credential_tenant(v))
-        })
-        .flatten();
-    let share = context.tenants.share(tenant).await;
     let answer = match context.workers.clone().acquire_owned().await {
-        // The component and the database block: they run on the blocking pool, one worker each.
-        Ok(worker) => tokio::task::spawn_blocking(move || {
-            let answer = route(&context, &received);
-            drop(worker);
-            answer
-        })
-        .await
-        .unwrap_or_else(|_| Reply::json(500, json!({"error": "the request handler failed"}))),
+        // Component calls and the database run on the calls runtime, never on this one: a
+        // busy guest or a slow disk cannot delay accepting, reading or `/healthz`.
+        Ok(worker) => {
+            let calls = context.calls.clone();
+            calls
+                .spawn(async move {
+                    let answer = route(&context, &received).await;
+                    drop(worker);
+                    answer
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Reply::json(500, json!({"error": "the request handler failed"}))
+                })
+        }
         Err(_) => Reply::json(503, json!({"error": "the server is shutting down"})),
     };
-    drop(share);
     drop(admitted);
     Ok(reply(answer))
 }

@@ -6,7 +6,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use jira_sync_host::HttpError;
-use jira_sync_host::backends::{HttpBackend, OutboundRequest};
+use jira_sync_host::backends::{HttpBackend, HttpResult, OutboundRequest};
 use jira_sync_host::backends::{HttpLimits, RealHttp};
 
 /// Serves one connection with `response` after `delay`; returns the URL and the request seen.
@@ -68,11 +68,20 @@ fn request(method: &'static str, url: String, body: Option<&str>) -> OutboundReq
     }
 }
 
-fn backend(timeout_ms: u64, max: u64) -> RealHttp {
-    RealHttp::new(HttpLimits {
+/// The backend, driven to completion on the test's thread.
+struct Blocking(RealHttp);
+
+impl Blocking {
+    fn send(&self, request: &OutboundRequest) -> HttpResult {
+        pollster::block_on(self.0.send(request.clone()))
+    }
+}
+
+fn backend(timeout_ms: u64, max: u64) -> Blocking {
+    Blocking(RealHttp::new(HttpLimits {
         timeout: Duration::from_millis(timeout_ms),
         max_response_bytes: max,
-    })
+    }))
 }
 
 #[test]

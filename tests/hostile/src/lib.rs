@@ -8,7 +8,9 @@ mod guest {
     wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
 
     use exports::jira_sync::plugin::outbound::{self, AssigneeOutcome, StatusOutcome};
-    use exports::jira_sync::plugin::webhook::{self, Request, Response};
+    use exports::jira_sync::plugin::webhook::{
+        self, Acceptance, Job, JobOutcome, Request, Response,
+    };
     use jira_sync::plugin::types::ResolutionStrategy;
     use jira_sync::plugin::{
         cache, clock, deliveries, group_assignment, group_status, http, installations, log,
@@ -124,6 +126,45 @@ mod guest {
                     answer(200, Vec::new())
                 }
                 other => answer(400, format!("unknown command {other}").into_bytes()),
+            }
+        }
+
+        /// Queues every request without verifying it, as work for the installation its
+        /// `X-Tenant` header names (default `jira:1c4`), except `foreign-job`, which it queues
+        /// for `jira:other` whatever the header says.
+        fn accept(request: Request) -> Acceptance {
+            let header = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            let client_key = if request.body == b"foreign-job" {
+                "jira:other".to_owned()
+            } else {
+                header("x-tenant").unwrap_or_else(|| "jira:1c4".to_owned())
+            };
+            Acceptance::Queued(Job {
+                client_key,
+                delivery_id: header("x-atlassian-webhook-identifier"),
+                body: request.body,
+            })
+        }
+
+        /// Runs the job's command as `handle` does.
+        fn process(job: Job) -> JobOutcome {
+            let response = Self::handle(Request {
+                method: "POST".into(),
+                path: "/".into(),
+                query: String::new(),
+                headers: Vec::new(),
+                body: job.body,
+            });
+            if response.status < 300 {
+                JobOutcome::Done
+            } else {
+                JobOutcome::Failed(String::from_utf8_lossy(&response.body).into_owned())
             }
         }
     }

@@ -1,0 +1,236 @@
+//! The durable queue of inbound work, in the server's SQLite file: a webhook the component
+//! accepted is recorded here before Jira gets its answer, and its work (the Jira reads, the
+//! group changes) runs from here, retried with backoff on transient failures, so that neither a
+//! slow Jira nor a server killed mid-work loses a delivery (docs/behaviour.md#1).
+//!
+//! A job is `running` while a server works on it under a lease, `queued` while it waits (for
+//! its time, or for a free worker), and `failed` once its attempts ran out; a finished job is
+//! deleted, since the delivery log remembers the delivery.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::sqlite::failed;
+use super::{BackendResult, Next, SqliteStore};
+
+/// One accepted delivery whose work is due, running or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedJob {
+    /// The job's id.
+    pub id: i64,
+    /// The installation whose token verified the delivery.
+    pub client_key: String,
+    /// Jira's delivery identifier, when the delivery had one.
+    pub delivery_id: Option<String>,
+    /// The webhook body.
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// `queued`, `running` or `failed`.
+    pub state: String,
+    /// Attempts so far (the one running included).
+    pub attempts: u32,
+    /// When the job was accepted (Unix seconds).
+    pub accepted_at: u64,
+    /// The last attempt's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// What [`SqliteStore::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Recorded as `running` under the caller's lease: the caller works on it now.
+    Run(QueuedJob),
+    /// Recorded as `queued`: a dispatcher picks it up when a worker is free.
+    Wait,
+    /// A job for the same delivery is already recorded: nothing was added.
+    Duplicate,
+}
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_key TEXT NOT NULL, delivery_id TEXT, body BLOB NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    accepted_at INTEGER NOT NULL, next_at INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_delivery ON jobs (client_key, delivery_id);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
+";
+
+const COLUMNS: &str = "id, client_key, delivery_id, body, state, attempts, accepted_at, error";
+
+fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
+    Ok(QueuedJob {
+        id: row.get(0)?,
+        client_key: row.get(1)?,
+        delivery_id: row.get(2)?,
+        body: row.get(3)?,
+        state: row.get(4)?,
+        attempts: row.get(5)?,
+        accepted_at: row.get::<_, i64>(6)? as u64,
+        error: row.get(7)?,
+    })
+}
+
+impl SqliteStore {
+    /// Records an accepted delivery. With `run_until` (a lease), the job starts `running` for
+    /// the caller to work on at once; without, it waits `queued`. A delivery already recorded
+    /// (Jira's retry of one still queued) adds nothing.
+    pub fn enqueue(
+        &self,
+        client_key: &str,
+        delivery_id: Option<&str>,
+        body: &[u8],
+        now: u64,
+        run_until: Option<u64>,
+    ) -> BackendResult<Enqueued> {
+        let conn = self.conn();
+        let (state, attempts, lease) = match run_until {
+            Some(lease) => ("running", 1, lease),
+            None => ("queued", 0, 0),
+        };
+        let added = conn
+            .execute(
+                "INSERT INTO jobs (client_key, delivery_id, body, state, attempts, accepted_at,
+                 next_at, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+                 ON CONFLICT (client_key, delivery_id) DO NOTHING",
+                params![
+                    client_key,
+                    delivery_id,
+                    body,
+                    state,
+                    attempts,
+                    now as i64,
+                    lease as i64
+                ],
+            )
+            .map_err(failed("enqueue job"))?;
+        if added == 0 {
+            return Ok(Enqueued::Duplicate);
+        }
+        if run_until.is_none() {
+            return Ok(Enqueued::Wait);
+        }
+        Ok(Enqueued::Run(QueuedJob {
+            id: conn.last_insert_rowid(),
+            client_key: client_key.to_owned(),
+            delivery_id: delivery_id.map(str::to_owned),
+            body: body.to_vec(),
+            state: state.to_owned(),
+            attempts,
+            accepted_at: now,
+            error: None,
+        }))
+    }
+
+    /// Records how an attempt on job `id` ended: done (the job is deleted), failed for good, or
+    /// due again at a time.
+    pub fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
+        let conn = self.conn();
+        let result = match next {
+            Next::Done => conn.execute("DELETE FROM jobs WHERE id = ?1", params![id]),
+            Next::Failed => conn.execute(
+                "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?2 WHERE id = ?1",
+                params![id, error],
+            ),
+            Next::RetryAt(at) => conn.execute(
+                "UPDATE jobs SET state = 'queued', next_at = ?2, lease_until = 0, error = ?3
+                 WHERE id = ?1",
+                params![id, at as i64, error],
+            ),
+        };
+        result.map(drop).map_err(failed("record job outcome"))
+    }
+
+    /// Claims up to `limit` jobs due at `now` (waiting ones whose time came, and running ones
+    /// whose lease ran out because their server died), taking the installations in turn: the
+    /// first due job of each, then the second of each, and so on, so that one installation's
+    /// backlog never starves another's.
+    pub fn claim_due_jobs(
+        &self,
+        now: u64,
+        lease_until: u64,
+        limit: usize,
+    ) -> BackendResult<Vec<QueuedJob>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed("begin claim of jobs"))?;
+        let ids: Vec<i64> = tx
+            .prepare(
+                "SELECT id FROM (
+                    SELECT id, ROW_NUMBER() OVER (PARTITION BY client_key ORDER BY id) AS turn
+                    FROM jobs
+                    WHERE (state = 'queued' AND next_at <= ?1)
+                       OR (state = 'running' AND lease_until <= ?1))
+                 ORDER BY turn, id LIMIT ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![now as i64, limit as i64], |row| row.get(0))?
+                    .collect()
+            })
+            .map_err(failed("find due jobs"))?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            tx.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2
+                 WHERE id = ?1",
+                params![id, lease_until as i64],
+            )
+            .map_err(failed("claim job"))?;
+            if let Some(claimed) = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                    params![id],
+                    job,
+                )
+                .optional()
+                .map_err(failed("read job"))?
+            {
+                jobs.push(claimed);
+            }
+        }
+        tx.commit().map_err(failed("commit claim of jobs"))?;
+        Ok(jobs)
+    }
+
+    /// Jobs waiting or running, and how long the oldest has waited since it was accepted
+    /// (seconds).
+    pub fn queue_backlog(&self, now: u64) -> BackendResult<(u64, u64)> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(MAX(?1 - accepted_at), 0) FROM jobs
+                 WHERE state IN ('queued', 'running')",
+                params![now as i64],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)? as u64,
+                        row.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                },
+            )
+            .map_err(failed("measure the queue"))
+    }
+
+    /// Jobs running, or waiting with their time come (retries not yet due are not counted).
+    pub fn jobs_due(&self, now: u64) -> BackendResult<u64> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM jobs
+                 WHERE state = 'running' OR (state = 'queued' AND next_at <= ?1)",
+                params![now as i64],
+                |row| Ok(row.get::<_, i64>(0)? as u64),
+            )
+            .map_err(failed("count due jobs"))
+    }
+
+    /// Jobs whose attempts ran out, oldest first, at most `limit`.
+    pub fn failed_jobs(&self, limit: usize) -> BackendResult<Vec<QueuedJob>> {
+        let conn = self.conn();
+        conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'failed' ORDER BY id LIMIT ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_map(params![limit as i64], job)?.collect())
+        .map_err(failed("read failed jobs"))
+    }
+}

@@ -1,0 +1,274 @@
+//! Answer first, work after (docs/behaviour.md#1): a webhook the component accepted is recorded
+//! in the durable queue and answered at once; its work runs here, in the background, as a
+//! `process` call, retried with backoff when it fails for a transient reason.
+//!
+//! Fairness: each installation's jobs hold at most its share of the workers at once, and
+//! background work (jobs and outbox retries) at most three quarters of all workers, so that a
+//! slow or rate-limiting site queues behind itself while other installations' jobs, and every
+//! webhook's `accept`, still find a worker.
+//!
+//! Bounds: a job starts at once unless `max_pending` jobs already wait in memory; then it waits
+//! in the database, and the dispatcher picks it up when work drains. The dispatcher also picks
+//! up retries whose time came and jobs whose lease ran out (their server died).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::outbox::{backoff, now};
+use super::{Context, record_call};
+use crate::backends::{BackendError, Enqueued, Next, QueuedJob};
+use crate::runtime::CallError;
+use crate::wit::exports::jira_sync::plugin::webhook;
+
+/// Attempts before a job fails for good.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// The queue's in-memory side: how much work waits in memory, and the dispatcher's wake-up.
+pub(super) struct Queue {
+    /// Jobs started (waiting for a worker or running) and not yet finished.
+    pending: AtomicUsize,
+    /// Jobs that may wait in memory at once; past it, they wait in the database.
+    max_pending: usize,
+    /// Some job waits in the database for a free slot: finishing a job wakes the dispatcher.
+    waiting: AtomicBool,
+    wake: Notify,
+    /// How long a running job is held before another server may take it over.
+    lease: Duration,
+    /// Set at shutdown: jobs not yet started go back to the database for the next start.
+    stopping: AtomicBool,
+}
+
+impl Queue {
+    pub fn new(max_pending: usize, lease: Duration) -> Self {
+        Queue {
+            pending: AtomicUsize::new(0),
+            max_pending: max_pending.max(1),
+            // A start may find work left by the last run.
+            waiting: AtomicBool::new(true),
+            wake: Notify::new(),
+            lease,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    fn lease_until(&self, now: u64) -> u64 {
+        now.saturating_add(self.lease.as_secs().max(1))
+    }
+
+    /// Jobs started and not yet finished.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Stops starting jobs; those already waiting in memory are handed back to the database.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// Records the job `accept` queued, and starts it unless too many already wait in memory.
+/// `Err` means it was not recorded: Jira must be asked to retry the delivery.
+pub(super) fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result<(), BackendError> {
+    let queue = &context.queue;
+    let now = now();
+    let run = queue.pending.load(Ordering::Relaxed) < queue.max_pending
+        && !queue.stopping.load(Ordering::Relaxed);
+    let enqueued = context.store.enqueue(
+        &job.client_key,
+        job.delivery_id.as_deref(),
+        &job.body,
+        now,
+        run.then(|| queue.lease_until(now)),
+    )?;
+    match enqueued {
+        Enqueued::Run(job) => start(context.clone(), job),
+        Enqueued::Wait => {
+            queue.waiting.store(true, Ordering::SeqCst);
+            queue.wake.notify_one();
+        }
+        Enqueued::Duplicate => {}
+    }
+    Ok(())
+}
+
+/// Runs `job` in the background once its installation's share, a background slot and a worker
+/// are free.
+fn start(context: Arc<Context>, job: QueuedJob) {
+    context.queue.pending.fetch_add(1, Ordering::SeqCst);
+    let calls = context.calls.clone();
+    calls.spawn(async move {
+        let share = context.tenants.share(Some(job.client_key.clone())).await;
+        let background = context.background.clone().acquire_owned().await;
+        let worker = context.workers.clone().acquire_owned().await;
+        if background.is_err() || worker.is_err() || context.queue.stopping.load(Ordering::SeqCst) {
+            // Shutting down: the job waits in the database for the next start.
+            let _ = context
+                .store
+                .finish_job(job.id, Next::RetryAt(now()), Some("server stopped"));
+        } else {
+            run(&context, &job).await;
+        }
+        drop((worker, background, share));
+        let queue = &context.queue;
+        queue.pending.fetch_sub(1, Ordering::SeqCst);
+        if queue.waiting.load(Ordering::SeqCst) {
+            queue.wake.notify_one();
+        }
+    });
+}
+
+/// One attempt at `job`: the `process` call, then its outcome recorded.
+async fn run(context: &Context, job: &QueuedJob) {
+    let started = Instant::now();
+    let request = webhook::Job {
+        client_key: job.client_key.clone(),
+        delivery_id: job.delivery_id.clone(),
+        body: job.body.clone(),
+    };
+    let call = context.runtime.process(&context.backends, &request).await;
+    let (next, error) = next_step(&call.result, job.attempts, now());
+    if next == Next::Failed {
+        context.metrics.job_failed();
+        tracing::error!(
+            target: "jira_sync::queue",
+            id = job.id, client_key = %job.client_key, attempts = job.attempts,
+            error = error.as_deref().unwrap_or_default(),
+            "job failed for good"
+        );
+    }
+    if let Err(e) = context.store.finish_job(job.id, next, error.as_deref()) {
+        // The lease runs out and the job runs again; the delivery log keeps its effects once.
+        tracing::warn!(target: "jira_sync::queue", id = job.id, "record job outcome: {e}");
+    }
+    let result = match &call.result {
+        Ok(outcome) => json!(outcome_name(outcome)),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    record_call(
+        context,
+        "process",
+        format!(
+            "job {} for webhook {}",
+            job.id,
+            job.delivery_id.as_deref().unwrap_or("without identifier")
+        ),
+        started,
+        result,
+        call.result.as_ref().err().map(ToString::to_string),
+        call.record,
+    );
+}
+
+fn outcome_name(outcome: &webhook::JobOutcome) -> serde_json::Value {
+    match outcome {
+        webhook::JobOutcome::Done => json!({"type": "done"}),
+        webhook::JobOutcome::RetryAfter(seconds) => {
+            json!({"type": "retry-after", "seconds": seconds})
+        }
+        webhook::JobOutcome::Failed(why) => json!({"type": "failed", "error": why}),
+    }
+}
+
+/// What an attempt's result means for the job: done, failed for good, or due again (no sooner
+/// than the component asked, and after a backoff that grows with the attempts); with the error
+/// to keep.
+fn next_step(
+    result: &Result<webhook::JobOutcome, CallError>,
+    attempts: u32,
+    now: u64,
+) -> (Next, Option<String>) {
+    let retry = |after: u64| {
+        if attempts >= MAX_ATTEMPTS {
+            Next::Failed
+        } else {
+            Next::RetryAt(now.saturating_add(after))
+        }
+    };
+    match result {
+        Ok(webhook::JobOutcome::Done) => (Next::Done, None),
+        Ok(webhook::JobOutcome::RetryAfter(seconds)) => (
+            retry(u64::from(*seconds).max(backoff(attempts))),
+            Some(format!("retry after {seconds} s")),
+        ),
+        Ok(webhook::JobOutcome::Failed(why)) => (retry(backoff(attempts)), Some(why.clone())),
+        Err(e) => (retry(backoff(attempts)), Some(e.to_string())),
+    }
+}
+
+/// Starts waiting jobs as room frees up, retries whose time came, and jobs whose server died;
+/// measures the queue every second.
+pub(super) async fn dispatch(context: Arc<Context>) {
+    let queue = &context.queue;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Ok((depth, oldest)) = context.store.queue_backlog(now()) {
+                    context.metrics.queue(depth, oldest);
+                }
+            }
+            () = queue.wake.notified() => {}
+        }
+        if queue.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let room = queue
+            .max_pending
+            .saturating_sub(queue.pending.load(Ordering::SeqCst));
+        if room == 0 {
+            continue;
+        }
+        let now = now();
+        match context
+            .store
+            .claim_due_jobs(now, queue.lease_until(now), room)
+        {
+            Ok(jobs) => {
+                if jobs.len() < room {
+                    // Everything due was taken; until a job waits again, finishing one need not
+                    // wake the dispatcher.
+                    queue.waiting.store(false, Ordering::SeqCst);
+                }
+                for job in jobs {
+                    start(context.clone(), job);
+                }
+            }
+            Err(e) => tracing::warn!(target: "jira_sync::queue", "claim due jobs: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_decide_done_failed_or_when_to_retry() {
+        let now = 1_000;
+        assert_eq!(
+            next_step(&Ok(webhook::JobOutcome::Done), 1, now),
+            (Next::Done, None)
+        );
+        let (next, _) = next_step(&Ok(webhook::JobOutcome::RetryAfter(30)), 1, now);
+        assert_eq!(next, Next::RetryAt(1_030), "no sooner than asked");
+        let (next, _) = next_step(&Ok(webhook::JobOutcome::RetryAfter(1)), 3, now);
+        assert_eq!(next, Next::RetryAt(1_020), "nor sooner than the backoff");
+        let (next, error) = next_step(&Ok(webhook::JobOutcome::Failed("401".into())), 1, now);
+        assert_eq!(
+            (next, error.as_deref()),
+            (Next::RetryAt(1_005), Some("401"))
+        );
+        let trap = Err(CallError::Trap("boom".into()));
+        assert_eq!(next_step(&trap, 2, now).0, Next::RetryAt(1_010));
+        assert_eq!(
+            next_step(&trap, MAX_ATTEMPTS, now).0,
+            Next::Failed,
+            "attempts run out"
+        );
+    }
+}
