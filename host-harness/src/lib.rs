@@ -73,6 +73,8 @@ pub mod runtime;
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+pub mod load;
 #[cfg(feature = "replay")]
 pub mod replay;
 #[cfg(feature = "server")]

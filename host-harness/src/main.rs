@@ -16,13 +16,40 @@ use jira_sync_host::runtime::Allocation;
 use jira_sync_host::server::{LogFormat, Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
 use jira_sync_host::{BUNDLED_COMPONENT, Runtime, Scenario, World};
-use jira_sync_host::{bench, demo};
+use jira_sync_host::{bench, demo, load};
 
 #[derive(Parser)]
 #[command(version, about = "Host the jira-sync WebAssembly component")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What `load` measures.
+#[derive(Subcommand)]
+enum LoadKind {
+    /// Signed webhooks with full effects from many connections.
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Outbound syncs issued at once against a slow simulated Jira.
+    Syncs {
+        #[arg(long, default_value_t = 1_000)]
+        count: usize,
+        #[arg(long, default_value_t = 500)]
+        latency_ms: u64,
+        /// Concurrent component calls for the server (`workers`).
+        #[arg(long, default_value_t = 1_024)]
+        workers: usize,
+    },
+    /// Connections that send headers and stall, against a normal webhook's answer time.
+    Stall {
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +107,14 @@ enum Command {
         /// Overrides the config's `database`.
         #[arg(long)]
         database: Option<PathBuf>,
+    },
+    /// Measure a `serve` process from outside over loopback and print the figures as JSON.
+    Load {
+        #[command(subcommand)]
+        what: LoadKind,
+        /// The server binary to measure (default: this one), e.g. an older build.
+        #[arg(long, global = true)]
+        server_bin: Option<PathBuf>,
     },
     /// Run the Jira Cloud simulator until interrupted.
     Sim {
@@ -162,6 +197,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_response_bytes,
             });
             replay(&scenario, &component_bytes(component)?, limits)
+        }
+        Command::Load { what, server_bin } => {
+            let binary = match server_bin {
+                Some(binary) => binary,
+                None => std::env::current_exe().context("find this binary")?,
+            };
+            let figures = match what {
+                LoadKind::Webhooks { count, connections } => {
+                    load::webhooks(&binary, count, connections)?
+                }
+                LoadKind::Syncs {
+                    count,
+                    latency_ms,
+                    workers,
+                } => load::syncs(
+                    &binary,
+                    count,
+                    Duration::from_millis(latency_ms),
+                    &[
+                        ("workers", workers.to_string()),
+                        ("queue", workers.to_string()),
+                    ],
+                )?,
+                LoadKind::Stall { connections } => load::stall(&binary, connections)?,
+            };
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
         }
         Command::Demo { json, component } => {
             let runtime = Arc::new(compile(component)?);

@@ -111,6 +111,8 @@ pub(crate) struct SimState {
 
 struct Shared {
     state: Mutex<SimState>,
+    /// Added to every answer to the app (not to control calls): a slow site.
+    latency: Mutex<Duration>,
     pending: Mutex<usize>,
     idle: Condvar,
     started: Instant,
@@ -161,6 +163,7 @@ impl Simulator {
                 webhook_url: None,
                 last_updated_ms: 0,
             }),
+            latency: Mutex::new(Duration::ZERO),
             pending: Mutex::new(0),
             idle: Condvar::new(),
             started: Instant::now(),
@@ -168,13 +171,20 @@ impl Simulator {
             stop: AtomicBool::new(false),
         });
         let (outbox, inbox) = mpsc::channel();
+        let (later, replies) = mpsc::channel();
         let mut threads = Vec::new();
         for _ in 0..2 {
             let server = server.clone();
             let shared = shared.clone();
             let outbox = outbox.clone();
-            threads.push(thread::spawn(move || serve(&server, &shared, &outbox)));
+            let later = later.clone();
+            threads.push(thread::spawn(move || {
+                serve(&server, &shared, &outbox, &later)
+            }));
         }
+        // Slow answers wait here, not on a serving thread: a thousand requests can be in
+        // their delay at once.
+        threads.push(thread::spawn(move || reply_later(&replies)));
         let sender_shared = shared.clone();
         threads.push(thread::spawn(move || deliver(&sender_shared, inbox)));
         Ok(Simulator {
@@ -184,6 +194,16 @@ impl Simulator {
             outbox: Some(outbox),
             threads,
         })
+    }
+
+    /// Answers every request of the app this much later (a slow site); control calls are
+    /// answered at once.
+    pub fn set_latency(&self, latency: Duration) {
+        *self
+            .shared
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = latency;
     }
 
     /// When the simulator started; `at_ms` fields count from here.
@@ -292,7 +312,69 @@ impl Drop for Simulator {
     }
 }
 
-fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) {
+/// An answer (and the webhooks it triggers) that waits for its time.
+struct Later {
+    due: Instant,
+    send: Box<dyn FnOnce() + Send>,
+}
+
+impl PartialEq for Later {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due
+    }
+}
+impl Eq for Later {}
+impl PartialOrd for Later {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Later {
+    // Reversed: the heap's top is the earliest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.due.cmp(&self.due)
+    }
+}
+
+/// Sends each delayed answer at its time, until the serving threads are gone.
+fn reply_later(replies: &Receiver<Later>) {
+    let mut waiting = std::collections::BinaryHeap::new();
+    loop {
+        let next = match waiting.peek() {
+            Some(Later { due, .. }) => {
+                replies.recv_timeout(due.saturating_duration_since(Instant::now()))
+            }
+            None => replies
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(later) => waiting.push(later),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) if waiting.is_empty() => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(Later { due, .. }) = waiting.peek() {
+                    thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+            }
+        }
+        while waiting
+            .peek()
+            .is_some_and(|later: &Later| later.due <= Instant::now())
+        {
+            if let Some(later) = waiting.pop() {
+                (later.send)();
+            }
+        }
+    }
+}
+
+fn serve(
+    server: &tiny_http::Server,
+    shared: &Arc<Shared>,
+    outbox: &Sender<Webhook>,
+    later: &Sender<Later>,
+) {
     while !shared.stop.load(Ordering::SeqCst) {
         let Ok(mut request) = server.recv() else {
             return;
@@ -306,9 +388,14 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
             body: &incoming.body,
             now_ms: now_ms(),
         };
+        let control = incoming.path.starts_with("/_sim/");
+        let latency = if control {
+            Duration::ZERO
+        } else {
+            *shared.latency.lock().unwrap_or_else(|p| p.into_inner())
+        };
         let (status, response_headers, response_body, delay, webhooks) = {
             let mut state = shared.lock();
-            let control = incoming.path.starts_with("/_sim/");
             let answer = if control {
                 jira_api::control(&mut state, &call, &shared.next_id)
             } else {
@@ -334,14 +421,24 @@ fn serve(server: &tiny_http::Server, shared: &Shared, outbox: &Sender<Webhook>) 
                 answer.webhooks,
             )
         };
-        if !delay.is_zero() {
-            thread::sleep(delay);
+        // Jira sends the webhooks of a change as it answers the request that made it.
+        let (shared, outbox) = (shared.clone(), outbox.clone());
+        let send = move || {
+            for webhook in webhooks {
+                *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                let _ = outbox.send(webhook);
+            }
+            http_io::reply(request, status, response_headers, response_body);
+        };
+        let delay = delay + latency;
+        if delay.is_zero() {
+            send();
+        } else {
+            let _ = later.send(Later {
+                due: Instant::now() + delay,
+                send: Box::new(send),
+            });
         }
-        for webhook in webhooks {
-            *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-            let _ = outbox.send(webhook);
-        }
-        http_io::reply(request, status, response_headers, response_body);
     }
 }
 
