@@ -234,3 +234,111 @@ impl SqliteStore {
         .map_err(failed("read failed jobs"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::sqlite::tests::temp;
+
+    #[test]
+    fn a_delivery_is_queued_once_and_a_finished_job_is_gone() {
+        let t = temp("queue-once");
+        let store = &t.1;
+        let run = store
+            .enqueue("jira:1", Some("d-1"), b"{}", 100, Some(220))
+            .unwrap();
+        let Enqueued::Run(job) = run else {
+            panic!("{run:?}")
+        };
+        assert_eq!((job.state.as_str(), job.attempts), ("running", 1));
+        // Jira's retry of a delivery still queued adds nothing, even for another server.
+        assert_eq!(
+            store
+                .enqueue("jira:1", Some("d-1"), b"{}", 101, None)
+                .unwrap(),
+            Enqueued::Duplicate
+        );
+        // The same id on another installation is another delivery; no id is never a duplicate.
+        assert_eq!(
+            store
+                .enqueue("jira:2", Some("d-1"), b"{}", 101, None)
+                .unwrap(),
+            Enqueued::Wait
+        );
+        assert_eq!(
+            store.enqueue("jira:1", None, b"{}", 101, None).unwrap(),
+            Enqueued::Wait
+        );
+        assert_eq!(
+            store.enqueue("jira:1", None, b"{}", 101, None).unwrap(),
+            Enqueued::Wait
+        );
+        assert_eq!(store.queue_backlog(110).unwrap(), (4, 10));
+        store.finish_job(job.id, Next::Done, None).unwrap();
+        assert_eq!(store.queue_backlog(110).unwrap().0, 3);
+        // Once done, a redelivery is queued again (the delivery log then dedupes its effects).
+        assert!(matches!(
+            store
+                .enqueue("jira:1", Some("d-1"), b"{}", 120, None)
+                .unwrap(),
+            Enqueued::Wait
+        ));
+    }
+
+    #[test]
+    fn due_jobs_are_claimed_installation_by_installation_and_leases_are_taken_over() {
+        let t = temp("queue-claim");
+        let store = &t.1;
+        for i in 0..3 {
+            store
+                .enqueue("jira:busy", Some(&format!("b-{i}")), b"{}", 100, None)
+                .unwrap();
+        }
+        store
+            .enqueue("jira:quiet", Some("q-0"), b"{}", 100, None)
+            .unwrap();
+        let first = store.claim_due_jobs(100, 200, 2).unwrap();
+        let keys: Vec<&str> = first.iter().map(|j| j.client_key.as_str()).collect();
+        assert_eq!(keys, ["jira:busy", "jira:quiet"], "one of each first");
+        assert!(
+            first
+                .iter()
+                .all(|j| j.state == "running" && j.attempts == 1)
+        );
+        // A retry is not due before its time.
+        store
+            .finish_job(first[1].id, Next::RetryAt(150), Some("503"))
+            .unwrap();
+        let second = store.claim_due_jobs(120, 200, 10).unwrap();
+        assert_eq!(second.len(), 2, "the busy installation's other two");
+        assert_eq!(store.jobs_due(120).unwrap(), 3, "three running");
+        // The retry comes due; the running jobs' leases hold until 200.
+        let retried = store.claim_due_jobs(199, 300, 10).unwrap();
+        assert_eq!(retried.len(), 1);
+        let retried = &retried[0];
+        assert_eq!(
+            (
+                retried.client_key.as_str(),
+                retried.attempts,
+                retried.error.as_deref()
+            ),
+            ("jira:quiet", 2, Some("503"))
+        );
+        // Their server dies: once the lease ran out, another takes them over.
+        let taken = store.claim_due_jobs(200, 300, 10).unwrap();
+        assert_eq!(taken.len(), 3, "three leases ran out");
+        assert!(taken.iter().all(|j| j.client_key == "jira:busy"));
+        store
+            .finish_job(retried.id, Next::Failed, Some("gave up"))
+            .unwrap();
+        let failed = store.failed_jobs(10).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].error.as_deref(), Some("gave up"));
+        assert_eq!(
+            store.queue_backlog(200).unwrap().0,
+            3,
+            "failed is not backlog"
+        );
+        assert_eq!(store.jobs_due(200).unwrap(), 3);
+    }
+}

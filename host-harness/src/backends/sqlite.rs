@@ -416,11 +416,11 @@ impl Transaction for Tx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A store in a file of its own, removed on drop.
-    struct Temp(std::path::PathBuf, SqliteStore);
+    pub(in crate::backends) struct Temp(std::path::PathBuf, pub SqliteStore);
 
     impl Drop for Temp {
         fn drop(&mut self) {
@@ -430,7 +430,7 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> Temp {
+    pub(in crate::backends) fn temp(name: &str) -> Temp {
         let path =
             std::env::temp_dir().join(format!("jira-sync-sqlite-{name}-{}.db", std::process::id()));
         let store = SqliteStore::open(&path).unwrap();
