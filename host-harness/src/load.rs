@@ -300,11 +300,7 @@ pub fn webhooks(binary: &Path, count: usize, connections: usize) -> anyhow::Resu
 type Probes = Arc<std::sync::Mutex<Vec<(Duration, Option<u16>)>>>;
 
 /// Another installation's webhook every 50 ms, each answer's latency and status recorded.
-async fn probe(
-    client: reqwest::Client,
-    url: String,
-    probes: Probes,
-) {
+async fn probe(client: reqwest::Client, url: String, probes: Probes) {
     for i in 0.. {
         let webhook = assign_webhook(
             "load-0",

@@ -115,8 +115,8 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         // Two runtimes: the transport's (accepting, reading, answering) and the calls' (the
-        // component and the database, which compute or block briefly). Calls waiting on Jira
-        // or a `Retry-After` hold neither a thread nor a worker's thread.
+        // component and the database, which compute or block briefly). A call waiting on Jira
+        // or a `Retry-After` holds no thread (docs/decisions/0007).
         let calls = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.call_threads)
             .thread_name("jira-sync-call")
