@@ -49,7 +49,7 @@ pub use memory::{MemoryCache, MemoryPlatform};
 #[cfg(feature = "sqlite")]
 pub use outbox::{Next, OutboxEntry};
 #[cfg(feature = "sqlite")]
-pub use queue::{Enqueued, QueuedJob};
+pub use queue::{Enqueued, NewJob, QueuedJob};
 #[cfg(feature = "http-client")]
 pub use real_http::{HttpLimits, RealHttp};
 #[cfg(feature = "replay")]

@@ -10,7 +10,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::sqlite::failed;
+use super::sqlite::{exec, failed};
 use super::{BackendResult, Next, SqliteStore};
 
 /// One accepted delivery whose work is due, running or failed.
@@ -59,6 +59,52 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
 
 const COLUMNS: &str = "id, client_key, delivery_id, body, state, attempts, accepted_at, error";
 
+fn insert_job(
+    conn: &rusqlite::Connection,
+    client_key: &str,
+    delivery_id: Option<&str>,
+    body: &[u8],
+    now: u64,
+    run_until: Option<u64>,
+) -> BackendResult<Enqueued> {
+    let (state, attempts, lease) = match run_until {
+        Some(lease) => ("running", 1, lease),
+        None => ("queued", 0, 0),
+    };
+    let added = exec(
+        conn,
+        "INSERT INTO jobs (client_key, delivery_id, body, state, attempts, accepted_at,
+         next_at, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+         ON CONFLICT (client_key, delivery_id) DO NOTHING",
+        params![
+            client_key,
+            delivery_id,
+            body,
+            state,
+            attempts,
+            now as i64,
+            lease as i64
+        ],
+    )
+    .map_err(failed("enqueue job"))?;
+    if added == 0 {
+        return Ok(Enqueued::Duplicate);
+    }
+    if run_until.is_none() {
+        return Ok(Enqueued::Wait);
+    }
+    Ok(Enqueued::Run(QueuedJob {
+        id: conn.last_insert_rowid(),
+        client_key: client_key.to_owned(),
+        delivery_id: delivery_id.map(str::to_owned),
+        body: body.to_vec(),
+        state: state.to_owned(),
+        attempts,
+        accepted_at: now,
+        error: None,
+    }))
+}
+
 fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
     Ok(QueuedJob {
         id: row.get(0)?,
@@ -72,7 +118,43 @@ fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
     })
 }
 
+/// A job to record (see [`SqliteStore::enqueue_many`]).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The installation whose token verified the delivery.
+    pub client_key: String,
+    /// Jira's delivery identifier, if any.
+    pub delivery_id: Option<String>,
+    /// The webhook body.
+    pub body: Vec<u8>,
+    /// A lease for the caller to run it at once, or `None` to leave it waiting.
+    pub run_until: Option<u64>,
+}
+
 impl SqliteStore {
+    /// Records several accepted deliveries in one transaction (a server batches the webhooks
+    /// that arrive while the last batch is written): one outcome per job, in order, as
+    /// [`SqliteStore::enqueue`] would give.
+    pub fn enqueue_many(&self, jobs: &[NewJob], now: u64) -> BackendResult<Vec<Enqueued>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed("begin enqueue"))?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(insert_job(
+                &tx,
+                &job.client_key,
+                job.delivery_id.as_deref(),
+                &job.body,
+                now,
+                job.run_until,
+            )?);
+        }
+        tx.commit().map_err(failed("commit enqueue"))?;
+        Ok(outcomes)
+    }
+
     /// Records an accepted delivery. With `run_until` (a lease), the job starts `running` for
     /// the caller to work on at once; without, it waits `queued`. A delivery already recorded
     /// (Jira's retry of one still queued) adds nothing.
@@ -84,43 +166,7 @@ impl SqliteStore {
         now: u64,
         run_until: Option<u64>,
     ) -> BackendResult<Enqueued> {
-        let conn = self.conn();
-        let (state, attempts, lease) = match run_until {
-            Some(lease) => ("running", 1, lease),
-            None => ("queued", 0, 0),
-        };
-        let added = conn
-            .execute(
-                "INSERT INTO jobs (client_key, delivery_id, body, state, attempts, accepted_at,
-                 next_at, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
-                 ON CONFLICT (client_key, delivery_id) DO NOTHING",
-                params![
-                    client_key,
-                    delivery_id,
-                    body,
-                    state,
-                    attempts,
-                    now as i64,
-                    lease as i64
-                ],
-            )
-            .map_err(failed("enqueue job"))?;
-        if added == 0 {
-            return Ok(Enqueued::Duplicate);
-        }
-        if run_until.is_none() {
-            return Ok(Enqueued::Wait);
-        }
-        Ok(Enqueued::Run(QueuedJob {
-            id: conn.last_insert_rowid(),
-            client_key: client_key.to_owned(),
-            delivery_id: delivery_id.map(str::to_owned),
-            body: body.to_vec(),
-            state: state.to_owned(),
-            attempts,
-            accepted_at: now,
-            error: None,
-        }))
+        insert_job(&self.conn(), client_key, delivery_id, body, now, run_until)
     }
 
     /// Records how an attempt on job `id` ended: done (the job is deleted), failed for good, or
@@ -128,7 +174,7 @@ impl SqliteStore {
     pub fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
         let conn = self.conn();
         let result = match next {
-            Next::Done => conn.execute("DELETE FROM jobs WHERE id = ?1", params![id]),
+            Next::Done => exec(&conn, "DELETE FROM jobs WHERE id = ?1", params![id]),
             Next::Failed => conn.execute(
                 "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?2 WHERE id = ?1",
                 params![id, error],
@@ -210,6 +256,32 @@ impl SqliteStore {
                 },
             )
             .map_err(failed("measure the queue"))
+    }
+
+    /// Takes back, at a server's start, what a server killed on this file held: its running
+    /// jobs are due again now, its running pushes pending now, and its delivery claims end (a
+    /// SQLite file has one server: whatever is running belongs to a server that is gone).
+    /// Returns the jobs, pushes and claims taken back.
+    pub fn recover(&self, now: u64) -> BackendResult<(usize, usize, usize)> {
+        let conn = self.conn();
+        let jobs = conn
+            .execute(
+                "UPDATE jobs SET state = 'queued', next_at = ?1, lease_until = 0
+                 WHERE state = 'running'",
+                params![now as i64],
+            )
+            .map_err(failed("recover jobs"))?;
+        let pushes = conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', next_at = ?1, lease_until = 0
+                 WHERE state = 'running'",
+                params![now as i64],
+            )
+            .map_err(failed("recover pushes"))?;
+        let claims = conn
+            .execute("DELETE FROM claims", [])
+            .map_err(failed("recover claims"))?;
+        Ok((jobs, pushes, claims))
     }
 
     /// Jobs running, or waiting with their time come (retries not yet due are not counted).

@@ -42,6 +42,25 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
+/// Runs `sql` through the connection's statement cache: a hot statement is parsed once.
+pub(super) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// [`exec`] for a query of one row.
+pub(super) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, row)
+}
+
 /// A failed statement as the backend error a call ends with, naming what was being done.
 pub(super) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
     move |e| BackendError(format!("sqlite: {what}: {e}"))
@@ -172,15 +191,14 @@ fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
 
 impl SqliteStore {
     fn spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
-        let spec: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT spec FROM installations WHERE client_key = ?1",
-                params![client_key],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(failed("read installation"))?;
+        let spec: Option<String> = one(
+            &self.conn(),
+            "SELECT spec FROM installations WHERE client_key = ?1",
+            params![client_key],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(failed("read installation"))?;
         spec.map(|spec| {
             serde_json::from_str(&spec)
                 .map_err(|e| BackendError(format!("installation {client_key} is unreadable: {e}")))
@@ -198,7 +216,7 @@ impl Platform for SqliteStore {
 
     fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
         let conn = self.conn();
-        conn.prepare(
+        conn.prepare_cached(
             "SELECT group_id FROM links WHERE client_key = ?1 AND issue_key = ?2 ORDER BY group_id",
         )
         .and_then(|mut stmt| {
@@ -211,15 +229,15 @@ impl Platform for SqliteStore {
     }
 
     fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
-        self.conn()
-            .query_row(
-                "SELECT id FROM users WHERE email = ?1 ORDER BY id LIMIT 1",
-                params![email],
-                |row| row.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|id| id.map(|id| id as u64))
-            .map_err(failed("find user"))
+        one(
+            &self.conn(),
+            "SELECT id FROM users WHERE email = ?1 ORDER BY id LIMIT 1",
+            params![email],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|id| id.map(|id| id as u64))
+        .map_err(failed("find user"))
     }
 
     fn group(&self, group: u64) -> BackendResult<Option<Group>> {
@@ -282,14 +300,14 @@ impl Platform for SqliteStore {
         if handled(&tx, client_key, id).map_err(failed("read delivery"))? {
             return Ok(Claim::Handled);
         }
-        let taken = tx
-            .execute(
-                "INSERT INTO claims (client_key, id, owner, lease_until) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (client_key, id) DO UPDATE SET owner = ?3, lease_until = ?4
-                 WHERE claims.owner = ?3 OR claims.lease_until <= ?5",
-                params![client_key, id, owner as i64, lease_until as i64, now as i64],
-            )
-            .map_err(failed("claim delivery"))?;
+        let taken = exec(
+            &tx,
+            "INSERT INTO claims (client_key, id, owner, lease_until) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (client_key, id) DO UPDATE SET owner = ?3, lease_until = ?4
+             WHERE claims.owner = ?3 OR claims.lease_until <= ?5",
+            params![client_key, id, owner as i64, lease_until as i64, now as i64],
+        )
+        .map_err(failed("claim delivery"))?;
         tx.commit().map_err(failed("commit claim"))?;
         Ok(if taken == 1 {
             Claim::Claimed
@@ -299,13 +317,13 @@ impl Platform for SqliteStore {
     }
 
     fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
-        self.conn()
-            .execute(
-                "DELETE FROM claims WHERE client_key = ?1 AND id = ?2 AND owner = ?3",
-                params![client_key, id, owner as i64],
-            )
-            .map(drop)
-            .map_err(failed("release claim"))
+        exec(
+            &self.conn(),
+            "DELETE FROM claims WHERE client_key = ?1 AND id = ?2 AND owner = ?3",
+            params![client_key, id, owner as i64],
+        )
+        .map(drop)
+        .map_err(failed("release claim"))
     }
 
     fn transaction(
@@ -324,7 +342,8 @@ impl Platform for SqliteStore {
 }
 
 fn handled(conn: &Connection, client_key: &str, id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    one(
+        conn,
         "SELECT 1 FROM deliveries WHERE client_key = ?1 AND id = ?2",
         params![client_key, id],
         |_| Ok(()),
@@ -339,7 +358,8 @@ fn watermark(
     issue_key: &str,
     field: Field,
 ) -> rusqlite::Result<Option<i64>> {
-    conn.query_row(
+    one(
+        conn,
         "SELECT updated_ms FROM watermarks WHERE client_key = ?1 AND issue_key = ?2 AND field = ?3",
         params![client_key, issue_key, field.as_str()],
         |row| row.get(0),
@@ -367,51 +387,52 @@ impl Transaction for Tx<'_> {
         field: Field,
         updated_ms: i64,
     ) -> BackendResult<()> {
-        self.0
-            .execute(
-                "INSERT OR REPLACE INTO watermarks (client_key, issue_key, field, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![client_key, issue_key, field.as_str(), updated_ms],
-            )
-            .map(drop)
-            .map_err(failed("record watermark"))
+        exec(
+            self.0,
+            "INSERT OR REPLACE INTO watermarks (client_key, issue_key, field, updated_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![client_key, issue_key, field.as_str(), updated_ms],
+        )
+        .map(drop)
+        .map_err(failed("record watermark"))
     }
 
     fn set_assignee(&mut self, group: u64, user: Option<u64>) -> BackendResult<()> {
-        self.0
-            .execute(
-                "UPDATE groups SET assignee = ?2 WHERE id = ?1",
-                params![group as i64, user.map(|u| u as i64)],
-            )
-            .map(drop)
-            .map_err(failed("set assignee"))
+        exec(
+            self.0,
+            "UPDATE groups SET assignee = ?2 WHERE id = ?1",
+            params![group as i64, user.map(|u| u as i64)],
+        )
+        .map(drop)
+        .map_err(failed("set assignee"))
     }
 
     fn set_status(&mut self, group: u64, status: GroupStatus) -> BackendResult<()> {
-        self.0
-            .execute(
-                "UPDATE groups SET resolved = ?2 WHERE id = ?1",
-                params![group as i64, status == GroupStatus::Resolved],
-            )
-            .map(drop)
-            .map_err(failed("set status"))
+        exec(
+            self.0,
+            "UPDATE groups SET resolved = ?2 WHERE id = ?1",
+            params![group as i64, status == GroupStatus::Resolved],
+        )
+        .map(drop)
+        .map_err(failed("set status"))
     }
 
     fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
-        self.0
-            .execute(
-                "INSERT OR IGNORE INTO deliveries (client_key, id, handled_at)
-                 VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
+        exec(
+            self.0,
+            "INSERT OR IGNORE INTO deliveries (client_key, id, handled_at)
+             VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
+            params![client_key, id],
+        )
+        .and_then(|_| {
+            exec(
+                self.0,
+                "DELETE FROM claims WHERE client_key = ?1 AND id = ?2",
                 params![client_key, id],
             )
-            .and_then(|_| {
-                self.0.execute(
-                    "DELETE FROM claims WHERE client_key = ?1 AND id = ?2",
-                    params![client_key, id],
-                )
-            })
-            .map(drop)
-            .map_err(failed("record delivery"))
+        })
+        .map(drop)
+        .map_err(failed("record delivery"))
     }
 }
 

@@ -110,6 +110,16 @@ impl Server {
                 config.workers
             );
         }
+        // One server per SQLite file: what a killed predecessor held runs again now rather
+        // than after its leases (docs/decisions/0008).
+        match store.recover(outbox::now()) {
+            Ok((0, 0, 0)) => {}
+            Ok((jobs, pushes, claims)) => tracing::warn!(
+                target: "jira_sync::server",
+                jobs, pushes, claims, "took back the work of a server that did not stop cleanly"
+            ),
+            Err(e) => anyhow::bail!("recover the last run's work: {e}"),
+        }
         let listener = std::net::TcpListener::bind(&config.listen)
             .with_context(|| format!("listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
@@ -131,6 +141,8 @@ impl Server {
                 max_sleep: Duration::from_secs(config.max_sleep_seconds),
             }),
         };
+        let (queue, writes) =
+            queue::Queue::new(config.queue, Duration::from_secs(config.job_lease_seconds));
         let context = Arc::new(Context {
             runtime,
             backends,
@@ -140,7 +152,7 @@ impl Server {
             workers: Arc::new(Semaphore::new(config.workers)),
             background: Arc::new(Semaphore::new((config.workers * 3 / 4).max(1))),
             tenants: Tenants::new(config.workers_per_tenant()),
-            queue: queue::Queue::new(config.queue, Duration::from_secs(config.job_lease_seconds)),
+            queue,
             metrics: Metrics::new(),
             calls: calls.handle().clone(),
         });
@@ -164,6 +176,7 @@ impl Server {
         ));
         calls.spawn(outbox::retry_due(context.clone(), config.workers));
         calls.spawn(queue::dispatch(context.clone()));
+        calls.spawn(queue::write(context.clone(), writes));
         let (stop, stopped) = oneshot::channel();
         let shared = context.clone();
         let thread = std::thread::Builder::new()
@@ -396,7 +409,7 @@ async fn handle_webhook(context: &Arc<Context>, request: &webhook::Request) -> w
     let error = call.result.as_ref().err().map(ToString::to_string);
     let response = match call.result {
         Ok(webhook::Acceptance::Answered(response)) => response,
-        Ok(webhook::Acceptance::Queued(job)) => match queue::enqueue(context, job) {
+        Ok(webhook::Acceptance::Queued(job)) => match queue::enqueue(context, job).await {
             Ok(()) => webhook::Response {
                 status: 200,
                 headers: Vec::new(),

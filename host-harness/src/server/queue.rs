@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::outbox::{backoff, now};
 use super::{Context, record_call};
-use crate::backends::{BackendError, Enqueued, Next, QueuedJob};
+use crate::backends::{BackendError, Enqueued, NewJob, Next, QueuedJob};
 use crate::runtime::CallError;
 use crate::wit::exports::jira_sync::plugin::webhook;
 
@@ -40,11 +40,24 @@ pub(super) struct Queue {
     lease: Duration,
     /// Set at shutdown: jobs not yet started go back to the database for the next start.
     stopping: AtomicBool,
+    /// Jobs to record, for the writer that records them in batches.
+    writes: mpsc::UnboundedSender<Write>,
 }
 
+/// A job to record, and where to say how that went.
+pub(super) struct Write {
+    job: NewJob,
+    recorded: oneshot::Sender<Result<Enqueued, BackendError>>,
+}
+
+/// Most jobs recorded in one transaction.
+const MAX_BATCH: usize = 256;
+
 impl Queue {
-    pub fn new(max_pending: usize, lease: Duration) -> Self {
-        Queue {
+    /// The queue, and the jobs to record for [`write`].
+    pub fn new(max_pending: usize, lease: Duration) -> (Self, mpsc::UnboundedReceiver<Write>) {
+        let (writes, written) = mpsc::unbounded_channel();
+        let queue = Queue {
             pending: AtomicUsize::new(0),
             max_pending: max_pending.max(1),
             // A start may find work left by the last run.
@@ -52,7 +65,9 @@ impl Queue {
             wake: Notify::new(),
             lease,
             stopping: AtomicBool::new(false),
-        }
+            writes,
+        };
+        (queue, written)
     }
 
     fn lease_until(&self, now: u64) -> u64 {
@@ -73,19 +88,23 @@ impl Queue {
 
 /// Records the job `accept` queued, and starts it unless too many already wait in memory.
 /// `Err` means it was not recorded: Jira must be asked to retry the delivery.
-pub(super) fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result<(), BackendError> {
+pub(super) async fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result<(), BackendError> {
     let queue = &context.queue;
-    let now = now();
     let run = queue.pending.load(Ordering::Relaxed) < queue.max_pending
         && !queue.stopping.load(Ordering::Relaxed);
-    let enqueued = context.store.enqueue(
-        &job.client_key,
-        job.delivery_id.as_deref(),
-        &job.body,
-        now,
-        run.then(|| queue.lease_until(now)),
-    )?;
-    match enqueued {
+    let (recorded, outcome) = oneshot::channel();
+    let write = Write {
+        job: NewJob {
+            client_key: job.client_key,
+            delivery_id: job.delivery_id,
+            body: job.body,
+            run_until: run.then(|| queue.lease_until(now())),
+        },
+        recorded,
+    };
+    let gone = || BackendError("the queue's writer stopped".into());
+    queue.writes.send(write).map_err(|_| gone())?;
+    match outcome.await.map_err(|_| gone())?? {
         Enqueued::Run(job) => start(context.clone(), job),
         Enqueued::Wait => {
             queue.waiting.store(true, Ordering::SeqCst);
@@ -94,6 +113,33 @@ pub(super) fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result<(), B
         Enqueued::Duplicate => {}
     }
     Ok(())
+}
+
+/// Records jobs as they come, each batch in one transaction: under load the webhooks that
+/// arrive while a batch is written share the next one's commit.
+pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = writes.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let jobs: Vec<NewJob> = batch.iter().map(|w| w.job.clone()).collect();
+        match context.store.enqueue_many(&jobs, now()) {
+            Ok(outcomes) => {
+                for (write, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = write.recorded.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                for write in batch {
+                    let _ = write.recorded.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// Runs `job` in the background once its installation's share, a background slot and a worker
