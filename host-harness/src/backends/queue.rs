@@ -31,6 +31,8 @@ pub struct QueuedJob {
     pub attempts: u32,
     /// When the job was accepted (Unix seconds).
     pub accepted_at: u64,
+    /// Until when the server running it holds it (0 when not running).
+    pub lease_until: u64,
     /// The last attempt's error, if it failed.
     pub error: Option<String>,
 }
@@ -57,7 +59,31 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_delivery ON jobs (client_key, delivery_id
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
 ";
 
-const COLUMNS: &str = "id, client_key, delivery_id, body, state, attempts, accepted_at, error";
+const COLUMNS: &str =
+    "id, client_key, delivery_id, body, state, attempts, accepted_at, error, lease_until";
+
+fn finish(
+    conn: &rusqlite::Connection,
+    id: i64,
+    next: Next,
+    error: Option<&str>,
+) -> BackendResult<()> {
+    let result = match next {
+        Next::Done => exec(conn, "DELETE FROM jobs WHERE id = ?1", params![id]),
+        Next::Failed => exec(
+            conn,
+            "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?2 WHERE id = ?1",
+            params![id, error],
+        ),
+        Next::RetryAt(at) => exec(
+            conn,
+            "UPDATE jobs SET state = 'queued', next_at = ?2, lease_until = 0, error = ?3
+             WHERE id = ?1",
+            params![id, at as i64, error],
+        ),
+    };
+    result.map(drop).map_err(failed("record job outcome"))
+}
 
 fn insert_job(
     conn: &rusqlite::Connection,
@@ -102,6 +128,7 @@ fn insert_job(
         attempts,
         accepted_at: now,
         error: None,
+        lease_until: lease,
     }))
 }
 
@@ -115,10 +142,11 @@ fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
         attempts: row.get(5)?,
         accepted_at: row.get::<_, i64>(6)? as u64,
         error: row.get(7)?,
+        lease_until: row.get::<_, i64>(8)? as u64,
     })
 }
 
-/// A job to record (see [`SqliteStore::enqueue_many`]).
+/// A job to record (see [`SqliteStore::write_queue`]).
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// The installation whose token verified the delivery.
@@ -132,29 +160,6 @@ pub struct NewJob {
 }
 
 impl SqliteStore {
-    /// Records several accepted deliveries in one transaction (a server batches the webhooks
-    /// that arrive while the last batch is written): one outcome per job, in order, as
-    /// [`SqliteStore::enqueue`] would give.
-    pub fn enqueue_many(&self, jobs: &[NewJob], now: u64) -> BackendResult<Vec<Enqueued>> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(failed("begin enqueue"))?;
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            outcomes.push(insert_job(
-                &tx,
-                &job.client_key,
-                job.delivery_id.as_deref(),
-                &job.body,
-                now,
-                job.run_until,
-            )?);
-        }
-        tx.commit().map_err(failed("commit enqueue"))?;
-        Ok(outcomes)
-    }
-
     /// Records an accepted delivery. With `run_until` (a lease), the job starts `running` for
     /// the caller to work on at once; without, it waits `queued`. A delivery already recorded
     /// (Jira's retry of one still queued) adds nothing.
@@ -172,20 +177,38 @@ impl SqliteStore {
     /// Records how an attempt on job `id` ended: done (the job is deleted), failed for good, or
     /// due again at a time.
     pub fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
-        let conn = self.conn();
-        let result = match next {
-            Next::Done => exec(&conn, "DELETE FROM jobs WHERE id = ?1", params![id]),
-            Next::Failed => conn.execute(
-                "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?2 WHERE id = ?1",
-                params![id, error],
-            ),
-            Next::RetryAt(at) => conn.execute(
-                "UPDATE jobs SET state = 'queued', next_at = ?2, lease_until = 0, error = ?3
-                 WHERE id = ?1",
-                params![id, at as i64, error],
-            ),
-        };
-        result.map(drop).map_err(failed("record job outcome"))
+        finish(&self.conn(), id, next, error)
+    }
+
+    /// Records new jobs and finished attempts in one transaction (a server batches the
+    /// webhooks and the outcomes that arrive while the last batch is written): one outcome
+    /// per new job, in order, as [`SqliteStore::enqueue`] would give.
+    pub fn write_queue(
+        &self,
+        jobs: &[NewJob],
+        finished: &[(i64, Next, Option<String>)],
+        now: u64,
+    ) -> BackendResult<Vec<Enqueued>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(failed("begin queue writes"))?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(insert_job(
+                &tx,
+                &job.client_key,
+                job.delivery_id.as_deref(),
+                &job.body,
+                now,
+                job.run_until,
+            )?);
+        }
+        for (id, next, error) in finished {
+            finish(&tx, *id, *next, error.as_deref())?;
+        }
+        tx.commit().map_err(failed("commit queue writes"))?;
+        Ok(outcomes)
     }
 
     /// Claims up to `limit` jobs due at `now` (waiting ones whose time came, and running ones
@@ -256,6 +279,19 @@ impl SqliteStore {
                 },
             )
             .map_err(failed("measure the queue"))
+    }
+
+    /// Extends the lease on `job` to `until`, if it is still running under the lease the caller
+    /// was given; `false` when it is not (another runner took it over).
+    pub fn renew_job(&self, job: &QueuedJob, until: u64) -> BackendResult<bool> {
+        exec(
+            &self.conn(),
+            "UPDATE jobs SET lease_until = ?3
+             WHERE id = ?1 AND state = 'running' AND lease_until = ?2",
+            params![job.id, job.lease_until as i64, until as i64],
+        )
+        .map(|changed| changed == 1)
+        .map_err(failed("renew job lease"))
     }
 
     /// Takes back, at a server's start, what a server killed on this file held: its running

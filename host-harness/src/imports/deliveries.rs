@@ -22,6 +22,20 @@ impl deliveries::Host for CallState {
         if self.staged.handled(&client_key, &id) || self.holds(&client_key, &id) {
             return Ok(deliveries::ClaimOutcome::Claimed);
         }
+        if self.leased.as_ref() == Some(&(client_key.clone(), id.clone())) {
+            // The caller runs this delivery under an exclusive lease (its queue's): the lease
+            // is the claim, and only whether the delivery was handled is left to ask.
+            let handled = self
+                .backends
+                .platform
+                .handled(&client_key, &id)
+                .map_err(|e| self.fail(e))?;
+            return Ok(if handled {
+                deliveries::ClaimOutcome::Handled
+            } else {
+                deliveries::ClaimOutcome::Claimed
+            });
+        }
         let now = self.backends.clock.now();
         // The claim outlives the call by a second at most: a call never runs past its deadline.
         let lease_until = now.saturating_add(self.limits.wall_ms.div_ceil(1000) + 1);

@@ -68,6 +68,9 @@ pub struct CallState {
     owner: u64,
     /// Deliveries this call claimed: released at its end unless it marked them handled.
     claims: Vec<(String, String)>,
+    /// The delivery the caller runs under an exclusive lease of its own, if any (see
+    /// [`CallState::lease_delivery`]).
+    leased: Option<(String, String)>,
     /// The one installation this call may touch (docs/behaviour.md#9), and its record when the
     /// platform has it.
     tenant: Option<(String, Option<Installation>)>,
@@ -140,6 +143,7 @@ impl CallState {
             backend_error,
             owner: claim_owner(),
             claims: Vec::new(),
+            leased: None,
             tenant: tenant.map(|(key, found)| (key, found.map(|(installation, _)| installation))),
             usage: Usage::default(),
             staged: Staged::default(),
@@ -148,6 +152,12 @@ impl CallState {
             guest_before: Duration::ZERO,
             resumed: Arc::default(),
         }
+    }
+
+    /// Declares that the caller holds delivery `id` of `client_key` under an exclusive lease
+    /// (e.g. a queue's lease on its job): the guest's claim on it then writes nothing.
+    pub fn lease_delivery(&mut self, client_key: String, id: String) {
+        self.leased = Some((client_key, id));
     }
 
     /// CPU time spent in guest code so far, host calls excluded. Time the thread waits for a

@@ -264,15 +264,42 @@ impl Runtime {
     }
 
     /// `webhook.process`: runs a job [`Runtime::accept`] queued, bound to the job's
-    /// installation.
+    /// installation. The delivery is claimed in the backend, so that copies of one job run at
+    /// once are applied once.
     pub async fn process(
         &self,
         backends: &Backends,
         job: &webhook::Job,
     ) -> Call<webhook::JobOutcome> {
-        self.call(
+        self.process_with(backends, job, false).await
+    }
+
+    /// [`Runtime::process`] for a caller that runs the job under an exclusive lease (a queue
+    /// that hands each job to one runner at a time): the lease is the delivery's claim, and the
+    /// backend is only asked whether the delivery was handled, which saves a write.
+    pub async fn process_leased(
+        &self,
+        backends: &Backends,
+        job: &webhook::Job,
+    ) -> Call<webhook::JobOutcome> {
+        self.process_with(backends, job, true).await
+    }
+
+    async fn process_with(
+        &self,
+        backends: &Backends,
+        job: &webhook::Job,
+        leased: bool,
+    ) -> Call<webhook::JobOutcome> {
+        let lease = job
+            .delivery_id
+            .clone()
+            .filter(|_| leased)
+            .map(|id| (job.client_key.clone(), id));
+        self.call_leased(
             backends,
             Some(job.client_key.clone()),
+            lease,
             async |plugin, store| {
                 plugin
                     .jira_sync_plugin_webhook()
@@ -341,7 +368,22 @@ impl Runtime {
         run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Call<T> {
+        self.call_leased(backends, tenant, None, run, check).await
+    }
+
+    /// [`Runtime::call`], with the delivery the caller holds under a lease of its own.
+    async fn call_leased<T>(
+        &self,
+        backends: &Backends,
+        tenant: Option<String>,
+        lease: Option<(String, String)>,
+        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
+    ) -> Call<T> {
         let mut store = self.store(backends, tenant);
+        if let Some((client_key, id)) = lease {
+            store.data_mut().lease_delivery(client_key, id);
+        }
         let result = match store.data_mut().backend_error.clone() {
             // The installation could not be read: the guest does not run.
             Some(error) => Err(CallError::Backend(error)),
@@ -409,6 +451,15 @@ impl Blocking<'_> {
     /// [`Runtime::process`], blocking.
     pub fn process(&self, backends: &Backends, job: &webhook::Job) -> Call<webhook::JobOutcome> {
         pollster::block_on(self.0.process(backends, job))
+    }
+
+    /// [`Runtime::process_leased`], blocking.
+    pub fn process_leased(
+        &self,
+        backends: &Backends,
+        job: &webhook::Job,
+    ) -> Call<webhook::JobOutcome> {
+        pollster::block_on(self.0.process_leased(backends, job))
     }
 
     /// [`Runtime::sync_status`], blocking.

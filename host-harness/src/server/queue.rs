@@ -44,10 +44,21 @@ pub(super) struct Queue {
     writes: mpsc::UnboundedSender<Write>,
 }
 
-/// A job to record, and where to say how that went.
-pub(super) struct Write {
-    job: NewJob,
-    recorded: oneshot::Sender<Result<Enqueued, BackendError>>,
+/// A write for the queue's writer.
+pub(super) enum Write {
+    /// A job to record, and where to say how that went.
+    Enqueue {
+        job: NewJob,
+        recorded: oneshot::Sender<Result<Enqueued, BackendError>>,
+    },
+    /// How an attempt on a job ended.
+    Finish {
+        id: i64,
+        next: Next,
+        error: Option<String>,
+        /// Told once it is written.
+        written: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// Most jobs recorded in one transaction.
@@ -93,7 +104,7 @@ pub(super) async fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result
     let run = queue.pending.load(Ordering::Relaxed) < queue.max_pending
         && !queue.stopping.load(Ordering::Relaxed);
     let (recorded, outcome) = oneshot::channel();
-    let write = Write {
+    let write = Write::Enqueue {
         job: NewJob {
             client_key: job.client_key,
             delivery_id: job.delivery_id,
@@ -115,8 +126,8 @@ pub(super) async fn enqueue(context: &Arc<Context>, job: webhook::Job) -> Result
     Ok(())
 }
 
-/// Records jobs as they come, each batch in one transaction: under load the webhooks that
-/// arrive while a batch is written share the next one's commit.
+/// Records new jobs and finished attempts as they come, each batch in one transaction: under
+/// load the webhooks and outcomes that arrive while a batch is written share the next commit.
 pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedReceiver<Write>) {
     while let Some(first) = writes.recv().await {
         let mut batch = vec![first];
@@ -126,19 +137,57 @@ pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedRece
                 Err(_) => break,
             }
         }
-        let jobs: Vec<NewJob> = batch.iter().map(|w| w.job.clone()).collect();
-        match context.store.enqueue_many(&jobs, now()) {
-            Ok(outcomes) => {
-                for (write, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = write.recorded.send(Ok(outcome));
+        let (mut jobs, mut replies, mut finished, mut written) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for write in batch {
+            match write {
+                Write::Enqueue { job, recorded } => {
+                    jobs.push(job);
+                    replies.push(recorded);
                 }
-            }
-            Err(e) => {
-                for write in batch {
-                    let _ = write.recorded.send(Err(e.clone()));
+                Write::Finish {
+                    id,
+                    next,
+                    error,
+                    written: told,
+                } => {
+                    finished.push((id, next, error));
+                    written.extend(told);
                 }
             }
         }
+        match context.store.write_queue(&jobs, &finished, now()) {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // The finished attempts stay `running` until their lease ends and run again;
+                // the delivery log keeps their effects once.
+                tracing::warn!(target: "jira_sync::queue", "write the queue: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        for told in written {
+            let _ = told.send(());
+        }
+    }
+}
+
+/// Records how an attempt on job `id` ended, through the writer; waits until it is written.
+async fn finish(context: &Context, id: i64, next: Next, error: Option<String>) {
+    let (written, done) = oneshot::channel();
+    let write = Write::Finish {
+        id,
+        next,
+        error,
+        written: Some(written),
+    };
+    if context.queue.writes.send(write).is_ok() {
+        let _ = done.await;
     }
 }
 
@@ -153,10 +202,14 @@ fn start(context: Arc<Context>, job: QueuedJob) {
         let worker = context.workers.clone().acquire_owned().await;
         if background.is_err() || worker.is_err() || context.queue.stopping.load(Ordering::SeqCst) {
             // Shutting down: the job waits in the database for the next start.
-            let _ = context
-                .store
-                .finish_job(job.id, Next::RetryAt(now()), Some("server stopped"));
-        } else {
+            finish(
+                &context,
+                job.id,
+                Next::RetryAt(now()),
+                Some("server stopped".into()),
+            )
+            .await;
+        } else if still_ours(&context, &job) {
             run(&context, &job).await;
         }
         drop((worker, background, share));
@@ -168,6 +221,24 @@ fn start(context: Arc<Context>, job: QueuedJob) {
     });
 }
 
+/// Whether the job's lease still holds for the whole attempt: one that waited long for a worker
+/// is renewed first, and one whose lease ran out and was taken over is left to its new runner
+/// (the lease is the delivery's claim, so two runners must never overlap).
+fn still_ours(context: &Context, job: &QueuedJob) -> bool {
+    let lease = context.queue.lease.as_secs().max(1);
+    let now = now();
+    if now.saturating_add(lease / 2) < job.lease_until {
+        return true;
+    }
+    match context.store.renew_job(job, context.queue.lease_until(now)) {
+        Ok(renewed) => renewed,
+        Err(e) => {
+            tracing::warn!(target: "jira_sync::queue", id = job.id, "renew lease: {e}");
+            false
+        }
+    }
+}
+
 /// One attempt at `job`: the `process` call, then its outcome recorded.
 async fn run(context: &Context, job: &QueuedJob) {
     let started = Instant::now();
@@ -176,7 +247,12 @@ async fn run(context: &Context, job: &QueuedJob) {
         delivery_id: job.delivery_id.clone(),
         body: job.body.clone(),
     };
-    let call = context.runtime.process(&context.backends, &request).await;
+    // The job's lease is exclusive (one server per SQLite file, which takes back a killed
+    // predecessor's jobs at start): it stands for the delivery's claim.
+    let call = context
+        .runtime
+        .process_leased(&context.backends, &request)
+        .await;
     let (next, error) = next_step(&call.result, job.attempts, now());
     if next == Next::Failed {
         context.metrics.job_failed();
@@ -187,10 +263,7 @@ async fn run(context: &Context, job: &QueuedJob) {
             "job failed for good"
         );
     }
-    if let Err(e) = context.store.finish_job(job.id, next, error.as_deref()) {
-        // The lease runs out and the job runs again; the delivery log keeps its effects once.
-        tracing::warn!(target: "jira_sync::queue", id = job.id, "record job outcome: {e}");
-    }
+    finish(context, job.id, next, error.clone()).await;
     let result = match &call.result {
         Ok(outcome) => json!(outcome_name(outcome)),
         Err(e) => json!({"error": e.to_string()}),
