@@ -9,7 +9,7 @@
 //! | sandbox | [`runtime`] | engine, pre-instantiation, a fresh store per call, memory and CPU bounds |
 //! | imports | `imports` | the host side of each WIT interface, egress, staged effects |
 //! | backends | [`backends`] | the traits the imports call, and the stock backends |
-//! | base | [`wit`], `convert`, [`installation`], [`limits`], `signing` | types shared by all |
+//! | base | [`wit`], `convert`, [`installation`], [`limits`], `signing`, `listen` | types and helpers shared by all |
 //!
 //! Embedding, with the in-memory backends (a real platform implements the traits of
 //! [`backends`] over its own stores):
@@ -67,6 +67,8 @@ mod convert;
 mod imports;
 pub mod installation;
 pub mod limits;
+#[cfg(any(feature = "server", feature = "sim"))]
+pub mod listen;
 pub mod runtime;
 
 #[cfg(feature = "bench")]

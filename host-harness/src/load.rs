@@ -453,8 +453,16 @@ pub fn syncs(
         .flatten()
         .filter(|o| o["results"][0]["outcome"]["type"] == "transitioned")
         .count();
+    let others: Vec<&Value> = outcomes
+        .iter()
+        .flatten()
+        .filter(|o| o["results"][0]["outcome"]["type"] != "transitioned")
+        .take(3)
+        .collect();
     Ok(json!({
         "syncs": count,
+        "not_transitioned_examples": others,
+        "unanswered": outcomes.iter().filter(|o| o.is_none()).count(),
         "jira_latency_ms": latency.as_millis() as u64,
         "all_answered_within_ms": elapsed.as_millis() as u64,
         "transitioned": transitioned,

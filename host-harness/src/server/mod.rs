@@ -78,6 +78,10 @@ struct Context {
     metrics: Metrics,
     /// The runtime component calls and database work run on (docs/decisions/0007).
     calls: tokio::runtime::Handle,
+    /// The runtime webhooks are answered on (`accept` and recording the job): a thread of its
+    /// own, so that a burst of background or admin work never queues a webhook's answer (one:
+    /// more threads than cores only add switches, BENCHMARKS.md).
+    answers: tokio::runtime::Handle,
 }
 
 /// A running server; on shutdown (or drop) it stops accepting and lets requests in flight
@@ -87,8 +91,9 @@ pub struct Server {
     context: Arc<Context>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    // Dropped after the transport's thread is joined: the calls in flight end with it.
+    // Dropped after the transport's thread is joined: the calls in flight end with them.
     calls: Option<tokio::runtime::Runtime>,
+    answers: Option<tokio::runtime::Runtime>,
 }
 
 impl Server {
@@ -120,7 +125,7 @@ impl Server {
             ),
             Err(e) => anyhow::bail!("recover the last run's work: {e}"),
         }
-        let listener = std::net::TcpListener::bind(&config.listen)
+        let listener = crate::listen::listen(&config.listen)
             .with_context(|| format!("listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -133,6 +138,12 @@ impl Server {
             .enable_all()
             .build()
             .context("start the calls' runtime")?;
+        let answers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("jira-sync-answer")
+            .enable_all()
+            .build()
+            .context("start the answers' runtime")?;
         let backends = Backends {
             http,
             cache: Arc::new(BoundedCache::new(config.cache_entries)),
@@ -155,6 +166,7 @@ impl Server {
             queue,
             metrics: Metrics::new(),
             calls: calls.handle().clone(),
+            answers: answers.handle().clone(),
         });
         let bounds = Bounds {
             max_connections: config.max_connections,
@@ -176,7 +188,7 @@ impl Server {
         ));
         calls.spawn(outbox::retry_due(context.clone(), config.workers));
         calls.spawn(queue::dispatch(context.clone()));
-        calls.spawn(queue::write(context.clone(), writes));
+        answers.spawn(queue::write(context.clone(), writes));
         let (stop, stopped) = oneshot::channel();
         let shared = context.clone();
         let thread = std::thread::Builder::new()
@@ -204,6 +216,7 @@ impl Server {
             stop: Some(stop),
             thread: Some(thread),
             calls: Some(calls),
+            answers: Some(answers),
         })
     }
 
@@ -240,9 +253,12 @@ impl Server {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        if let Some(calls) = self.calls.take() {
-            // Dropped from whatever thread stops the server, possibly inside another runtime.
-            calls.shutdown_background();
+        // Dropped from whatever thread stops the server, possibly inside another runtime.
+        for runtime in [self.calls.take(), self.answers.take()]
+            .into_iter()
+            .flatten()
+        {
+            runtime.shutdown_background();
         }
     }
 }

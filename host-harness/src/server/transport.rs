@@ -176,11 +176,16 @@ async fn handle(
         body: body.to_vec(),
     };
     let answer = match context.workers.clone().acquire_owned().await {
-        // Component calls and the database run on the calls runtime, never on this one: a
-        // busy guest or a slow disk cannot delay accepting, reading or `/healthz`.
+        // Component calls and the database run on the calls' runtime (webhooks on the
+        // answers'), never on this one: a busy guest or a slow disk cannot delay accepting,
+        // reading or `/healthz`.
         Ok(worker) => {
-            let calls = context.calls.clone();
-            calls
+            let runtime = if received.path.starts_with("/extensions/jira/") {
+                context.answers.clone()
+            } else {
+                context.calls.clone()
+            };
+            runtime
                 .spawn(async move {
                     let answer = route(&context, &received).await;
                     drop(worker);

@@ -147,7 +147,9 @@ impl Simulator {
 
     /// Serves `world` on `listen`.
     pub fn start_on(listen: &str, world: SimWorld) -> anyhow::Result<Self> {
-        let server = tiny_http::Server::http(listen)
+        let listener = crate::listen::listen(listen)
+            .map_err(|e| anyhow::anyhow!("start the simulator on {listen}: {e}"))?;
+        let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| anyhow::anyhow!("start the simulator on {listen}: {e}"))?;
         let addr = server
             .server_addr()
