@@ -461,6 +461,7 @@ pub fn syncs(
         .collect();
     Ok(json!({
         "syncs": count,
+        "jira_requests_served": sim.exchanges().len(),
         "not_transitioned_examples": others,
         "unanswered": outcomes.iter().filter(|o| o.is_none()).count(),
         "jira_latency_ms": latency.as_millis() as u64,
