@@ -40,7 +40,8 @@ pub(super) struct Queue {
     lease: Duration,
     /// Set at shutdown: jobs not yet started go back to the database for the next start.
     stopping: AtomicBool,
-    /// Jobs to record, for the writer that records them in batches.
+    /// Jobs to record and outcomes to write, for the writer that writes them in batches
+    /// (unbounded, but never longer than the requests admitted plus the jobs in memory).
     writes: mpsc::UnboundedSender<Write>,
 }
 
@@ -57,7 +58,7 @@ pub(super) enum Write {
         next: Next,
         error: Option<String>,
         /// Told once it is written.
-        written: Option<oneshot::Sender<()>>,
+        written: oneshot::Sender<()>,
     },
 }
 
@@ -152,7 +153,7 @@ pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedRece
                     written: told,
                 } => {
                     finished.push((id, next, error));
-                    written.extend(told);
+                    written.push(told);
                 }
             }
         }
@@ -184,7 +185,7 @@ async fn finish(context: &Context, id: i64, next: Next, error: Option<String>) {
         id,
         next,
         error,
-        written: Some(written),
+        written,
     };
     if context.queue.writes.send(write).is_ok() {
         let _ = done.await;
