@@ -307,3 +307,33 @@ fn one_installation_cannot_take_every_worker() {
         "the quick job ran at position {quick}: {order:?}"
     );
 }
+
+#[test]
+fn a_job_longer_than_its_lease_keeps_it_and_runs_once() {
+    let (server, _db, events) = hostile_server_with_events(
+        "lease",
+        2_500,
+        ServerConfig {
+            job_lease_seconds: 1,
+            ..ServerConfig::default()
+        },
+    );
+    // The job computes for 2.5 s: its 1 s lease must be renewed while it runs, or the
+    // dispatcher (every second) would hand it to a second runner.
+    let response = agent()
+        .post(&format!("{}{PATH}", server.url()))
+        .header("Authorization", &token())
+        .header("X-Atlassian-Webhook-Identifier", "long")
+        .send(&b"loop"[..])
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Until the attempt ended (its retry, 5 s later, is not due yet).
+    assert!(server.wait_for_jobs(Duration::from_secs(60)));
+    let runs: Vec<String> = events
+        .try_iter()
+        .filter(|e| e.trigger.ends_with("for webhook long"))
+        .map(|e| format!("{} {}", e.trigger, e.result))
+        .collect();
+    // One attempt, ended by its CPU limit; its retry is not due for 5 s.
+    assert_eq!(runs.len(), 1, "{runs:?}");
+}

@@ -281,14 +281,14 @@ impl SqliteStore {
             .map_err(failed("measure the queue"))
     }
 
-    /// Extends the lease on `job` to `until`, if it is still running under the lease the caller
-    /// was given; `false` when it is not (another runner took it over).
-    pub fn renew_job(&self, job: &QueuedJob, until: u64) -> BackendResult<bool> {
+    /// Extends the lease on job `id` to `until`, if it still runs under the lease `held` the
+    /// caller has; `false` when it does not (another runner took it over).
+    pub fn renew_job(&self, id: i64, held: u64, until: u64) -> BackendResult<bool> {
         exec(
             &self.conn(),
             "UPDATE jobs SET lease_until = ?3
              WHERE id = ?1 AND state = 'running' AND lease_until = ?2",
-            params![job.id, job.lease_until as i64, until as i64],
+            params![id, held as i64, until as i64],
         )
         .map(|changed| changed == 1)
         .map_err(failed("renew job lease"))

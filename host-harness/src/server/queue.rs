@@ -210,8 +210,8 @@ fn start(context: Arc<Context>, job: QueuedJob) {
                 Some("server stopped".into()),
             )
             .await;
-        } else if still_ours(&context, &job) {
-            run(&context, &job).await;
+        } else if let Some(held) = still_ours(&context, &job) {
+            run(&context, &job, held).await;
         }
         drop((worker, background, share));
         let queue = &context.queue;
@@ -222,26 +222,55 @@ fn start(context: Arc<Context>, job: QueuedJob) {
     });
 }
 
-/// Whether the job's lease still holds for the whole attempt: one that waited long for a worker
-/// is renewed first, and one whose lease ran out and was taken over is left to its new runner
-/// (the lease is the delivery's claim, so two runners must never overlap).
-fn still_ours(context: &Context, job: &QueuedJob) -> bool {
-    let lease = context.queue.lease.as_secs().max(1);
+/// The lease the job is held under for its attempt, when it is still this runner's: one that
+/// waited long for a worker is renewed first, and one whose lease ran out and was taken over
+/// is left to its new runner (the lease is the delivery's claim, so two runners must never
+/// overlap).
+fn still_ours(context: &Context, job: &QueuedJob) -> Option<u64> {
     let now = now();
-    if now.saturating_add(lease / 2) < job.lease_until {
-        return true;
+    if now.saturating_add(context.queue.lease.as_secs() / 2) < job.lease_until {
+        return Some(job.lease_until);
     }
-    match context.store.renew_job(job, context.queue.lease_until(now)) {
-        Ok(renewed) => renewed,
+    let until = context.queue.lease_until(now);
+    match context.store.renew_job(job.id, job.lease_until, until) {
+        Ok(true) => Some(until),
+        Ok(false) => None,
         Err(e) => {
             tracing::warn!(target: "jira_sync::queue", id = job.id, "renew lease: {e}");
-            false
+            None
+        }
+    }
+}
+
+/// Runs `work` while renewing job `id`'s lease (`held`) each time half of it has passed, so
+/// that a call longer than the lease is not taken over in the middle.
+async fn holding_lease<T>(
+    context: &Context,
+    id: i64,
+    mut held: u64,
+    work: impl Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    let half = (context.queue.lease / 2).max(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(half) => {
+                let until = context.queue.lease_until(now());
+                match context.store.renew_job(id, held, until) {
+                    Ok(true) => held = until,
+                    // Taken over or unreadable: the call goes on; its effects still pass the
+                    // watermarks and the delivery log.
+                    Ok(false) => tracing::warn!(target: "jira_sync::queue", id, "lease lost"),
+                    Err(e) => tracing::warn!(target: "jira_sync::queue", id, "renew lease: {e}"),
+                }
+            }
         }
     }
 }
 
 /// One attempt at `job`: the `process` call, then its outcome recorded.
-async fn run(context: &Context, job: &QueuedJob) {
+async fn run(context: &Context, job: &QueuedJob, held: u64) {
     let started = Instant::now();
     let request = webhook::Job {
         client_key: job.client_key.clone(),
@@ -250,10 +279,8 @@ async fn run(context: &Context, job: &QueuedJob) {
     };
     // The job's lease is exclusive (one server per SQLite file, which takes back a killed
     // predecessor's jobs at start): it stands for the delivery's claim.
-    let call = context
-        .runtime
-        .process_leased(&context.backends, &request)
-        .await;
+    let process = context.runtime.process_leased(&context.backends, &request);
+    let call = holding_lease(context, job.id, held, process).await;
     let (next, error) = next_step(&call.result, job.attempts, now());
     if next == Next::Failed {
         context.metrics.job_failed();
