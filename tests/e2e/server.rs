@@ -258,7 +258,7 @@ fn metrics_count_webhooks_calls_jobs_and_limits() {
 fn one_installation_cannot_take_every_worker() {
     let (server, _db, events) = hostile_server_with_events(
         "fair",
-        300,
+        1_000,
         ServerConfig {
             workers: 8,
             ..ServerConfig::default()
@@ -271,7 +271,7 @@ fn one_installation_cannot_take_every_worker() {
         ("POST", PATH, ""),
         &SignOverrides::default(),
     );
-    // Installation jira:1c4's site is slow: eight jobs that each compute for 300 ms.
+    // Installation jira:1c4's site is slow: eight jobs that each compute for a second.
     for i in 0..8 {
         let response = agent()
             .post(&format!("{}{PATH}", server.url()))
@@ -300,10 +300,11 @@ fn one_installation_cannot_take_every_worker() {
         .iter()
         .position(|t| t.ends_with("quick"))
         .expect("the quick job ran");
-    // jira:1c4 may hold two workers at once (a quarter of eight): the quick job runs beside
-    // them, long before the last of jira:1c4's jobs.
+    // jira:1c4 may hold two workers at once (a quarter of eight), so its jobs take four
+    // seconds in pairs; the quick job runs beside them as soon as it arrives, seconds before
+    // the last of them (without the shares it would wait for all eight).
     assert!(
-        quick <= 4,
+        quick <= 5,
         "the quick job ran at position {quick}: {order:?}"
     );
 }
