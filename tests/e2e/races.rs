@@ -149,6 +149,16 @@ impl Race {
         );
     }
 
+    /// The calls since the last look that assigned a group.
+    fn calls_that_assigned(&self) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .try_iter()
+            .filter(|e| !e.record.assignments.is_empty())
+            .count()
+    }
+
     fn assignee(&self) -> Option<u64> {
         self.store.group(1).unwrap().unwrap().assignee
     }
@@ -191,13 +201,7 @@ fn eight_copies_of_one_delivery_at_once_are_handled_once() {
             copies.into_iter().map(|c| c.join().unwrap()).collect()
         });
         race.settle();
-        let processed = race
-            .events
-            .lock()
-            .unwrap()
-            .try_iter()
-            .filter(|e| !e.record.assignments.is_empty())
-            .count();
+        let processed = race.calls_that_assigned();
         assert_eq!(processed, 1, "round {round}: answers {statuses:?}");
         assert_eq!(
             race.email_lookups() - before,
@@ -212,13 +216,7 @@ fn eight_copies_of_one_delivery_at_once_are_handled_once() {
         // Copies that arrive after it was handled are acknowledged without effect.
         assert_eq!(race.post(&id, &body), 200);
         race.settle();
-        let again = race
-            .events
-            .lock()
-            .unwrap()
-            .try_iter()
-            .filter(|e| !e.record.assignments.is_empty())
-            .count();
+        let again = race.calls_that_assigned();
         assert_eq!(again, 0, "round {round}: the late copy changed nothing");
     }
 }

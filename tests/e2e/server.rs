@@ -57,16 +57,12 @@ fn hostile_server_with_events(
 /// Asks the server to resolve group 1: a request that holds a worker for the whole outbound
 /// call (the hostile guest loops until its CPU budget ends it).
 fn resolve(url: &str) -> (u16, Option<String>) {
-    let response = agent()
-        .post(&format!("{url}/admin/groups/1/resolve"))
-        .send(&b""[..])
-        .unwrap();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (response.status().as_u16(), retry)
+    answer(
+        agent()
+            .post(&format!("{url}/admin/groups/1/resolve"))
+            .send(&b""[..])
+            .unwrap(),
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -92,11 +88,31 @@ fn token() -> String {
 
 /// Posts a command to the hostile guest; status and `Retry-After`.
 fn command(server: &Server, command: &str) -> (u16, Option<String>) {
-    let response = agent()
+    answer(
+        agent()
+            .post(&format!("{}{PATH}", server.url()))
+            .header("Authorization", &token())
+            .send(command.as_bytes())
+            .unwrap(),
+    )
+}
+
+/// Posts a command as delivery `id`, with `authorization`, for the installation `tenant` (the
+/// hostile guest queues it for the installation its `X-Tenant` header names); the status.
+fn delivery(server: &Server, authorization: &str, tenant: &str, id: &str, command: &str) -> u16 {
+    agent()
         .post(&format!("{}{PATH}", server.url()))
-        .header("Authorization", &token())
+        .header("Authorization", authorization)
+        .header("X-Tenant", tenant)
+        .header("X-Atlassian-Webhook-Identifier", id)
         .send(command.as_bytes())
-        .unwrap();
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// An answer's status and `Retry-After`.
+fn answer(response: ureq::http::Response<ureq::Body>) -> (u16, Option<String>) {
     let retry = response
         .headers()
         .get("retry-after")
@@ -273,23 +289,12 @@ fn one_installation_cannot_take_every_worker() {
     );
     // Installation jira:1c4's site is slow: eight jobs that each compute for a second.
     for i in 0..8 {
-        let response = agent()
-            .post(&format!("{}{PATH}", server.url()))
-            .header("Authorization", &token())
-            .header("X-Atlassian-Webhook-Identifier", &format!("busy-{i}"))
-            .send(&b"loop"[..])
-            .unwrap();
-        assert_eq!(response.status(), 200, "answered before the work");
+        let status = delivery(&server, &token(), "jira:1c4", &format!("busy-{i}"), "loop");
+        assert_eq!(status, 200, "answered before the work");
     }
     // Another installation's quick job arrives behind them.
-    let response = agent()
-        .post(&format!("{}{PATH}", server.url()))
-        .header("Authorization", &other)
-        .header("X-Tenant", "jira:other")
-        .header("X-Atlassian-Webhook-Identifier", "quick")
-        .send(&b"escape-secret"[..])
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let status = delivery(&server, &other, "jira:other", "quick", "escape-secret");
+    assert_eq!(status, 200);
     assert!(server.wait_for_jobs(Duration::from_secs(30)));
     let order: Vec<String> = events
         .try_iter()
@@ -321,13 +326,7 @@ fn a_job_longer_than_its_lease_keeps_it_and_runs_once() {
     );
     // The job computes for 2.5 s: its 1 s lease must be renewed while it runs, or the
     // dispatcher (every second) would hand it to a second runner.
-    let response = agent()
-        .post(&format!("{}{PATH}", server.url()))
-        .header("Authorization", &token())
-        .header("X-Atlassian-Webhook-Identifier", "long")
-        .send(&b"loop"[..])
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(delivery(&server, &token(), "jira:1c4", "long", "loop"), 200);
     // Until the attempt ended (its retry, 5 s later, is not due yet).
     assert!(server.wait_for_jobs(Duration::from_secs(60)));
     let runs: Vec<String> = events

@@ -160,29 +160,12 @@ pub struct NewJob {
 }
 
 impl SqliteStore {
-    /// Records an accepted delivery. With `run_until` (a lease), the job starts `running` for
-    /// the caller to work on at once; without, it waits `queued`. A delivery already recorded
-    /// (Jira's retry of one still queued) adds nothing.
-    pub fn enqueue(
-        &self,
-        client_key: &str,
-        delivery_id: Option<&str>,
-        body: &[u8],
-        now: u64,
-        run_until: Option<u64>,
-    ) -> BackendResult<Enqueued> {
-        insert_job(&self.conn(), client_key, delivery_id, body, now, run_until)
-    }
-
-    /// Records how an attempt on job `id` ended: done (the job is deleted), failed for good, or
-    /// due again at a time.
-    pub fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
-        finish(&self.conn(), id, next, error)
-    }
-
     /// Records new jobs and finished attempts in one transaction (a server batches the
-    /// webhooks and the outcomes that arrive while the last batch is written): one outcome
-    /// per new job, in order, as [`SqliteStore::enqueue`] would give.
+    /// webhooks and the outcomes that arrive while the last batch is written), with one
+    /// outcome per new job, in order. A new job with a lease (`run_until`) starts `running` for
+    /// the caller to work on at once, one without waits `queued`, and a delivery already
+    /// recorded (Jira's retry of one still queued) adds nothing. A finished attempt deletes a
+    /// done job, marks a failed one, or makes it due again at a time.
     pub fn write_queue(
         &self,
         jobs: &[NewJob],
@@ -348,6 +331,43 @@ mod tests {
     use super::*;
     use crate::backends::sqlite::tests::temp;
 
+    /// One write at a time, as the tests below make them.
+    trait OneByOne {
+        fn enqueue(
+            &self,
+            client_key: &str,
+            delivery_id: Option<&str>,
+            body: &[u8],
+            now: u64,
+            run_until: Option<u64>,
+        ) -> BackendResult<Enqueued>;
+        fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()>;
+    }
+
+    impl OneByOne for SqliteStore {
+        fn enqueue(
+            &self,
+            client_key: &str,
+            delivery_id: Option<&str>,
+            body: &[u8],
+            now: u64,
+            run_until: Option<u64>,
+        ) -> BackendResult<Enqueued> {
+            let job = NewJob {
+                client_key: client_key.into(),
+                delivery_id: delivery_id.map(Into::into),
+                body: body.to_vec(),
+                run_until,
+            };
+            Ok(self.write_queue(&[job], &[], now)?.remove(0))
+        }
+
+        fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
+            self.write_queue(&[], &[(id, next, error.map(Into::into))], 0)
+                .map(drop)
+        }
+    }
+
     #[test]
     fn a_delivery_is_queued_once_and_a_finished_job_is_gone() {
         let t = temp("queue-once");
@@ -391,6 +411,39 @@ mod tests {
                 .unwrap(),
             Enqueued::Wait
         ));
+    }
+
+    #[test]
+    fn a_batch_records_its_jobs_in_order_and_a_copy_within_it_once() {
+        let t = temp("queue-batch");
+        let job = |id: &str, run_until| NewJob {
+            client_key: "jira:1".into(),
+            delivery_id: Some(id.into()),
+            body: b"{}".to_vec(),
+            run_until,
+        };
+        let outcomes =
+            t.1.write_queue(
+                &[job("a", Some(200)), job("b", None), job("a", None)],
+                &[],
+                100,
+            )
+            .unwrap();
+        assert!(matches!(&outcomes[0], Enqueued::Run(j) if j.delivery_id.as_deref() == Some("a")));
+        assert_eq!(outcomes[1..], [Enqueued::Wait, Enqueued::Duplicate]);
+        let Enqueued::Run(first) = &outcomes[0] else {
+            unreachable!()
+        };
+        // Its outcome and a new job in one batch.
+        let outcomes =
+            t.1.write_queue(&[job("c", None)], &[(first.id, Next::Done, None)], 101)
+                .unwrap();
+        assert_eq!(outcomes, [Enqueued::Wait]);
+        assert_eq!(
+            t.1.queue_backlog(101).unwrap().0,
+            2,
+            "b and c wait; a is done"
+        );
     }
 
     #[test]
