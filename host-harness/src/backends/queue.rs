@@ -37,7 +37,7 @@ pub struct QueuedJob {
     pub error: Option<String>,
 }
 
-/// What [`SqliteStore::enqueue`] did.
+/// What became of one new job of [`SqliteStore::write_queue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     /// Recorded as `running` under the caller's lease: the caller works on it now.
