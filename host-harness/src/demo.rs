@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::backends::{HttpLimits, Platform, RealHttp, SqliteStore};
+use crate::backends::{HttpLimits, RealHttp, SqliteStore};
 use crate::installation::{InstallationSpec, StatusPair};
 use crate::runtime::Runtime;
 use crate::server::{CallEvent, Server, ServerConfig};

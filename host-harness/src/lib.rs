@@ -92,14 +92,10 @@ pub mod wit {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
-        // Every import may end the call: the limits, the deadline and a failing backend. The two
-        // that wait (on Jira, on a `Retry-After`) are async, so that a waiting call holds no
-        // thread; the rest answer at once from the backends (docs/decisions/0007).
-        imports: {
-            "jira-sync:plugin/http.send": async | trappable,
-            "jira-sync:plugin/clock.sleep": async | trappable,
-            default: trappable,
-        },
+        // Every import may end the call: the limits, the deadline and a failing backend. Every
+        // one is async, so that a call waiting on Jira, on a `Retry-After` or on a networked
+        // database holds no thread (docs/decisions/0007, 0009).
+        imports: { default: async | trappable },
         exports: { default: async },
     });
 }

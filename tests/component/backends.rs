@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jira_sync_host::backends::{
-    BackendError, BackendResult, Backends, Claim, Field, Group, MemoryPlatform, Platform,
-    Transaction,
+    BackendError, BackendResult, Backends, BoxFuture, Claim, Effect, Field, Group, IssueField,
+    MemoryPlatform, Platform,
 };
 use jira_sync_host::{CallError, Installation, Limits, Scenario, World};
 use jira_sync_tests::{ada_delivery, runtime, scenario};
@@ -29,60 +29,92 @@ impl Failing {
     }
 }
 
-impl Platform for Failing {
-    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
-        self.read()?;
-        self.inner.installation(client_key)
-    }
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
-        self.read()?;
-        Platform::linked_groups(self.inner.as_ref(), client_key, issue_key)
-    }
-    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
-        self.read()?;
-        self.inner.user_by_email(email)
-    }
-    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
-        self.read()?;
-        Platform::group(self.inner.as_ref(), group)
-    }
-    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
-        self.read()?;
-        self.inner.links_of_group(group)
-    }
-    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
-        self.read()?;
-        self.inner.user_emails(user)
-    }
-    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
-        self.read()?;
-        Platform::handled(self.inner.as_ref(), client_key, id)
-    }
-    fn watermark(&self, ck: &str, issue: &str, field: Field) -> BackendResult<Option<i64>> {
-        self.read()?;
-        Platform::watermark(self.inner.as_ref(), ck, issue, field)
-    }
-    fn claim(&self, ck: &str, id: &str, owner: u64, now: u64, until: u64) -> BackendResult<Claim> {
-        self.read()?;
-        self.inner.claim(ck, id, owner, now, until)
-    }
-    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
-        self.inner.release(client_key, id, owner)
-    }
-    fn transaction(
+impl Failing {
+    /// `answer`, unless reads are failing.
+    fn answer<'a, T: Send + 'a>(
         &self,
-        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
-    ) -> BackendResult<()> {
-        let fail = self.commits.load(Ordering::SeqCst);
-        self.inner.transaction(&mut |tx| {
-            work(tx)?;
-            // Fails after every write was made: the transaction must drop them all.
-            if fail {
-                Err(BackendError("injected: disk full at commit".into()))
-            } else {
-                Ok(())
-            }
-        })
+        answer: BoxFuture<'a, BackendResult<T>>,
+    ) -> BoxFuture<'a, BackendResult<T>> {
+        match self.read() {
+            Ok(()) => answer,
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}
+
+impl Platform for Failing {
+    fn installation<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
+        self.answer(self.inner.installation(client_key))
+    }
+    fn linked_groups<'a>(
+        &'a self,
+        ck: &'a str,
+        issue: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Vec<u64>>> {
+        self.answer(self.inner.linked_groups(ck, issue))
+    }
+    fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>> {
+        self.answer(self.inner.user_by_email(email))
+    }
+    fn group(&self, group: u64) -> BoxFuture<'_, BackendResult<Option<Group>>> {
+        self.answer(Platform::group(self.inner.as_ref(), group))
+    }
+    fn links_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<(String, String)>>> {
+        self.answer(self.inner.links_of_group(group))
+    }
+    fn user_emails(&self, user: u64) -> BoxFuture<'_, BackendResult<Vec<String>>> {
+        self.answer(self.inner.user_emails(user))
+    }
+    fn handled<'a>(&'a self, ck: &'a str, id: &'a str) -> BoxFuture<'a, BackendResult<bool>> {
+        self.answer(Platform::handled(self.inner.as_ref(), ck, id))
+    }
+    fn watermark<'a>(
+        &'a self,
+        ck: &'a str,
+        issue: &'a str,
+        field: Field,
+    ) -> BoxFuture<'a, BackendResult<Option<i64>>> {
+        self.answer(Platform::watermark(self.inner.as_ref(), ck, issue, field))
+    }
+    fn claim<'a>(
+        &'a self,
+        ck: &'a str,
+        id: &'a str,
+        owner: u64,
+        now: u64,
+        until: u64,
+    ) -> BoxFuture<'a, BackendResult<Claim>> {
+        self.answer(Platform::claim(
+            self.inner.as_ref(),
+            ck,
+            id,
+            owner,
+            now,
+            until,
+        ))
+    }
+    fn release<'a>(
+        &'a self,
+        ck: &'a str,
+        id: &'a str,
+        owner: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        self.inner.release(ck, id, owner)
+    }
+    fn commit<'a>(
+        &'a self,
+        effects: &'a [Effect],
+    ) -> BoxFuture<'a, BackendResult<Vec<IssueField>>> {
+        if self.commits.load(Ordering::SeqCst) {
+            Box::pin(std::future::ready(Err(BackendError(
+                "injected: disk full at commit".into(),
+            ))))
+        } else {
+            self.inner.commit(effects)
+        }
     }
 }
 
@@ -175,41 +207,67 @@ fn a_failure_in_the_middle_of_a_call_applies_nothing() {
 struct FailAfterBinding(Arc<Failing>);
 
 impl Platform for FailAfterBinding {
-    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
+    fn installation<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
         self.0.installation(client_key)
     }
-    fn linked_groups(&self, _: &str, _: &str) -> BackendResult<Vec<u64>> {
-        Err(BackendError("injected: connection lost".into()))
+    fn linked_groups<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Vec<u64>>> {
+        Box::pin(std::future::ready(Err(BackendError(
+            "injected: connection lost".into(),
+        ))))
     }
-    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
+    fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>> {
         self.0.user_by_email(email)
     }
-    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
-        Platform::group(self.0.as_ref(), group)
+    fn group(&self, group: u64) -> BoxFuture<'_, BackendResult<Option<Group>>> {
+        self.0.group(group)
     }
-    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
+    fn links_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<(String, String)>>> {
         self.0.links_of_group(group)
     }
-    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
+    fn user_emails(&self, user: u64) -> BoxFuture<'_, BackendResult<Vec<String>>> {
         self.0.user_emails(user)
     }
-    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
-        Platform::handled(self.0.as_ref(), client_key, id)
+    fn handled<'a>(&'a self, ck: &'a str, id: &'a str) -> BoxFuture<'a, BackendResult<bool>> {
+        self.0.handled(ck, id)
     }
-    fn watermark(&self, ck: &str, issue: &str, field: Field) -> BackendResult<Option<i64>> {
-        Platform::watermark(self.0.as_ref(), ck, issue, field)
+    fn watermark<'a>(
+        &'a self,
+        ck: &'a str,
+        issue: &'a str,
+        field: Field,
+    ) -> BoxFuture<'a, BackendResult<Option<i64>>> {
+        self.0.watermark(ck, issue, field)
     }
-    fn claim(&self, ck: &str, id: &str, owner: u64, now: u64, until: u64) -> BackendResult<Claim> {
+    fn claim<'a>(
+        &'a self,
+        ck: &'a str,
+        id: &'a str,
+        owner: u64,
+        now: u64,
+        until: u64,
+    ) -> BoxFuture<'a, BackendResult<Claim>> {
         self.0.claim(ck, id, owner, now, until)
     }
-    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
-        self.0.release(client_key, id, owner)
+    fn release<'a>(
+        &'a self,
+        ck: &'a str,
+        id: &'a str,
+        owner: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        self.0.release(ck, id, owner)
     }
-    fn transaction(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
-    ) -> BackendResult<()> {
-        self.0.transaction(work)
+    fn commit<'a>(
+        &'a self,
+        effects: &'a [Effect],
+    ) -> BoxFuture<'a, BackendResult<Vec<IssueField>>> {
+        self.0.commit(effects)
     }
 }
 

@@ -1,7 +1,6 @@
 //! A delivery another call is handling right now is answered 503 with `Retry-After`, with no
 //! effect and no record, so that Jira redelivers it (docs/behaviour.md#7).
 
-use jira_sync_host::backends::Platform as _;
 use jira_sync_host::{Scenario, World};
 use jira_sync_tests::{ada_delivery, runtime, scenario};
 
@@ -12,8 +11,7 @@ fn a_delivery_in_progress_elsewhere_is_answered_503_with_retry_after() {
     // Another server holds the claim for a minute.
     world
         .platform
-        .claim("jira:1c4", "d-1", 42, 1_700_000_000, 1_700_000_060)
-        .unwrap();
+        .claim("jira:1c4", "d-1", 42, 1_700_000_000, 1_700_000_060);
     let call = runtime()
         .blocking()
         .webhook(&world.backends, &ada_delivery("d-1"));
@@ -91,8 +89,7 @@ fn a_leased_job_writes_no_claim_but_still_skips_a_handled_delivery() {
     // left by a `handle` call elsewhere does not hold it up).
     world
         .platform
-        .claim("jira:1c4", "d-1", 42, 1_700_000_000, 1_700_000_060)
-        .unwrap();
+        .claim("jira:1c4", "d-1", 42, 1_700_000_000, 1_700_000_060);
     let call = runtime().blocking().process_leased(&world.backends, &job);
     assert!(matches!(call.result.unwrap(), JobOutcome::Done));
     assert_eq!(world.platform.group(1).unwrap().assignee, Some(7));
@@ -101,8 +98,7 @@ fn a_leased_job_writes_no_claim_but_still_skips_a_handled_delivery() {
     assert_eq!(
         world
             .platform
-            .claim("jira:1c4", "d-1", 43, 1_700_000_000, 1_700_000_060)
-            .unwrap(),
+            .claim("jira:1c4", "d-1", 43, 1_700_000_000, 1_700_000_060),
         Claim::Handled
     );
     let again = runtime().blocking().process_leased(&world.backends, &job);

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use jira_sync_host::backends::HttpStub;
 use jira_sync_host::backends::ScriptedHttp;
 use jira_sync_host::backends::{
-    Backends, Field, GroupStatus, ManualClock, MemoryCache, MemoryPlatform, Platform,
+    Backends, Field, GroupStatus, ManualClock, MemoryCache, MemoryPlatform,
 };
 use jira_sync_host::runtime::hostile_component;
 use jira_sync_host::{Call, Runtime};

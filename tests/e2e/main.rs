@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jira_sync_host::backends::SqliteStore;
-use jira_sync_host::backends::{GroupStatus, Platform};
+use jira_sync_host::backends::{Effect, GroupStatus};
 use jira_sync_host::backends::{HttpLimits, RealHttp};
 use jira_sync_host::demo;
 use jira_sync_host::server::{Server, ServerConfig};
@@ -241,7 +241,11 @@ fn a_redelivered_webhook_has_no_second_effect() {
     assert_eq!(stack.group().assignee, Some(7));
     stack
         .store
-        .transaction(&mut |tx| tx.set_assignee(1, Some(99)))
+        .commit(&[Effect::Assignee {
+            issue: ("jira:1c4".into(), "APP-1".into()),
+            group: 1,
+            user: Some(99),
+        }])
         .unwrap();
     stack.send("delivery-1", body);
     assert_eq!(stack.last_delivery_status(), Some(200));
@@ -280,7 +284,11 @@ fn state_survives_a_server_restart() {
     assert_eq!(stack.group().assignee, Some(7));
     stack
         .store
-        .transaction(&mut |tx| tx.set_assignee(1, Some(99)))
+        .commit(&[Effect::Assignee {
+            issue: ("jira:1c4".into(), "APP-1".into()),
+            group: 1,
+            user: Some(99),
+        }])
         .unwrap();
     stack.send("before-restart", body);
     assert_eq!(
@@ -311,7 +319,11 @@ fn a_tampered_webhook_is_409_without_effect() {
     assert_eq!(stack.group().assignee, Some(7));
     stack
         .store
-        .transaction(&mut |tx| tx.set_assignee(1, None))
+        .commit(&[Effect::Assignee {
+            issue: ("jira:1c4".into(), "APP-1".into()),
+            group: 1,
+            user: None,
+        }])
         .unwrap();
     let body = stack.assignee_body("deadbeef123", "2025-01-01T00:00:00.000+0000");
     let valid = jira_sync_host::signing::authorization(

@@ -8,7 +8,6 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use jira_sync_host::backends::Platform as _;
 use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
 use jira_sync_host::demo;
 use jira_sync_host::server::{CallEvent, Server, ServerConfig};

@@ -4,7 +4,7 @@
 
 use moka::sync::Cache;
 
-use super::{BackendResult, CacheBackend};
+use super::{BackendResult, BoxFuture, CacheBackend, ready};
 
 /// A bounded in-memory cache.
 pub struct BoundedCache {
@@ -31,28 +31,46 @@ impl BoundedCache {
     }
 }
 
-impl CacheBackend for BoundedCache {
-    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>> {
-        Ok(match self.entries.get(key) {
+impl BoundedCache {
+    /// The value of `key` if it has not expired at `now`.
+    pub fn get(&self, key: &str, now: u64) -> Option<String> {
+        match self.entries.get(key) {
             Some((value, expires)) if expires > now => Some(value),
             Some(_) => {
                 self.entries.invalidate(key);
                 None
             }
             None => None,
-        })
+        }
     }
 
-    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()> {
+    /// Stores `value` under `key` until `now + ttl_seconds`.
+    pub fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) {
         let expires = now.saturating_add(u64::from(ttl_seconds));
         self.entries
             .insert(key.to_owned(), (value.to_owned(), expires));
-        Ok(())
+    }
+}
+
+impl CacheBackend for BoundedCache {
+    fn get<'a>(&'a self, key: &'a str, now: u64) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        ready(Ok(BoundedCache::get(self, key, now)))
     }
 
-    fn delete(&self, key: &str) -> BackendResult<()> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl_seconds: u32,
+        now: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        BoundedCache::set(self, key, value, ttl_seconds, now);
+        ready(Ok(()))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, BackendResult<()>> {
         self.entries.invalidate(key);
-        Ok(())
+        ready(Ok(()))
     }
 }
 
@@ -63,11 +81,11 @@ mod tests {
     #[test]
     fn entries_expire_on_the_callers_clock_and_the_count_stays_bounded() {
         let cache = BoundedCache::new(100);
-        cache.set("a", "1", 60, 1_000).unwrap();
-        assert_eq!(cache.get("a", 1_059).unwrap().as_deref(), Some("1"));
-        assert_eq!(cache.get("a", 1_060).unwrap(), None, "expired");
+        cache.set("a", "1", 60, 1_000);
+        assert_eq!(cache.get("a", 1_059).as_deref(), Some("1"));
+        assert_eq!(cache.get("a", 1_060), None, "expired");
         for i in 0..10_000 {
-            cache.set(&format!("k{i}"), "v", 600, 1_000).unwrap();
+            cache.set(&format!("k{i}"), "v", 600, 1_000);
         }
         assert!(cache.len() <= 100, "{} entries", cache.len());
     }

@@ -4,7 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{BackendResult, CacheBackend, Claim, Field, Group, GroupStatus, Platform, Transaction};
+use super::effects::{self, Effect, IssueField};
+use super::{
+    BackendResult, BoxFuture, CacheBackend, Claim, Field, Group, GroupStatus, Platform,
+    Transaction, ready,
+};
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
 
@@ -22,30 +26,48 @@ pub struct MemoryCache {
     entries: Mutex<BTreeMap<String, (String, u64)>>,
 }
 
-impl CacheBackend for MemoryCache {
-    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>> {
+impl MemoryCache {
+    /// The value of `key` if it has not expired at `now`.
+    pub fn get(&self, key: &str, now: u64) -> Option<String> {
         let mut entries = lock(&self.entries);
-        Ok(match entries.get(key) {
+        match entries.get(key) {
             Some((value, expires)) if *expires > now => Some(value.clone()),
             Some(_) => {
                 entries.remove(key);
                 None
             }
             None => None,
-        })
+        }
     }
 
-    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()> {
+    /// Stores `value` under `key` until `now + ttl_seconds`.
+    pub fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) {
         lock(&self.entries).insert(
             key.to_owned(),
             (value.to_owned(), now.saturating_add(u64::from(ttl_seconds))),
         );
-        Ok(())
+    }
+}
+
+impl CacheBackend for MemoryCache {
+    fn get<'a>(&'a self, key: &'a str, now: u64) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        ready(Ok(MemoryCache::get(self, key, now)))
     }
 
-    fn delete(&self, key: &str) -> BackendResult<()> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl_seconds: u32,
+        now: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        MemoryCache::set(self, key, value, ttl_seconds, now);
+        ready(Ok(()))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, BackendResult<()>> {
         lock(&self.entries).remove(key);
-        Ok(())
+        ready(Ok(()))
     }
 }
 
@@ -140,91 +162,139 @@ impl MemoryPlatform {
     }
 }
 
-impl Platform for MemoryPlatform {
-    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
-        let state = lock(&self.state);
-        Ok(state.installations.get(client_key).map(|installation| {
-            let limits = state.limits.get(client_key).copied().unwrap_or_default();
-            (installation.clone(), limits)
-        }))
-    }
-
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
-        Ok(lock(&self.state)
-            .links
-            .get(&key(client_key, issue_key))
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
-        Ok(lock(&self.state)
-            .users
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(email))
-            .map(|(_, id)| *id))
-    }
-
-    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
-        Ok(MemoryPlatform::group(self, group))
-    }
-
-    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
-        Ok(lock(&self.state)
-            .links
-            .iter()
-            .filter(|(_, groups)| groups.contains(&group))
-            .map(|(link, _)| link.clone())
-            .collect())
-    }
-
-    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
-        Ok(lock(&self.state)
-            .users
-            .iter()
-            .filter(|(_, id)| *id == user)
-            .map(|(email, _)| email.clone())
-            .collect())
-    }
-
-    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
-        Ok(MemoryPlatform::handled(self, client_key, id))
-    }
-
-    fn watermark(
-        &self,
-        client_key: &str,
-        issue_key: &str,
-        field: Field,
-    ) -> BackendResult<Option<i64>> {
-        Ok(MemoryPlatform::watermark(
-            self, client_key, issue_key, field,
-        ))
-    }
-
-    fn claim(
+impl MemoryPlatform {
+    /// Claims delivery `id` for `owner` (see [`Platform::claim`]); memory never fails.
+    pub fn claim(
         &self,
         client_key: &str,
         id: &str,
         owner: u64,
         now: u64,
         lease_until: u64,
-    ) -> BackendResult<Claim> {
+    ) -> Claim {
         let mut state = lock(&self.state);
         let delivery = key(client_key, id);
         if state.handled.contains(&delivery) {
-            return Ok(Claim::Handled);
+            return Claim::Handled;
         }
         match state.claims.get(&delivery) {
-            Some((holder, until)) if *holder != owner && *until > now => Ok(Claim::InProgress),
+            Some((holder, until)) if *holder != owner && *until > now => Claim::InProgress,
             _ => {
                 state.claims.insert(delivery, (owner, lease_until));
-                Ok(Claim::Claimed)
+                Claim::Claimed
             }
         }
     }
 
-    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
+    fn commit_now(&self, effects: &[Effect]) -> BackendResult<Vec<IssueField>> {
+        let mut state = lock(&self.state);
+        // Work on a copy and swap it in whole: a failure leaves the state as it was.
+        let mut draft = state.clone();
+        let superseded = effects::apply(&mut draft, effects)?;
+        *state = draft;
+        Ok(superseded)
+    }
+}
+
+impl Platform for MemoryPlatform {
+    fn installation<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
+        let state = lock(&self.state);
+        ready(Ok(state.installations.get(client_key).map(
+            |installation| {
+                let limits = state.limits.get(client_key).copied().unwrap_or_default();
+                (installation.clone(), limits)
+            },
+        )))
+    }
+
+    fn linked_groups<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Vec<u64>>> {
+        ready(Ok(lock(&self.state)
+            .links
+            .get(&key(client_key, issue_key))
+            .cloned()
+            .unwrap_or_default()))
+    }
+
+    fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>> {
+        ready(Ok(lock(&self.state)
+            .users
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(email))
+            .map(|(_, id)| *id)))
+    }
+
+    fn group(&self, group: u64) -> BoxFuture<'_, BackendResult<Option<Group>>> {
+        ready(Ok(MemoryPlatform::group(self, group)))
+    }
+
+    fn links_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<(String, String)>>> {
+        ready(Ok(lock(&self.state)
+            .links
+            .iter()
+            .filter(|(_, groups)| groups.contains(&group))
+            .map(|(link, _)| link.clone())
+            .collect()))
+    }
+
+    fn user_emails(&self, user: u64) -> BoxFuture<'_, BackendResult<Vec<String>>> {
+        ready(Ok(lock(&self.state)
+            .users
+            .iter()
+            .filter(|(_, id)| *id == user)
+            .map(|(email, _)| email.clone())
+            .collect()))
+    }
+
+    fn handled<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, BackendResult<bool>> {
+        ready(Ok(MemoryPlatform::handled(self, client_key, id)))
+    }
+
+    fn watermark<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+        field: Field,
+    ) -> BoxFuture<'a, BackendResult<Option<i64>>> {
+        ready(Ok(MemoryPlatform::watermark(
+            self, client_key, issue_key, field,
+        )))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+        owner: u64,
+        now: u64,
+        lease_until: u64,
+    ) -> BoxFuture<'a, BackendResult<Claim>> {
+        ready(Ok(MemoryPlatform::claim(
+            self,
+            client_key,
+            id,
+            owner,
+            now,
+            lease_until,
+        )))
+    }
+
+    fn release<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+        owner: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
         let mut state = lock(&self.state);
         let delivery = key(client_key, id);
         if state
@@ -234,19 +304,14 @@ impl Platform for MemoryPlatform {
         {
             state.claims.remove(&delivery);
         }
-        Ok(())
+        ready(Ok(()))
     }
 
-    fn transaction(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
-    ) -> BackendResult<()> {
-        let mut state = lock(&self.state);
-        // Work on a copy and swap it in whole: a failure leaves the state as it was.
-        let mut draft = state.clone();
-        work(&mut draft)?;
-        *state = draft;
-        Ok(())
+    fn commit<'a>(
+        &'a self,
+        effects: &'a [Effect],
+    ) -> BoxFuture<'a, BackendResult<Vec<IssueField>>> {
+        ready(self.commit_now(effects))
     }
 }
 
@@ -291,10 +356,9 @@ impl Transaction for State {
         Ok(())
     }
 
-    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
+    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<bool> {
         let delivery = key(client_key, id);
         self.claims.remove(&delivery);
-        self.handled.insert(delivery);
-        Ok(())
+        Ok(self.handled.insert(delivery))
     }
 }

@@ -10,6 +10,8 @@
 //! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
 //! | `outbox.rs` | the outbox of platform → Jira pushes, in the same file (feature `sqlite`) |
 //! | `queue.rs` | the queue of accepted webhooks' work, in the same file (feature `sqlite`) |
+//! | `store.rs` | [`Store`]: what a server keeps besides the platform (queue, outbox, admin) |
+//! | `effects.rs` | [`Effect`]: a call's changes, and the rule every platform commits them by |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
 //! | `scripted.rs` | `ScriptedHttp`: Jira's answers from a script (feature `replay`) |
 //!
@@ -19,6 +21,7 @@
 #[cfg(feature = "bounded-cache")]
 mod bounded;
 mod clock;
+pub mod effects;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod outbox;
@@ -30,6 +33,7 @@ mod real_http;
 mod scripted;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod store;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,17 +49,15 @@ use crate::wit::jira_sync::plugin::types::Installation;
 #[cfg(feature = "bounded-cache")]
 pub use bounded::BoundedCache;
 pub use clock::{ManualClock, SystemClock};
+pub use effects::{Effect, IssueField, Transaction};
 pub use memory::{MemoryCache, MemoryPlatform};
-#[cfg(feature = "sqlite")]
-pub use outbox::{Next, OutboxEntry};
-#[cfg(feature = "sqlite")]
-pub use queue::{Enqueued, NewJob, QueuedJob};
 #[cfg(feature = "http-client")]
 pub use real_http::{HttpLimits, RealHttp};
 #[cfg(feature = "replay")]
 pub use scripted::{HttpStub, MAX_SCRIPTED_BODY, ScriptedHttp};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use store::{Enqueued, Finished, NewJob, Next, OutboxEntry, QueuedJob, Store};
 
 /// A request the guest asked the host to send, after the sandbox allowed it.
 #[derive(Debug, Clone)]
@@ -84,11 +86,17 @@ pub struct OutboundResponse {
 /// A future a backend returns; boxed, so that the traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A future already resolved: what a backend that answers at once (memory, SQLite, a script)
+/// returns from its async methods.
+pub fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
 /// What [`HttpBackend::send`] resolves to.
 pub type HttpResult = Result<OutboundResponse, HttpError>;
 
 /// Sends the guest's requests to Jira. Async: a call waiting on Jira holds no thread. A backend
-/// that answers at once (a script, a test double) returns `Box::pin(std::future::ready(...))`.
+/// that answers at once (a script, a test double) returns [`ready`]`(...)`.
 pub trait HttpBackend: Send + Sync {
     /// Sends one request; transport failures are the WIT's typed HTTP errors.
     fn send(&self, request: OutboundRequest) -> BoxFuture<'_, HttpResult>;
@@ -103,14 +111,21 @@ pub struct BackendError(pub String);
 /// What every backend method returns.
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// Short-lived values the guest keeps between calls (user lookups, status lists).
+/// Short-lived values the guest keeps between calls (user lookups, status lists). Async: a
+/// remote cache (Redis) answers over the network without holding a thread.
 pub trait CacheBackend: Send + Sync {
     /// The value of `key` if it has not expired at `now` (Unix seconds).
-    fn get(&self, key: &str, now: u64) -> BackendResult<Option<String>>;
+    fn get<'a>(&'a self, key: &'a str, now: u64) -> BoxFuture<'a, BackendResult<Option<String>>>;
     /// Stores `value` under `key` until `now + ttl_seconds`.
-    fn set(&self, key: &str, value: &str, ttl_seconds: u32, now: u64) -> BackendResult<()>;
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl_seconds: u32,
+        now: u64,
+    ) -> BoxFuture<'a, BackendResult<()>>;
     /// Drops `key`.
-    fn delete(&self, key: &str) -> BackendResult<()>;
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, BackendResult<()>>;
 }
 
 /// The host's time; the guest has no other.
@@ -178,50 +193,67 @@ impl Field {
 }
 
 /// The platform's own records: installations, groups, their links to Jira issues, users, and
-/// the delivery log. Reads answer directly; a call's writes go through [`Platform::transaction`],
-/// all together or not at all.
+/// the delivery log. Async, so that a networked database (PostgreSQL) waits without holding a
+/// thread; a synchronous store answers with [`ready`]. A call's writes
+/// arrive together, as [`Effect`]s for [`Platform::commit`].
 pub trait Platform: Send + Sync {
     /// The installation, with what one call for it may consume (host-side only).
-    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>>;
+    fn installation<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>>;
     /// The groups linked to `issue_key` on this installation's site.
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>>;
+    fn linked_groups<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Vec<u64>>>;
     /// The user whose verified email is `email`, compared case-insensitively.
-    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>>;
+    fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>>;
     /// The group, if it exists.
-    fn group(&self, group: u64) -> BackendResult<Option<Group>>;
+    fn group(&self, group: u64) -> BoxFuture<'_, BackendResult<Option<Group>>>;
     /// The (client key, issue key) pairs `group` is linked to.
-    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>>;
+    fn links_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<(String, String)>>>;
     /// The verified emails of `user`.
-    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>>;
+    fn user_emails(&self, user: u64) -> BoxFuture<'_, BackendResult<Vec<String>>>;
     /// Whether delivery `id` of this installation was handled.
-    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool>;
+    fn handled<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, BackendResult<bool>>;
     /// The `updated` (ms) of the newest event applied to this field of `issue_key`.
-    fn watermark(
-        &self,
-        client_key: &str,
-        issue_key: &str,
+    fn watermark<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
         field: Field,
-    ) -> BackendResult<Option<i64>>;
+    ) -> BoxFuture<'a, BackendResult<Option<i64>>>;
     /// Claims delivery `id` for the call `owner` until `lease_until` (Unix seconds): atomically,
     /// so that of many copies of one delivery handled at once exactly one is claimed. A claim
     /// whose lease has run out (its server died) may be taken over.
-    fn claim(
-        &self,
-        client_key: &str,
-        id: &str,
+    fn claim<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
         owner: u64,
         now: u64,
         lease_until: u64,
-    ) -> BackendResult<Claim>;
+    ) -> BoxFuture<'a, BackendResult<Claim>>;
     /// Drops `owner`'s claim on delivery `id`, unless it was marked handled: the delivery is
     /// then free for Jira's retry.
-    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()>;
-    /// Runs `work` in one transaction: everything it wrote is kept when it and the commit
-    /// succeed, and nothing otherwise.
-    fn transaction(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
-    ) -> BackendResult<()>;
+    fn release<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+        owner: u64,
+    ) -> BoxFuture<'a, BackendResult<()>>;
+    /// Applies one call's `effects` in one transaction, all or nothing, by the rules of
+    /// [`effects`] (a synchronous store calls [`effects::apply`] inside its transaction).
+    /// Returns the fields whose changes were dropped because a newer event had already been
+    /// applied to them.
+    fn commit<'a>(&'a self, effects: &'a [Effect])
+    -> BoxFuture<'a, BackendResult<Vec<IssueField>>>;
 }
 
 /// What became of a claim on a delivery.
@@ -233,31 +265,6 @@ pub enum Claim {
     Handled,
     /// Another call holds it right now: ask Jira to retry later.
     InProgress,
-}
-
-/// The writes of one transaction (see [`Platform::transaction`]).
-pub trait Transaction {
-    /// The field's watermark as this transaction sees it.
-    fn watermark(
-        &mut self,
-        client_key: &str,
-        issue_key: &str,
-        field: Field,
-    ) -> BackendResult<Option<i64>>;
-    /// Sets the field's watermark.
-    fn set_watermark(
-        &mut self,
-        client_key: &str,
-        issue_key: &str,
-        field: Field,
-        updated_ms: i64,
-    ) -> BackendResult<()>;
-    /// Assigns `group` to `user` (`None`: unassigns it).
-    fn set_assignee(&mut self, group: u64, user: Option<u64>) -> BackendResult<()>;
-    /// Resolves or unresolves `group`.
-    fn set_status(&mut self, group: u64, status: GroupStatus) -> BackendResult<()>;
-    /// Records delivery `id` of this installation as handled.
-    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()>;
 }
 
 /// The backends one call runs against; cheap to clone and shared across threads.

@@ -5,45 +5,11 @@
 //! good.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::sqlite::failed;
+use super::store::{Next, OutboxEntry};
 use super::{BackendError, BackendResult, GroupStatus, SqliteStore, Transaction as _};
-
-/// One push of a group's change to one linked Jira issue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutboxEntry {
-    /// The entry's id.
-    pub id: i64,
-    /// The group whose change it pushes.
-    pub group: u64,
-    /// The installation of the linked issue.
-    pub client_key: String,
-    /// The linked issue.
-    pub issue_key: String,
-    /// What to push: `{"resolved": bool}` or `{"assign": user | null}`.
-    pub push: Value,
-    /// `running`, `pending` (a retry is due at `next_at`), `done` or `failed`.
-    pub state: String,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// When the next attempt is due (Unix seconds).
-    pub next_at: u64,
-    /// The last attempt's outcome.
-    pub outcome: Option<Value>,
-}
-
-/// What became of an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// The push is done (whatever Jira's answer meant for the issue).
-    Done,
-    /// It failed for good (e.g. unauthorized, rejected, attempts exhausted).
-    Failed,
-    /// Retry at this time (Unix seconds).
-    RetryAt(u64),
-}
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (

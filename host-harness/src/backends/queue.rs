@@ -8,45 +8,10 @@
 //! deleted, since the delivery log remembers the delivery.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
 use super::sqlite::{exec, failed};
-use super::{BackendResult, Next, SqliteStore};
-
-/// One accepted delivery whose work is due, running or failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueuedJob {
-    /// The job's id.
-    pub id: i64,
-    /// The installation whose token verified the delivery.
-    pub client_key: String,
-    /// Jira's delivery identifier, when the delivery had one.
-    pub delivery_id: Option<String>,
-    /// The webhook body.
-    #[serde(skip)]
-    pub body: Vec<u8>,
-    /// `queued`, `running` or `failed`.
-    pub state: String,
-    /// Attempts so far (the one running included).
-    pub attempts: u32,
-    /// When the job was accepted (Unix seconds).
-    pub accepted_at: u64,
-    /// Until when the server running it holds it (0 when not running).
-    pub lease_until: u64,
-    /// The last attempt's error, if it failed.
-    pub error: Option<String>,
-}
-
-/// What became of one new job of [`SqliteStore::write_queue`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Recorded as `running` under the caller's lease: the caller works on it now.
-    Run(QueuedJob),
-    /// Recorded as `queued`: a dispatcher picks it up when a worker is free.
-    Wait,
-    /// A job for the same delivery is already recorded: nothing was added.
-    Duplicate,
-}
+use super::store::{Enqueued, Finished, NewJob, Next, QueuedJob};
+use super::{BackendResult, SqliteStore};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -146,19 +111,6 @@ fn job(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedJob> {
     })
 }
 
-/// A job to record (see [`SqliteStore::write_queue`]).
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    /// The installation whose token verified the delivery.
-    pub client_key: String,
-    /// Jira's delivery identifier, if any.
-    pub delivery_id: Option<String>,
-    /// The webhook body.
-    pub body: Vec<u8>,
-    /// A lease for the caller to run it at once, or `None` to leave it waiting.
-    pub run_until: Option<u64>,
-}
-
 impl SqliteStore {
     /// Records new jobs and finished attempts in one transaction (a server batches the
     /// webhooks and the outcomes that arrive while the last batch is written), with one
@@ -169,7 +121,7 @@ impl SqliteStore {
     pub fn write_queue(
         &self,
         jobs: &[NewJob],
-        finished: &[(i64, Next, Option<String>)],
+        finished: &[Finished],
         now: u64,
     ) -> BackendResult<Vec<Enqueued>> {
         let mut conn = self.conn();

@@ -9,7 +9,12 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BackendError, BackendResult, Claim, Field, Group, GroupStatus, Platform, Transaction};
+use super::effects::{self, Effect, IssueField};
+use super::store::{Enqueued, Finished, NewJob, Next, OutboxEntry, QueuedJob, Store};
+use super::{
+    BackendError, BackendResult, BoxFuture, Claim, Field, Group, GroupStatus, Platform,
+    Transaction, ready,
+};
 use crate::installation::InstallationSpec;
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
@@ -88,37 +93,48 @@ impl SqliteStore {
     }
 
     /// Adds an installation, or replaces the one with the same client key.
-    pub fn add_installation(&self, spec: &InstallationSpec) -> anyhow::Result<()> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO installations (client_key, spec) VALUES (?1, ?2)",
-            params![spec.client_key, serde_json::to_string(spec)?],
-        )?;
-        Ok(())
+    pub fn add_installation(&self, spec: &InstallationSpec) -> BackendResult<()> {
+        let json = serde_json::to_string(spec)
+            .map_err(|e| BackendError(format!("installation {}: {e}", spec.client_key)))?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO installations (client_key, spec) VALUES (?1, ?2)",
+                params![spec.client_key, json],
+            )
+            .map(drop)
+            .map_err(failed("add installation"))
     }
 
     /// Links `groups` to `issue_key`; unknown groups start unresolved and unassigned.
-    pub fn link(&self, client_key: &str, issue_key: &str, groups: &[u64]) -> anyhow::Result<()> {
-        let conn = self.conn();
+    pub fn link(&self, client_key: &str, issue_key: &str, groups: &[u64]) -> BackendResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(failed("begin link"))?;
         for group in groups {
-            conn.execute(
+            tx.execute(
                 "INSERT OR IGNORE INTO groups (id) VALUES (?1)",
                 params![*group as i64],
-            )?;
-            conn.execute(
-                "INSERT OR IGNORE INTO links (client_key, issue_key, group_id) VALUES (?1, ?2, ?3)",
-                params![client_key, issue_key, *group as i64],
-            )?;
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO links (client_key, issue_key, group_id)
+                     VALUES (?1, ?2, ?3)",
+                    params![client_key, issue_key, *group as i64],
+                )
+            })
+            .map_err(failed("link groups"))?;
         }
-        Ok(())
+        tx.commit().map_err(failed("commit link"))
     }
 
     /// Adds a verified email of user `id`.
-    pub fn add_user(&self, id: u64, email: &str) -> anyhow::Result<()> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO users (id, email) VALUES (?1, ?2)",
-            params![id as i64, email],
-        )?;
-        Ok(())
+    pub fn add_user(&self, id: u64, email: &str) -> BackendResult<()> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO users (id, email) VALUES (?1, ?2)",
+                params![id as i64, email],
+            )
+            .map(drop)
+            .map_err(failed("add user"))
     }
 
     /// Forgets delivery ids handled before `handled_before` and claims whose lease ended by
@@ -207,14 +223,18 @@ impl SqliteStore {
     }
 }
 
-impl Platform for SqliteStore {
-    fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
+// The platform's reads and writes, synchronous: SQLite answers from a local file, and the
+// trait impls below hand the answers over as ready futures.
+impl SqliteStore {
+    /// See [`Platform::installation`].
+    pub fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
         Ok(self
             .spec(client_key)?
             .map(|spec| (Installation::from(&spec), spec.limits)))
     }
 
-    fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
+    /// See [`Platform::linked_groups`].
+    pub fn linked_groups(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
         let conn = self.conn();
         conn.prepare_cached(
             "SELECT group_id FROM links WHERE client_key = ?1 AND issue_key = ?2 ORDER BY group_id",
@@ -228,7 +248,8 @@ impl Platform for SqliteStore {
         .map_err(failed("read links"))
     }
 
-    fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
+    /// See [`Platform::user_by_email`].
+    pub fn user_by_email(&self, email: &str) -> BackendResult<Option<u64>> {
         one(
             &self.conn(),
             "SELECT id FROM users WHERE email = ?1 ORDER BY id LIMIT 1",
@@ -240,7 +261,8 @@ impl Platform for SqliteStore {
         .map_err(failed("find user"))
     }
 
-    fn group(&self, group: u64) -> BackendResult<Option<Group>> {
+    /// See [`Platform::group`].
+    pub fn group(&self, group: u64) -> BackendResult<Option<Group>> {
         self.conn()
             .query_row(
                 "SELECT resolved, assignee FROM groups WHERE id = ?1",
@@ -251,7 +273,8 @@ impl Platform for SqliteStore {
             .map_err(failed("read group"))
     }
 
-    fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
+    /// See [`Platform::links_of_group`].
+    pub fn links_of_group(&self, group: u64) -> BackendResult<Vec<(String, String)>> {
         let conn = self.conn();
         conn.prepare("SELECT client_key, issue_key FROM links WHERE group_id = ?1 ORDER BY 1, 2")
             .and_then(|mut stmt| {
@@ -261,7 +284,8 @@ impl Platform for SqliteStore {
             .map_err(failed("read links of group"))
     }
 
-    fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
+    /// See [`Platform::user_emails`].
+    pub fn user_emails(&self, user: u64) -> BackendResult<Vec<String>> {
         let conn = self.conn();
         conn.prepare("SELECT email FROM users WHERE id = ?1 ORDER BY email")
             .and_then(|mut stmt| {
@@ -271,11 +295,13 @@ impl Platform for SqliteStore {
             .map_err(failed("read user emails"))
     }
 
-    fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
+    /// See [`Platform::handled`].
+    pub fn handled(&self, client_key: &str, id: &str) -> BackendResult<bool> {
         handled(&self.conn(), client_key, id).map_err(failed("read delivery"))
     }
 
-    fn watermark(
+    /// See [`Platform::watermark`].
+    pub fn watermark(
         &self,
         client_key: &str,
         issue_key: &str,
@@ -284,7 +310,8 @@ impl Platform for SqliteStore {
         watermark(&self.conn(), client_key, issue_key, field).map_err(failed("read watermark"))
     }
 
-    fn claim(
+    /// See [`Platform::claim`].
+    pub fn claim(
         &self,
         client_key: &str,
         id: &str,
@@ -316,7 +343,8 @@ impl Platform for SqliteStore {
         })
     }
 
-    fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
+    /// See [`Platform::release`].
+    pub fn release(&self, client_key: &str, id: &str, owner: u64) -> BackendResult<()> {
         exec(
             &self.conn(),
             "DELETE FROM claims WHERE client_key = ?1 AND id = ?2 AND owner = ?3",
@@ -326,18 +354,215 @@ impl Platform for SqliteStore {
         .map_err(failed("release claim"))
     }
 
-    fn transaction(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Transaction) -> BackendResult<()>,
-    ) -> BackendResult<()> {
+    /// See [`Platform::commit`].
+    pub fn commit(&self, effects: &[Effect]) -> BackendResult<Vec<IssueField>> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(failed("begin transaction"))?;
-        let mut writes = Tx(&tx);
-        work(&mut writes)?;
+        let superseded = effects::apply(&mut Tx(&tx), effects)?;
         // Dropping an uncommitted transaction rolls it back: an error above applies nothing.
-        tx.commit().map_err(failed("commit"))
+        tx.commit().map_err(failed("commit"))?;
+        Ok(superseded)
+    }
+}
+
+impl Platform for SqliteStore {
+    fn installation<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
+        ready(SqliteStore::installation(self, client_key))
+    }
+
+    fn linked_groups<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Vec<u64>>> {
+        ready(SqliteStore::linked_groups(self, client_key, issue_key))
+    }
+
+    fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>> {
+        ready(SqliteStore::user_by_email(self, email))
+    }
+
+    fn group(&self, group: u64) -> BoxFuture<'_, BackendResult<Option<Group>>> {
+        ready(SqliteStore::group(self, group))
+    }
+
+    fn links_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<(String, String)>>> {
+        ready(SqliteStore::links_of_group(self, group))
+    }
+
+    fn user_emails(&self, user: u64) -> BoxFuture<'_, BackendResult<Vec<String>>> {
+        ready(SqliteStore::user_emails(self, user))
+    }
+
+    fn handled<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, BackendResult<bool>> {
+        ready(SqliteStore::handled(self, client_key, id))
+    }
+
+    fn watermark<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+        field: Field,
+    ) -> BoxFuture<'a, BackendResult<Option<i64>>> {
+        ready(SqliteStore::watermark(self, client_key, issue_key, field))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+        owner: u64,
+        now: u64,
+        lease_until: u64,
+    ) -> BoxFuture<'a, BackendResult<Claim>> {
+        ready(SqliteStore::claim(
+            self,
+            client_key,
+            id,
+            owner,
+            now,
+            lease_until,
+        ))
+    }
+
+    fn release<'a>(
+        &'a self,
+        client_key: &'a str,
+        id: &'a str,
+        owner: u64,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::release(self, client_key, id, owner))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        effects: &'a [Effect],
+    ) -> BoxFuture<'a, BackendResult<Vec<IssueField>>> {
+        ready(SqliteStore::commit(self, effects))
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_installation<'a>(
+        &'a self,
+        spec: &'a InstallationSpec,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::add_installation(self, spec))
+    }
+
+    fn link<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+        groups: &'a [u64],
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::link(self, client_key, issue_key, groups))
+    }
+
+    fn add_user<'a>(&'a self, id: u64, email: &'a str) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::add_user(self, id, email))
+    }
+
+    fn prune(&self, handled_before: u64, now: u64) -> BoxFuture<'_, BackendResult<(usize, usize)>> {
+        ready(SqliteStore::prune(self, handled_before, now))
+    }
+
+    fn shared(&self) -> bool {
+        // One file, one server: nothing running belongs to anyone alive at start.
+        false
+    }
+
+    fn write_queue<'a>(
+        &'a self,
+        jobs: &'a [NewJob],
+        finished: &'a [Finished],
+        now: u64,
+    ) -> BoxFuture<'a, BackendResult<Vec<Enqueued>>> {
+        ready(SqliteStore::write_queue(self, jobs, finished, now))
+    }
+
+    fn claim_due_jobs(
+        &self,
+        now: u64,
+        lease_until: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, BackendResult<Vec<QueuedJob>>> {
+        ready(SqliteStore::claim_due_jobs(self, now, lease_until, limit))
+    }
+
+    fn queue_backlog(&self, now: u64) -> BoxFuture<'_, BackendResult<(u64, u64)>> {
+        ready(SqliteStore::queue_backlog(self, now))
+    }
+
+    fn renew_job(&self, id: i64, held: u64, until: u64) -> BoxFuture<'_, BackendResult<bool>> {
+        ready(SqliteStore::renew_job(self, id, held, until))
+    }
+
+    fn recover(&self, now: u64) -> BoxFuture<'_, BackendResult<(usize, usize, usize)>> {
+        ready(SqliteStore::recover(self, now))
+    }
+
+    fn jobs_due(&self, now: u64) -> BoxFuture<'_, BackendResult<u64>> {
+        ready(SqliteStore::jobs_due(self, now))
+    }
+
+    fn failed_jobs(&self, limit: usize) -> BoxFuture<'_, BackendResult<Vec<QueuedJob>>> {
+        ready(SqliteStore::failed_jobs(self, limit))
+    }
+
+    fn change_group<'a>(
+        &'a self,
+        group: u64,
+        push: &'a serde_json::Value,
+        now: u64,
+        lease_until: u64,
+    ) -> BoxFuture<'a, BackendResult<Vec<OutboxEntry>>> {
+        ready(SqliteStore::change_group(
+            self,
+            group,
+            push,
+            now,
+            lease_until,
+        ))
+    }
+
+    fn finish_push<'a>(
+        &'a self,
+        id: i64,
+        outcome: &'a serde_json::Value,
+        next: Next,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::finish_push(self, id, outcome, next))
+    }
+
+    fn claim_due_pushes(
+        &self,
+        now: u64,
+        lease_until: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, BackendResult<Vec<OutboxEntry>>> {
+        ready(SqliteStore::claim_due_pushes(self, now, lease_until, limit))
+    }
+
+    fn outbox_entry(&self, id: i64) -> BoxFuture<'_, BackendResult<Option<OutboxEntry>>> {
+        ready(SqliteStore::outbox_entry(self, id))
+    }
+
+    fn outbox_backlog(&self, now: u64) -> BoxFuture<'_, BackendResult<(u64, u64)>> {
+        ready(SqliteStore::outbox_backlog(self, now))
+    }
+
+    fn pushes_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<OutboxEntry>>> {
+        ready(SqliteStore::pushes_of_group(self, group))
     }
 }
 
@@ -417,22 +642,21 @@ impl Transaction for Tx<'_> {
         .map_err(failed("set status"))
     }
 
-    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<()> {
-        exec(
+    fn mark_handled(&mut self, client_key: &str, id: &str) -> BackendResult<bool> {
+        let added = exec(
             self.0,
             "INSERT OR IGNORE INTO deliveries (client_key, id, handled_at)
              VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
             params![client_key, id],
         )
-        .and_then(|_| {
-            exec(
-                self.0,
-                "DELETE FROM claims WHERE client_key = ?1 AND id = ?2",
-                params![client_key, id],
-            )
-        })
-        .map(drop)
-        .map_err(failed("record delivery"))
+        .map_err(failed("record delivery"))?;
+        exec(
+            self.0,
+            "DELETE FROM claims WHERE client_key = ?1 AND id = ?2",
+            params![client_key, id],
+        )
+        .map_err(failed("end claim"))?;
+        Ok(added == 1)
     }
 }
 
@@ -470,12 +694,25 @@ pub(super) mod tests {
                  BEGIN SELECT RAISE(ABORT, 'injected'); END;",
             )
             .unwrap();
-        let result = t.1.transaction(&mut |tx| {
-            tx.mark_handled("jira:1", "d-1")?;
-            tx.set_watermark("jira:1", "APP-1", Field::Status, 5)?;
-            tx.set_status(1, GroupStatus::Resolved)?;
-            tx.set_status(2, GroupStatus::Resolved)
-        });
+        let issue = || ("jira:1".to_owned(), "APP-1".to_owned());
+        let result = t.1.commit(&[
+            Effect::Handled("jira:1".into(), "d-1".into()),
+            Effect::Watermark {
+                issue: issue(),
+                fields: vec![Field::Status],
+                updated_ms: 5,
+            },
+            Effect::Status {
+                issue: issue(),
+                group: 1,
+                status: GroupStatus::Resolved,
+            },
+            Effect::Status {
+                issue: issue(),
+                group: 2,
+                status: GroupStatus::Resolved,
+            },
+        ]);
         assert!(result.unwrap_err().0.contains("injected"));
         let group = t.1.group(1).unwrap().unwrap();
         assert_eq!(
@@ -493,8 +730,7 @@ pub(super) mod tests {
     #[test]
     fn retention_forgets_old_deliveries_and_ended_claims_only() {
         let t = temp("prune");
-        t.1.transaction(&mut |tx| tx.mark_handled("jira:1", "recent"))
-            .unwrap();
+        t.1.commit(&[handled("recent")]).unwrap();
         Connection::open(&t.0)
             .unwrap()
             .execute_batch(
@@ -544,12 +780,16 @@ pub(super) mod tests {
             Claim::Claimed,
             "an ended lease is taken over"
         );
-        store
-            .transaction(&mut |tx| tx.mark_handled("jira:1", "d"))
-            .unwrap();
+        store.commit(&[handled("d")]).unwrap();
         assert_eq!(
             store.claim("jira:1", "d", 5, 200, 260).unwrap(),
             Claim::Handled
         );
+        let again = store.commit(&[handled("d")]).unwrap_err();
+        assert!(again.0.contains("handled meanwhile"), "{again}");
+    }
+
+    fn handled(id: &str) -> Effect {
+        Effect::Handled("jira:1".into(), id.into())
     }
 }

@@ -4,8 +4,11 @@
 use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
 use jira_sync_plugin::model::{self, Level};
 
+use pollster::block_on;
+
+use crate::backends::Effect;
 use crate::backends::{Backends, Field, GroupStatus, OutboundRequest};
-use crate::imports::effects::{Effect, Staged};
+use crate::imports::effects::Staged;
 
 /// The core's environment over the host's backends, with no sandbox in between.
 pub struct NativeEnv<'a> {
@@ -29,14 +32,14 @@ impl<'a> NativeEnv<'a> {
 
     /// Commits the staged changes, as the sandbox does after a successful call.
     pub fn commit(&mut self) {
-        let _ = self.staged.commit(self.backends.platform.as_ref());
+        let _ = block_on(self.staged.commit(self.backends.platform.as_ref()));
     }
 }
 
 impl Http for NativeEnv<'_> {
     fn send(&mut self, r: model::HttpRequest) -> Result<model::HttpResponse, model::HttpError> {
-        // The bench's backends answer at once.
-        let response = pollster::block_on(self.backends.http.send(OutboundRequest {
+        // The bench's backends answer at once, as do the memory backends below.
+        let response = block_on(self.backends.http.send(OutboundRequest {
             method: r.method.as_str(),
             url: r.url,
             headers: r.headers,
@@ -56,30 +59,27 @@ impl Http for NativeEnv<'_> {
 impl Cache for NativeEnv<'_> {
     fn get(&mut self, key: &str) -> Option<String> {
         let now = self.backends.clock.now();
-        self.backends.cache.get(key, now).ok().flatten()
+        block_on(self.backends.cache.get(key, now)).ok().flatten()
     }
     fn set(&mut self, key: &str, value: &str, ttl_seconds: u32) {
         let now = self.backends.clock.now();
-        let _ = self.backends.cache.set(key, value, ttl_seconds, now);
+        let _ = block_on(self.backends.cache.set(key, value, ttl_seconds, now));
     }
     fn delete(&mut self, key: &str) {
-        let _ = self.backends.cache.delete(key);
+        let _ = block_on(self.backends.cache.delete(key));
     }
 }
 
 impl Installations for NativeEnv<'_> {
     fn by_client_key(&mut self, client_key: &str) -> Option<model::Installation> {
-        let found = self.backends.platform.installation(client_key).ok()??;
+        let found = block_on(self.backends.platform.installation(client_key)).ok()??;
         Some(found.0.into())
     }
 }
 
 impl NativeEnv<'_> {
     fn linked(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
-        self.backends
-            .platform
-            .linked_groups(client_key, issue_key)
-            .unwrap_or_default()
+        block_on(self.backends.platform.linked_groups(client_key, issue_key)).unwrap_or_default()
     }
 
     fn issue(client_key: &str, issue_key: &str) -> (String, String) {
@@ -98,7 +98,7 @@ impl NativeEnv<'_> {
         }
         let mut changed = 0;
         for group in groups {
-            let current = self.backends.platform.group(group).ok().flatten();
+            let current = block_on(self.backends.platform.group(group)).ok().flatten();
             if current.is_some_and(|g| g.status != status) {
                 self.staged.push(Effect::Status {
                     issue: Self::issue(client_key, issue_key),
@@ -118,7 +118,10 @@ impl Groups for NativeEnv<'_> {
         if groups.is_empty() {
             return model::AssignOutcome::NoLinkedGroups;
         }
-        let Some(user) = self.backends.platform.user_by_email(email).ok().flatten() else {
+        let Some(user) = block_on(self.backends.platform.user_by_email(email))
+            .ok()
+            .flatten()
+        else {
             return model::AssignOutcome::NoUserWithEmail;
         };
         for group in &groups {
@@ -164,11 +167,7 @@ impl Deliveries for NativeEnv<'_> {
     fn claim(&mut self, client_key: &str, id: &str) -> model::Claim {
         // The native baseline runs one call at a time: a claim is a read.
         let handled = self.staged.handled(client_key, id)
-            || self
-                .backends
-                .platform
-                .handled(client_key, id)
-                .unwrap_or_default();
+            || block_on(self.backends.platform.handled(client_key, id)).unwrap_or_default();
         if handled {
             model::Claim::Handled
         } else {
@@ -185,11 +184,13 @@ impl Deliveries for NativeEnv<'_> {
         issue_key: &str,
         field: model::Field,
     ) -> Option<i64> {
-        self.backends
-            .platform
-            .watermark(client_key, issue_key, native_field(field))
-            .ok()
-            .flatten()
+        block_on(
+            self.backends
+                .platform
+                .watermark(client_key, issue_key, native_field(field)),
+        )
+        .ok()
+        .flatten()
     }
     fn set_last_applied(
         &mut self,

@@ -5,7 +5,7 @@ use super::CallState;
 use crate::wit::jira_sync::plugin::cache;
 
 impl cache::Host for CallState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let Some(key) = self.cache_key(&key) else {
             return Ok(None);
         };
@@ -14,6 +14,7 @@ impl cache::Host for CallState {
             .backends
             .cache
             .get(&key, now)
+            .await
             .map_err(|e| self.fail(e))?;
         match value {
             Some(_) => self.record.cache.hits += 1,
@@ -22,7 +23,7 @@ impl cache::Host for CallState {
         Ok(value)
     }
 
-    fn set(&mut self, key: String, value: String, ttl_seconds: u32) -> wasmtime::Result<()> {
+    async fn set(&mut self, key: String, value: String, ttl_seconds: u32) -> wasmtime::Result<()> {
         let Some(key) = self.cache_key(&key) else {
             return Ok(());
         };
@@ -31,14 +32,19 @@ impl cache::Host for CallState {
         self.backends
             .cache
             .set(&key, &value, ttl_seconds, now)
+            .await
             .map_err(|e| self.fail(e))
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+    async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
         let Some(key) = self.cache_key(&key) else {
             return Ok(());
         };
         self.record.cache.deletes += 1;
-        self.backends.cache.delete(&key).map_err(|e| self.fail(e))
+        self.backends
+            .cache
+            .delete(&key)
+            .await
+            .map_err(|e| self.fail(e))
     }
 }

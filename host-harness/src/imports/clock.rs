@@ -8,7 +8,7 @@ use crate::limits::LimitExceeded;
 use crate::wit::jira_sync::plugin::clock;
 
 impl clock::Host for CallState {
-    fn now(&mut self) -> wasmtime::Result<u64> {
+    async fn now(&mut self) -> wasmtime::Result<u64> {
         Ok(self.backends.clock.now())
     }
 

@@ -5,12 +5,12 @@
 //! released at its end, so that Jira's retry runs.
 
 use super::CallState;
-use super::effects::Effect;
 use crate::backends::Claim;
+use crate::backends::Effect;
 use crate::wit::jira_sync::plugin::deliveries::{self, Field};
 
 impl deliveries::Host for CallState {
-    fn claim(
+    async fn claim(
         &mut self,
         client_key: String,
         id: String,
@@ -29,6 +29,7 @@ impl deliveries::Host for CallState {
                 .backends
                 .platform
                 .handled(&client_key, &id)
+                .await
                 .map_err(|e| self.fail(e))?;
             return Ok(if handled {
                 deliveries::ClaimOutcome::Handled
@@ -43,6 +44,7 @@ impl deliveries::Host for CallState {
             .backends
             .platform
             .claim(&client_key, &id, self.owner, now, lease_until)
+            .await
             .map_err(|e| self.fail(e))?;
         Ok(match claim {
             Claim::Claimed => {
@@ -54,14 +56,14 @@ impl deliveries::Host for CallState {
         })
     }
 
-    fn mark_handled(&mut self, client_key: String, id: String) -> wasmtime::Result<()> {
+    async fn mark_handled(&mut self, client_key: String, id: String) -> wasmtime::Result<()> {
         if self.own(&client_key, "deliveries.mark-handled") {
             self.staged.push(Effect::Handled(client_key, id));
         }
         Ok(())
     }
 
-    fn last_applied(
+    async fn last_applied(
         &mut self,
         client_key: String,
         issue_key: String,
@@ -73,10 +75,11 @@ impl deliveries::Host for CallState {
         self.backends
             .platform
             .watermark(&client_key, &issue_key, field.into())
+            .await
             .map_err(|e| self.fail(e))
     }
 
-    fn set_last_applied(
+    async fn set_last_applied(
         &mut self,
         client_key: String,
         issue_key: String,

@@ -2,12 +2,12 @@
 //! call's installation; the changes are staged until the call succeeds.
 
 use super::CallState;
-use super::effects::Effect;
 use super::record::Assignment;
+use crate::backends::Effect;
 use crate::wit::jira_sync::plugin::group_assignment::{self, AssignOutcome, UnassignOutcome};
 
 impl group_assignment::Host for CallState {
-    fn assign(
+    async fn assign(
         &mut self,
         client_key: String,
         issue_key: String,
@@ -19,11 +19,15 @@ impl group_assignment::Host for CallState {
         let platform = self.backends.platform.clone();
         let groups = platform
             .linked_groups(&client_key, &issue_key)
+            .await
             .map_err(|e| self.fail(e))?;
         let user = if groups.is_empty() {
             None
         } else {
-            platform.user_by_email(&email).map_err(|e| self.fail(e))?
+            platform
+                .user_by_email(&email)
+                .await
+                .map_err(|e| self.fail(e))?
         };
         let (result, outcome, groups) = match (groups.is_empty(), user) {
             (true, _) => ("no-linked-groups", AssignOutcome::NoLinkedGroups, groups),
@@ -53,7 +57,7 @@ impl group_assignment::Host for CallState {
         Ok(outcome)
     }
 
-    fn unassign(
+    async fn unassign(
         &mut self,
         client_key: String,
         issue_key: String,
@@ -65,6 +69,7 @@ impl group_assignment::Host for CallState {
             .backends
             .platform
             .linked_groups(&client_key, &issue_key)
+            .await
             .map_err(|e| self.fail(e))?;
         for group in &groups {
             self.staged.push(Effect::Assignee {

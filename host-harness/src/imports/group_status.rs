@@ -3,22 +3,22 @@
 //! until the call succeeds.
 
 use super::CallState;
-use super::effects::Effect;
 use super::record::Resolution;
+use crate::backends::Effect;
 use crate::backends::{BackendResult, GroupStatus};
 use crate::wit::jira_sync::plugin::group_status::{self, StatusOutcome};
 use crate::wit::jira_sync::plugin::types::ResolutionStrategy;
 
 impl CallState {
     /// A group's status as this call sees it: its own pending change, else the platform's.
-    fn status_of(&self, group: u64) -> BackendResult<Option<GroupStatus>> {
+    async fn status_of(&self, group: u64) -> BackendResult<Option<GroupStatus>> {
         match self.staged.status_of(group) {
             Some(status) => Ok(Some(status)),
-            None => Ok(self.backends.platform.group(group)?.map(|g| g.status)),
+            None => Ok(self.backends.platform.group(group).await?.map(|g| g.status)),
         }
     }
 
-    fn change_status(
+    async fn change_status(
         &mut self,
         client_key: &str,
         issue_key: String,
@@ -31,10 +31,11 @@ impl CallState {
         let groups = self
             .backends
             .platform
-            .linked_groups(client_key, &issue_key)?;
+            .linked_groups(client_key, &issue_key)
+            .await?;
         let mut changed = 0;
         for group in &groups {
-            if self.status_of(*group)?.is_some_and(|s| s != status) {
+            if self.status_of(*group).await?.is_some_and(|s| s != status) {
                 self.staged.push(Effect::Status {
                     issue: (client_key.to_owned(), issue_key.clone()),
                     group: *group,
@@ -63,7 +64,7 @@ impl CallState {
 }
 
 impl group_status::Host for CallState {
-    fn resolve(
+    async fn resolve(
         &mut self,
         client_key: String,
         issue_key: String,
@@ -71,15 +72,17 @@ impl group_status::Host for CallState {
     ) -> wasmtime::Result<StatusOutcome> {
         let strategy = Some(strategy.into());
         self.change_status(&client_key, issue_key, GroupStatus::Resolved, strategy)
+            .await
             .map_err(|e| self.fail(e))
     }
 
-    fn unresolve(
+    async fn unresolve(
         &mut self,
         client_key: String,
         issue_key: String,
     ) -> wasmtime::Result<StatusOutcome> {
         self.change_status(&client_key, issue_key, GroupStatus::Unresolved, None)
+            .await
             .map_err(|e| self.fail(e))
     }
 }

@@ -6,7 +6,7 @@ use super::CallState;
 use crate::wit::jira_sync::plugin::{installations, types};
 
 impl installations::Host for CallState {
-    fn get_by_client_key(
+    async fn get_by_client_key(
         &mut self,
         client_key: String,
     ) -> wasmtime::Result<Option<types::Installation>> {

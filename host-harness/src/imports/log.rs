@@ -6,7 +6,7 @@ use crate::limits::LimitExceeded;
 use crate::wit::jira_sync::plugin::log;
 
 impl log::Host for CallState {
-    fn log(
+    async fn log(
         &mut self,
         level: log::Level,
         event: String,

@@ -118,18 +118,22 @@ impl CallState {
     /// data), under that installation's limits, or the defaults when there is none.
     /// A backend that fails to read the installation leaves [`CallState::backend_error`] set:
     /// the call must not run.
-    pub fn new(backends: Backends, tenant: Option<String>) -> Self {
+    pub async fn new(backends: Backends, tenant: Option<String>) -> Self {
         let mut backend_error = None;
-        let tenant = tenant.map(|client_key| {
-            let found = backends
-                .platform
-                .installation(&client_key)
-                .unwrap_or_else(|e| {
-                    backend_error = Some(e);
-                    None
-                });
-            (client_key, found)
-        });
+        let tenant = match tenant {
+            Some(client_key) => {
+                let found = backends
+                    .platform
+                    .installation(&client_key)
+                    .await
+                    .unwrap_or_else(|e| {
+                        backend_error = Some(e);
+                        None
+                    });
+                Some((client_key, found))
+            }
+            None => None,
+        };
         let limits = match &tenant {
             Some((_, Some((_, limits)))) => *limits,
             _ => Limits::default(),
@@ -231,13 +235,13 @@ impl CallState {
 
     /// Applies the call's staged effects to the platform in one transaction; called only when
     /// the call succeeded. Fields superseded by a newer event are recorded, not applied.
-    pub fn commit(&mut self) -> Result<(), BackendError> {
+    pub async fn commit(&mut self) -> Result<(), BackendError> {
         let handled: Vec<(String, String)> = self
             .staged
             .handled_ids()
             .map(|(ck, id)| (ck.to_owned(), id.to_owned()))
             .collect();
-        let superseded = self.staged.commit(self.backends.platform.as_ref())?;
+        let superseded = self.staged.commit(self.backends.platform.as_ref()).await?;
         // Marking a delivery handled ended its claim in the same transaction.
         self.claims.retain(|claim| !handled.contains(claim));
         self.record.superseded = superseded
@@ -250,9 +254,13 @@ impl CallState {
     /// Releases the delivery claims this call still holds (those a successful commit did not
     /// mark handled), so that Jira's retry runs. A failure to release is left to the claim's
     /// lease.
-    pub fn release_claims(&mut self) {
+    pub async fn release_claims(&mut self) {
         for (client_key, id) in std::mem::take(&mut self.claims) {
-            let _ = self.backends.platform.release(&client_key, &id, self.owner);
+            let _ = self
+                .backends
+                .platform
+                .release(&client_key, &id, self.owner)
+                .await;
         }
     }
 
@@ -365,6 +373,7 @@ mod tests {
         deliveries::Host as _, group_assignment, group_assignment::Host as _, group_status,
         group_status::Host as _, http, http::Host as _, installations::Host as _,
     };
+    use pollster::block_on;
 
     /// Answers every request 200, so that only the sandbox can refuse one.
     struct Ok200;
@@ -398,7 +407,10 @@ mod tests {
             platform: platform.clone(),
             clock: Arc::new(ManualClock::new(0)),
         };
-        (CallState::new(backends, Some("jira:1".into())), platform)
+        (
+            block_on(CallState::new(backends, Some("jira:1".into()))),
+            platform,
+        )
     }
 
     fn get(url: &str) -> http::Request {
@@ -413,19 +425,18 @@ mod tests {
     #[test]
     fn imports_stage_their_effects_until_commit() {
         let (mut call, platform) = state();
-        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve)
+        block_on(call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve))
             .unwrap();
-        call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into())
-            .unwrap();
-        let claim = call.claim("jira:1".into(), "d-1".into()).unwrap();
+        block_on(call.assign("jira:1".into(), "APP-1".into(), "ADA@example.com".into())).unwrap();
+        let claim = block_on(call.claim("jira:1".into(), "d-1".into())).unwrap();
         assert!(matches!(claim, ClaimOutcome::Claimed), "{claim:?}");
-        call.mark_handled("jira:1".into(), "d-1".into()).unwrap();
-        call.set_last_applied("jira:1".into(), "APP-1".into(), DeliveryField::Status, 5)
+        block_on(call.mark_handled("jira:1".into(), "d-1".into())).unwrap();
+        block_on(call.set_last_applied("jira:1".into(), "APP-1".into(), DeliveryField::Status, 5))
             .unwrap();
 
         assert!(
             matches!(
-                call.claim("jira:1".into(), "d-1".into()).unwrap(),
+                block_on(call.claim("jira:1".into(), "d-1".into())).unwrap(),
                 ClaimOutcome::Claimed
             ),
             "the call still holds its own claim"
@@ -435,7 +446,7 @@ mod tests {
         assert_eq!(platform.group(2).unwrap().assignee, None);
         assert_eq!(call.record.resolutions[0].changed, 2);
 
-        call.commit().unwrap();
+        block_on(call.commit()).unwrap();
         for group in [1, 2] {
             let group = platform.group(group).unwrap();
             assert_eq!(group.status, GroupStatus::Resolved);
@@ -473,8 +484,8 @@ mod tests {
     #[test]
     fn a_dropped_call_applies_nothing() {
         let (mut call, platform) = state();
-        call.unresolve("jira:1".into(), "APP-1".into()).unwrap();
-        call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve)
+        block_on(call.unresolve("jira:1".into(), "APP-1".into())).unwrap();
+        block_on(call.resolve("jira:1".into(), "APP-1".into(), ResolutionStrategy::Resolve))
             .unwrap();
         assert_eq!(
             call.record.resolutions[1].changed, 2,
@@ -488,11 +499,15 @@ mod tests {
     fn the_bound_installation_s_limits_apply_from_the_start_and_its_site_after_lookup() {
         let (mut call, _) = state();
         assert_eq!(call.limits.http_calls, 1, "the installation's limits apply");
-        let denied = pollster::block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
+        let denied = block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
         assert!(matches!(denied, Err(http::Error::Denied(_))), "{denied:?}");
-        assert!(call.get_by_client_key("jira:1".into()).unwrap().is_some());
+        assert!(
+            block_on(call.get_by_client_key("jira:1".into()))
+                .unwrap()
+                .is_some()
+        );
         // The first request already counted against the budget of one.
-        let over = pollster::block_on(call.send(get("https://acme.atlassian.net/rest")));
+        let over = block_on(call.send(get("https://acme.atlassian.net/rest")));
         assert!(over.is_err(), "a second request breaks http-calls");
         assert_eq!(call.limit_hit, Some(LimitExceeded::HttpCalls));
     }
@@ -505,37 +520,38 @@ mod tests {
         platform.link("jira:2", "B-1", &[9]);
 
         assert!(
-            call.get_by_client_key("jira:2".into()).unwrap().is_none(),
+            block_on(call.get_by_client_key("jira:2".into()))
+                .unwrap()
+                .is_none(),
             "no secret"
         );
         assert!(matches!(
-            call.resolve("jira:2".into(), "B-1".into(), ResolutionStrategy::Resolve)
+            block_on(call.resolve("jira:2".into(), "B-1".into(), ResolutionStrategy::Resolve))
                 .unwrap(),
             group_status::StatusOutcome::NoLinkedGroups
         ));
         assert!(matches!(
-            call.assign("jira:2".into(), "B-1".into(), "ada@example.com".into())
-                .unwrap(),
+            block_on(call.assign("jira:2".into(), "B-1".into(), "ada@example.com".into())).unwrap(),
             group_assignment::AssignOutcome::NoLinkedGroups
         ));
-        let claim = call.claim("jira:2".into(), "d-9".into()).unwrap();
+        let claim = block_on(call.claim("jira:2".into(), "d-9".into())).unwrap();
         assert!(
             matches!(claim, ClaimOutcome::Handled),
             "not this call's: {claim:?}"
         );
-        call.mark_handled("jira:2".into(), "d-9".into()).unwrap();
-        call.set_last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status, 9)
+        block_on(call.mark_handled("jira:2".into(), "d-9".into())).unwrap();
+        block_on(call.set_last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status, 9))
             .unwrap();
         assert_eq!(
-            call.last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status)
+            block_on(call.last_applied("jira:2".into(), "B-1".into(), DeliveryField::Status))
                 .unwrap(),
             None
         );
         call.limits.http_calls = 10;
-        let site = pollster::block_on(call.send(get("https://b.example/rest"))).unwrap();
+        let site = block_on(call.send(get("https://b.example/rest"))).unwrap();
         assert!(matches!(site, Err(http::Error::Denied(_))), "{site:?}");
 
-        call.commit().unwrap();
+        block_on(call.commit()).unwrap();
         assert_eq!(platform.group(9).unwrap().status, GroupStatus::Unresolved);
         assert!(!platform.handled("jira:2", "d-9"));
         assert_eq!(platform.watermark("jira:2", "B-1", Field::Status), None);
@@ -546,21 +562,20 @@ mod tests {
     #[test]
     fn cache_entries_are_namespaced_per_installation() {
         let (mut a, platform) = state();
-        a.set("k".into(), "a's".into(), 60).unwrap();
+        block_on(a.set("k".into(), "a's".into(), 60)).unwrap();
         let other = InstallationSpec::new("jira:2", "s", "https://b.example", "app");
         platform.add_installation(Installation::from(&other));
-        let mut b = CallState::new(a.backends.clone(), Some("jira:2".into()));
-        assert_eq!(b.get("k".into()).unwrap(), None);
-        b.set("k".into(), "b's".into(), 60).unwrap();
-        assert_eq!(a.get("k".into()).unwrap().as_deref(), Some("a's"));
+        let mut b = block_on(CallState::new(a.backends.clone(), Some("jira:2".into())));
+        assert_eq!(block_on(b.get("k".into())).unwrap(), None);
+        block_on(b.set("k".into(), "b's".into(), 60)).unwrap();
+        assert_eq!(block_on(a.get("k".into())).unwrap().as_deref(), Some("a's"));
 
-        let mut unbound = CallState::new(a.backends.clone(), None);
-        assert_eq!(unbound.get("k".into()).unwrap(), None);
-        unbound.set("k".into(), "x".into(), 60).unwrap();
+        let mut unbound = block_on(CallState::new(a.backends.clone(), None));
+        assert_eq!(block_on(unbound.get("k".into())).unwrap(), None);
+        block_on(unbound.set("k".into(), "x".into(), 60)).unwrap();
         assert_eq!(unbound.record.refusals.len(), 2);
         assert!(
-            unbound
-                .get_by_client_key("jira:1".into())
+            block_on(unbound.get_by_client_key("jira:1".into()))
                 .unwrap()
                 .is_none()
         );
@@ -569,11 +584,11 @@ mod tests {
     #[test]
     fn an_allowed_site_is_reached_and_others_are_denied() {
         let (mut call, _) = state();
-        call.get_by_client_key("jira:1".into()).unwrap();
+        block_on(call.get_by_client_key("jira:1".into())).unwrap();
         call.limits.http_calls = 10;
-        let ok = pollster::block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
+        let ok = block_on(call.send(get("https://acme.atlassian.net/rest"))).unwrap();
         assert_eq!(ok.map(|r| r.status).ok(), Some(200));
-        let other = pollster::block_on(call.send(get("https://evil.example/"))).unwrap();
+        let other = block_on(call.send(get("https://evil.example/"))).unwrap();
         assert!(matches!(other, Err(http::Error::Denied(_))));
         assert_eq!(call.record.http.len(), 2);
         assert!(

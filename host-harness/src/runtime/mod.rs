@@ -172,7 +172,7 @@ impl Runtime {
 
     /// Creates a store and an instance and drops them: the fixed cost of a sandboxed call.
     pub async fn instantiate_and_drop(&self, backends: &Backends) -> anyhow::Result<()> {
-        let mut store = self.store(backends, None);
+        let mut store = self.store(backends, None).await;
         self.pre
             .instantiate_async(&mut store)
             .await
@@ -352,8 +352,9 @@ impl Runtime {
     }
 
     /// A fresh store bound to `tenant`, with the memory limiter and the CPU check.
-    fn store(&self, backends: &Backends, tenant: Option<String>) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, CallState::new(backends.clone(), tenant));
+    async fn store(&self, backends: &Backends, tenant: Option<String>) -> Store<CallState> {
+        let state = CallState::new(backends.clone(), tenant).await;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         cpu::bound(&mut store);
         store
@@ -380,7 +381,7 @@ impl Runtime {
         run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Call<T> {
-        let mut store = self.store(backends, tenant);
+        let mut store = self.store(backends, tenant).await;
         if let Some((client_key, id)) = lease {
             store.data_mut().lease_delivery(client_key, id);
         }
@@ -390,7 +391,7 @@ impl Runtime {
             None => self.run(&mut store, run, check).await,
         };
         let state = store.data_mut();
-        state.release_claims();
+        state.release_claims().await;
         Call {
             result,
             record: store.into_data().record,
@@ -414,7 +415,7 @@ impl Runtime {
         match result {
             Ok(value) => {
                 check(&value, &state.limits)?;
-                state.commit().map_err(CallError::Backend)?;
+                state.commit().await.map_err(CallError::Backend)?;
                 Ok(value)
             }
             Err(e) => Err(match (state.limit_hit, state.backend_error.take()) {

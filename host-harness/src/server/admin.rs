@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Context, outbox};
-use crate::backends::{BackendError, Group, OutboxEntry, Platform as _};
+use crate::backends::{BackendError, BackendResult, Group, OutboxEntry};
 use crate::installation::InstallationSpec;
 
 /// An answer: status and JSON body.
@@ -100,10 +100,10 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {
     serde_json::from_slice(body).map_err(|e| (400, json!({"error": e.to_string()})))
 }
 
-fn stored(result: anyhow::Result<()>) -> Answer {
-    match result {
+async fn stored(write: impl Future<Output = BackendResult<()>>) -> Answer {
+    match write.await {
         Ok(()) => (200, json!({"ok": true})),
-        Err(e) => (500, json!({"error": format!("{e:#}")})),
+        Err(e) => backend_failed(&e),
     }
 }
 
@@ -114,20 +114,31 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
     };
     let store = &context.store;
     let result = match endpoint {
-        Endpoint::AddInstallation => parse::<InstallationSpec>(body).and_then(|spec| {
-            spec.limits
-                .check()
-                .map_err(|why| (400, json!({"error": format!("limits: {why}")})))?;
-            Ok(stored(store.add_installation(&spec)))
-        }),
-        Endpoint::Link => parse::<LinkBody>(body)
-            .map(|link| stored(store.link(&link.client_key, &link.issue_key, &link.groups))),
-        Endpoint::AddUser => {
-            parse::<UserBody>(body).map(|user| stored(store.add_user(user.id, &user.email)))
-        }
-        Endpoint::Group(id) => known_group(context, id).map(|(_, group)| (200, json!(group))),
-        Endpoint::Syncs(id) => known_group(context, id).map(|(group, _)| syncs(context, group)),
-        Endpoint::GroupAction(id, action) => match known_group(context, id) {
+        Endpoint::AddInstallation => match parse::<InstallationSpec>(body) {
+            Ok(spec) => match spec.limits.check() {
+                Ok(()) => Ok(stored(store.add_installation(&spec)).await),
+                Err(why) => Err((400, json!({"error": format!("limits: {why}")}))),
+            },
+            Err(answer) => Err(answer),
+        },
+        Endpoint::Link => match parse::<LinkBody>(body) {
+            Ok(link) => {
+                Ok(stored(store.link(&link.client_key, &link.issue_key, &link.groups)).await)
+            }
+            Err(answer) => Err(answer),
+        },
+        Endpoint::AddUser => match parse::<UserBody>(body) {
+            Ok(user) => Ok(stored(store.add_user(user.id, &user.email)).await),
+            Err(answer) => Err(answer),
+        },
+        Endpoint::Group(id) => known_group(context, id)
+            .await
+            .map(|(_, group)| (200, json!(group))),
+        Endpoint::Syncs(id) => match known_group(context, id).await {
+            Ok((group, _)) => Ok(syncs(context, group).await),
+            Err(answer) => Err(answer),
+        },
+        Endpoint::GroupAction(id, action) => match known_group(context, id).await {
             Ok((group, _)) => group_action(context, group, action, body).await,
             Err(answer) => Err(answer),
         },
@@ -135,10 +146,10 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
     result.unwrap_or_else(|error| error)
 }
 
-fn known_group(context: &Context, id: &str) -> Result<(u64, Group), Answer> {
+async fn known_group(context: &Context, id: &str) -> Result<(u64, Group), Answer> {
     let missing = || (404, json!({"error": format!("no group {id}")}));
     let number = id.parse::<u64>().map_err(|_| missing())?;
-    match context.store.group(number) {
+    match context.store.group(number).await {
         Ok(Some(group)) => Ok((number, group)),
         Ok(None) => Err(missing()),
         Err(e) => Err(backend_failed(&e)),
@@ -170,6 +181,7 @@ async fn group_action(
     let entries = context
         .store
         .change_group(group, &push, now, outbox::lease_until(now))
+        .await
         .map_err(|e| backend_failed(&e))?;
     let mut results = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -195,8 +207,8 @@ fn sync_state(entry: &OutboxEntry) -> Value {
 }
 
 /// `GET /admin/groups/{id}/syncs`: every push of the group, newest first.
-fn syncs(context: &Context, group: u64) -> Answer {
-    match context.store.pushes_of_group(group) {
+async fn syncs(context: &Context, group: u64) -> Answer {
+    match context.store.pushes_of_group(group).await {
         Ok(entries) => (200, json!({"group": group, "syncs": entries})),
         Err(e) => backend_failed(&e),
     }

@@ -30,9 +30,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::backends::{
-    Backends, BoundedCache, HttpBackend, Platform as _, SqliteStore, SystemClock,
-};
+use crate::backends::{Backends, BoundedCache, HttpBackend, Store, SystemClock};
 use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
@@ -63,7 +61,7 @@ pub struct CallEvent {
 struct Context {
     runtime: Arc<Runtime>,
     backends: Backends,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     events: Option<Mutex<Sender<CallEvent>>>,
     admin_token: Option<String>,
     /// One permit per worker: a component call (or an admin request) holds one while it runs.
@@ -101,7 +99,7 @@ impl Server {
     pub fn start(
         config: &ServerConfig,
         runtime: Arc<Runtime>,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         http: Arc<dyn HttpBackend>,
         events: Option<Sender<CallEvent>>,
     ) -> anyhow::Result<Self> {
@@ -114,16 +112,6 @@ impl Server {
                  to the workers (Allocation::Pooling)",
                 config.workers
             );
-        }
-        // One server per SQLite file: what a killed predecessor held runs again now rather
-        // than after its leases (docs/decisions/0008).
-        match store.recover(outbox::now()) {
-            Ok((0, 0, 0)) => {}
-            Ok((jobs, pushes, claims)) => tracing::warn!(
-                target: "jira_sync::server",
-                jobs, pushes, claims, "took back the work of a server that did not stop cleanly"
-            ),
-            Err(e) => anyhow::bail!("recover the last run's work: {e}"),
         }
         let listener = crate::listen::listen(&config.listen)
             .with_context(|| format!("listen on {}", config.listen))?;
@@ -144,6 +132,18 @@ impl Server {
             .enable_all()
             .build()
             .context("start the answers' runtime")?;
+        // A store of one server: what a killed predecessor held runs again now rather than
+        // after its leases (docs/decisions/0008). A shared store leaves it to the leases.
+        if !store.shared() {
+            match calls.block_on(store.recover(outbox::now())) {
+                Ok((0, 0, 0)) => {}
+                Ok((jobs, pushes, claims)) => tracing::warn!(
+                    target: "jira_sync::server",
+                    jobs, pushes, claims, "took back the work of a server that did not stop cleanly"
+                ),
+                Err(e) => anyhow::bail!("recover the last run's work: {e}"),
+            }
+        }
         let backends = Backends {
             http,
             cache: Arc::new(BoundedCache::new(config.cache_entries)),
@@ -230,7 +230,10 @@ impl Server {
     pub fn wait_for_jobs(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let due = self.context.store.jobs_due(outbox::now());
+            let due = self
+                .context
+                .calls
+                .block_on(self.context.store.jobs_due(outbox::now()));
             if self.context.queue.pending() == 0 && matches!(due, Ok(0)) {
                 return true;
             }
@@ -271,12 +274,12 @@ impl Drop for Server {
 
 /// Retention: forgets handled delivery ids older than `keep` and claims whose lease ended, at
 /// start and every hour.
-async fn prune_every_hour(store: Arc<SqliteStore>, keep: Duration) {
+async fn prune_every_hour(store: Arc<dyn Store>, keep: Duration) {
     let mut hourly = tokio::time::interval(Duration::from_secs(3600));
     loop {
         hourly.tick().await;
         let now = outbox::now();
-        match store.prune(now.saturating_sub(keep.as_secs()), now) {
+        match store.prune(now.saturating_sub(keep.as_secs()), now).await {
             Ok((deliveries, claims)) => tracing::info!(
                 target: "jira_sync::server",
                 deliveries, claims, "pruned handled deliveries and ended claims"
@@ -356,7 +359,7 @@ async fn route(context: &Arc<Context>, received: &Received) -> Reply {
         }
     } else if path == "/readyz" {
         // Ready when the database answers.
-        match context.store.group(0) {
+        match context.store.group(0).await {
             Ok(_) => Reply::json(200, json!({"ok": true})),
             Err(e) => Reply::json(503, json!({"error": e.to_string()})),
         }

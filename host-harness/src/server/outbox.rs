@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Context, record_call};
-use crate::backends::{Clock as _, Next, OutboxEntry, Platform as _, SystemClock};
+use crate::backends::{Clock as _, Next, OutboxEntry, SystemClock};
 use crate::wit::exports::jira_sync::plugin::outbound;
 
 /// Attempts before a push fails for good.
@@ -38,7 +38,7 @@ pub(super) async fn attempt(context: &Context, entry: &OutboxEntry) -> OutboxEnt
     let outcome = push(context, entry).await;
     let next = next_step(&outcome, entry.attempts, now());
     let mut after = entry.clone();
-    if let Err(e) = context.store.finish_push(entry.id, &outcome, next) {
+    if let Err(e) = context.store.finish_push(entry.id, &outcome, next).await {
         // The lease runs out and the push is retried: at worst Jira hears it twice, which
         // leaves the issue as one push would.
         tracing::warn!(target: "jira_sync::outbox", id = entry.id, "record outcome: {e}");
@@ -82,7 +82,7 @@ async fn push(context: &Context, entry: &OutboxEntry) -> Value {
         )
     } else {
         let target = match entry.push["assign"].as_u64() {
-            Some(user) => match context.store.user_emails(user) {
+            Some(user) => match context.store.user_emails(user).await {
                 Ok(emails) => outbound::AssigneeTarget::Emails(emails),
                 Err(e) => return json!({"error": e.to_string()}),
             },
@@ -163,12 +163,13 @@ pub(super) async fn retry_due(context: Arc<Context>, workers: usize) {
     loop {
         tick.tick().await;
         let now = now();
-        if let Ok((depth, overdue)) = context.store.outbox_backlog(now) {
+        if let Ok((depth, overdue)) = context.store.outbox_backlog(now).await {
             context.metrics.outbox(depth, overdue);
         }
         let due = match context
             .store
             .claim_due_pushes(now, lease_until(now), workers)
+            .await
         {
             Ok(due) => due,
             Err(e) => {

@@ -157,7 +157,7 @@ pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedRece
                 }
             }
         }
-        match context.store.write_queue(&jobs, &finished, now()) {
+        match context.store.write_queue(&jobs, &finished, now()).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
@@ -210,7 +210,7 @@ fn start(context: Arc<Context>, job: QueuedJob) {
                 Some("server stopped".into()),
             )
             .await;
-        } else if let Some(held) = still_ours(&context, &job) {
+        } else if let Some(held) = still_ours(&context, &job).await {
             run(&context, &job, held).await;
         }
         drop((worker, background, share));
@@ -226,13 +226,17 @@ fn start(context: Arc<Context>, job: QueuedJob) {
 /// waited long for a worker is renewed first, and one whose lease ran out and was taken over
 /// is left to its new runner (the lease is the delivery's claim, so two runners must never
 /// overlap).
-fn still_ours(context: &Context, job: &QueuedJob) -> Option<u64> {
+async fn still_ours(context: &Context, job: &QueuedJob) -> Option<u64> {
     let now = now();
     if now.saturating_add(context.queue.lease.as_secs() / 2) < job.lease_until {
         return Some(job.lease_until);
     }
     let until = context.queue.lease_until(now);
-    match context.store.renew_job(job.id, job.lease_until, until) {
+    match context
+        .store
+        .renew_job(job.id, job.lease_until, until)
+        .await
+    {
         Ok(true) => Some(until),
         Ok(false) => None,
         Err(e) => {
@@ -257,7 +261,7 @@ async fn holding_lease<T>(
             done = &mut work => return done,
             () = tokio::time::sleep(half) => {
                 let until = context.queue.lease_until(now());
-                match context.store.renew_job(id, held, until) {
+                match context.store.renew_job(id, held, until).await {
                     Ok(true) => held = until,
                     // Taken over or unreadable: the call goes on; its effects still pass the
                     // watermarks and the delivery log.
@@ -355,7 +359,7 @@ pub(super) async fn dispatch(context: Arc<Context>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Ok((depth, oldest)) = context.store.queue_backlog(now()) {
+                if let Ok((depth, oldest)) = context.store.queue_backlog(now()).await {
                     context.metrics.queue(depth, oldest);
                 }
             }
@@ -374,6 +378,7 @@ pub(super) async fn dispatch(context: Arc<Context>) {
         match context
             .store
             .claim_due_jobs(now, queue.lease_until(now), room)
+            .await
         {
             Ok(jobs) => {
                 if jobs.len() < room {

@@ -386,7 +386,7 @@ fn eventually(deadline: std::time::Duration, mut done: impl FnMut() -> bool) -> 
 fn a_server_killed_with_work_queued_finishes_it_after_a_restart() {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use jira_sync_host::backends::{Platform as _, SqliteStore};
+    use jira_sync_host::backends::SqliteStore;
     use jira_sync_host::demo;
     use jira_sync_host::signing::{SignOverrides, authorization};
     use jira_sync_host::sim::{Fault, SimWorld, Simulator};
