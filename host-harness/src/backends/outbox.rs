@@ -11,16 +11,6 @@ use super::sqlite::failed;
 use super::store::{Next, OutboxEntry};
 use super::{BackendError, BackendResult, GroupStatus, SqliteStore, Transaction as _};
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    group_id INTEGER NOT NULL, client_key TEXT NOT NULL, issue_key TEXT NOT NULL,
-    push TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_at INTEGER NOT NULL, lease_until INTEGER NOT NULL DEFAULT 0, outcome TEXT);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
-CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_id);
-";
-
 const COLUMNS: &str =
     "id, group_id, client_key, issue_key, push, state, attempts, next_at, outcome";
 

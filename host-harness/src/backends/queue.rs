@@ -13,17 +13,6 @@ use super::sqlite::{exec, failed};
 use super::store::{Enqueued, Finished, NewJob, Next, QueuedJob};
 use super::{BackendResult, SqliteStore};
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    client_key TEXT NOT NULL, delivery_id TEXT, body BLOB NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    accepted_at INTEGER NOT NULL, next_at INTEGER NOT NULL,
-    lease_until INTEGER NOT NULL DEFAULT 0, error TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_delivery ON jobs (client_key, delivery_id);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_at);
-";
-
 const COLUMNS: &str =
     "id, client_key, delivery_id, body, state, attempts, accepted_at, error, lease_until";
 

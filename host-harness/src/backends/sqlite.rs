@@ -23,24 +23,13 @@ use crate::wit::jira_sync::plugin::types::Installation;
 // the process being killed (kill -9) but not the machine losing power before the next
 // checkpoint; `FULL` would fsync every commit and cap the server near a thousand commits a
 // second (BENCHMARKS.md).
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS installations (client_key TEXT PRIMARY KEY, spec TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS links (
-    client_key TEXT NOT NULL, issue_key TEXT NOT NULL, group_id INTEGER NOT NULL,
-    PRIMARY KEY (client_key, issue_key, group_id));
-CREATE TABLE IF NOT EXISTS groups (
-    id INTEGER PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0, assignee INTEGER);
-CREATE TABLE IF NOT EXISTS users (id INTEGER NOT NULL, email TEXT NOT NULL COLLATE NOCASE,
-    PRIMARY KEY (id, email));
-CREATE TABLE IF NOT EXISTS deliveries (client_key TEXT NOT NULL, id TEXT NOT NULL,
-    handled_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_key, id));
-CREATE TABLE IF NOT EXISTS claims (client_key TEXT NOT NULL, id TEXT NOT NULL,
-    owner INTEGER NOT NULL, lease_until INTEGER NOT NULL, PRIMARY KEY (client_key, id));
-CREATE TABLE IF NOT EXISTS watermarks (client_key TEXT NOT NULL, issue_key TEXT NOT NULL,
-    field TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (client_key, issue_key, field));
-";
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+// The schema's versions, applied in order at open and recorded in the file
+// (`refinery_schema_history`), so that a newer server upgrades an older file in place.
+mod schema {
+    refinery::embed_migrations!("migrations/sqlite");
+}
 
 /// The platform and the delivery log in one SQLite file.
 pub struct SqliteStore {
@@ -74,15 +63,13 @@ pub(super) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> BackendE
 impl SqliteStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn =
+        let mut conn =
             Connection::open(path).with_context(|| format!("open database {}", path.display()))?;
-        conn.execute_batch(SCHEMA)
-            .context("create the database schema")?;
-        conn.execute_batch(super::outbox::SCHEMA)
-            .context("create the outbox")?;
-        conn.execute_batch(super::queue::SCHEMA)
-            .context("create the queue")?;
-        add_handled_at(&conn).context("add deliveries.handled_at")?;
+        conn.execute_batch(PRAGMAS)
+            .context("set the journal mode")?;
+        schema::migrations::runner()
+            .run(&mut conn)
+            .with_context(|| format!("migrate database {}", path.display()))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -177,21 +164,6 @@ impl SqliteStore {
             })
             .map_err(failed("list groups"))
     }
-}
-
-/// Databases from before retention lack `deliveries.handled_at`; their ids count as handled now,
-/// so that retention keeps them for a full period.
-fn add_handled_at(conn: &Connection) -> rusqlite::Result<()> {
-    let has_it = conn
-        .prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'handled_at'")?
-        .exists([])?;
-    if !has_it {
-        conn.execute_batch(
-            "ALTER TABLE deliveries ADD COLUMN handled_at INTEGER NOT NULL DEFAULT 0;
-             UPDATE deliveries SET handled_at = CAST(strftime('%s', 'now') AS INTEGER);",
-        )?;
-    }
-    Ok(())
 }
 
 fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
@@ -725,6 +697,39 @@ pub(super) mod tests {
             t.1.watermark("jira:1", "APP-1", Field::Status).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_file_from_before_migrations_is_taken_as_version_1_and_keeps_its_data() {
+        let path =
+            std::env::temp_dir().join(format!("jira-sync-sqlite-legacy-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        {
+            let legacy = Connection::open(&path).unwrap();
+            legacy
+                .execute_batch(include_str!("../../migrations/sqlite/V1__initial.sql"))
+                .unwrap();
+            legacy
+                .execute("INSERT INTO groups (id, resolved) VALUES (5, 1)", [])
+                .unwrap();
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).unwrap();
+            assert_eq!(
+                store.group(5).unwrap().map(|g| g.status),
+                Some(GroupStatus::Resolved)
+            );
+        }
+        let versions: Vec<i64> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT version FROM refinery_schema_history ORDER BY version")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(versions, vec![1], "applied once, however often opened");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
