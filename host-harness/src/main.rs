@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp, SqliteStore};
+use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp};
 use jira_sync_host::replay::replay_in;
 use jira_sync_host::runtime::Allocation;
-use jira_sync_host::server::{LogFormat, Server, ServerConfig};
+use jira_sync_host::server::{self, LogFormat, Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
 use jira_sync_host::{BUNDLED_COMPONENT, Runtime, Scenario, World};
 use jira_sync_host::{bench, demo, load};
@@ -104,9 +104,9 @@ enum Command {
         /// Overrides the config's `listen`.
         #[arg(long)]
         listen: Option<String>,
-        /// Overrides the config's `database`.
+        /// Overrides the config's `database`: a SQLite file or a postgres:// URL.
         #[arg(long)]
-        database: Option<PathBuf>,
+        database: Option<String>,
     },
     /// Measure a `serve` process from outside over loopback and print the figures as JSON.
     Load {
@@ -322,18 +322,13 @@ fn replay(scenario: &Path, component: &[u8], real_http: Option<HttpLimits>) -> a
 fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
-    database: Option<PathBuf>,
+    database: Option<String>,
 ) -> anyhow::Result<()> {
     let mut config = ServerConfig::from_sources(config.as_deref(), std::env::vars())?;
     config.listen = listen.unwrap_or(config.listen);
     config.database = database.or(config.database);
     // Refused configurations fail before anything is written.
     config.check()?;
-    let database = config.database_path();
-    if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("create the data directory {}", parent.display()))?;
-    }
     let component = component_bytes(config.component.clone())?;
     let runtime = Arc::new(Runtime::cached_with(
         &component,
@@ -342,16 +337,15 @@ fn serve(
             slots: config.workers as u32,
         },
     )?);
-    let store = Arc::new(SqliteStore::open(&database)?);
+    let (store, state) = server::open_store(&config)?;
     let http = Arc::new(RealHttp::new(HttpLimits {
         timeout: Duration::from_millis(config.http_timeout_ms),
         max_response_bytes: config.max_response_bytes,
     }));
     let server = Server::start(&config, runtime, store, http, None)?;
     eprintln!(
-        "jira-sync-host: serving on {} (state in {})",
-        server.url(),
-        database.display()
+        "jira-sync-host: serving on {} (state in {state})",
+        server.url()
     );
     wait_for_termination()?;
     eprintln!(

@@ -215,11 +215,15 @@ impl Platform for MemoryPlatform {
         client_key: &'a str,
         issue_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Vec<u64>>> {
-        ready(Ok(lock(&self.state)
+        // Sorted and once each, as a database's `ORDER BY` answers.
+        let mut groups = lock(&self.state)
             .links
             .get(&key(client_key, issue_key))
             .cloned()
-            .unwrap_or_default()))
+            .unwrap_or_default();
+        groups.sort_unstable();
+        groups.dedup();
+        ready(Ok(groups))
     }
 
     fn user_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, BackendResult<Option<u64>>> {

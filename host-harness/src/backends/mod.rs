@@ -12,6 +12,8 @@
 //! | `queue.rs` | the queue of accepted webhooks' work, in the same file (feature `sqlite`) |
 //! | `store.rs` | [`Store`]: what a server keeps besides the platform (queue, outbox, admin) |
 //! | `effects.rs` | [`Effect`]: a call's changes, and the rule every platform commits them by |
+//! | `postgres.rs` | `PgStore`: platform, queue and outbox shared by servers (feature `postgres`) |
+//! | `redis_cache.rs` | `RedisCache`: the cache shared by servers (feature `redis`) |
 //! | `real_http.rs` | `RealHttp`: real requests with a timeout and a size cap (feature `http-client`) |
 //! | `scripted.rs` | `ScriptedHttp`: Jira's answers from a script (feature `replay`) |
 //!
@@ -25,10 +27,14 @@ pub mod effects;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod outbox;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod queue;
 #[cfg(feature = "http-client")]
 mod real_http;
+#[cfg(feature = "redis")]
+mod redis_cache;
 #[cfg(feature = "replay")]
 mod scripted;
 #[cfg(feature = "sqlite")]
@@ -51,8 +57,12 @@ pub use bounded::BoundedCache;
 pub use clock::{ManualClock, SystemClock};
 pub use effects::{Effect, IssueField, Transaction};
 pub use memory::{MemoryCache, MemoryPlatform};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "http-client")]
 pub use real_http::{HttpLimits, RealHttp};
+#[cfg(feature = "redis")]
+pub use redis_cache::RedisCache;
 #[cfg(feature = "replay")]
 pub use scripted::{HttpStub, MAX_SCRIPTED_BODY, ScriptedHttp};
 #[cfg(feature = "sqlite")]

@@ -19,8 +19,19 @@ pub struct ServerConfig {
     /// `database` or `cache_dir` say otherwise: `$XDG_STATE_HOME/jira-sync`, else
     /// `~/.local/state/jira-sync`.
     pub data_dir: PathBuf,
-    /// The SQLite file that keeps the server's state (default `<data_dir>/jira-sync.db`).
-    pub database: Option<PathBuf>,
+    /// Where the server's state is kept: a SQLite file (default `<data_dir>/jira-sync.db`), or
+    /// a PostgreSQL URL (`postgres://user@host/db`) that several servers may share.
+    pub database: Option<String>,
+    /// Connections to PostgreSQL at most (a bounded pool).
+    pub database_connections: usize,
+    /// The guest's cache: in memory (default, bounded by `cache_entries`), or a Redis URL
+    /// (`redis://host:6379/0`) that several servers may share.
+    pub cache: Option<String>,
+    /// Connections to Redis at most (a bounded pool).
+    pub cache_connections: usize,
+    /// What every Redis key of this deployment starts with, so that several deployments can
+    /// share one Redis.
+    pub cache_prefix: String,
     /// A component other than the bundled one.
     pub component: Option<PathBuf>,
     /// Component calls in flight at once, each in its own instance (the instance pool is sized
@@ -72,6 +83,10 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database",
+    "database_connections",
+    "cache",
+    "cache_connections",
+    "cache_prefix",
     "component",
     "workers",
     "call_threads",
@@ -92,6 +107,15 @@ const KEYS: &[&str] = &[
     "tenant_workers",
     "shutdown_grace_ms",
 ];
+
+/// Where a server keeps its state (see [`ServerConfig::database`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file of this server's own.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL, that several servers may share.
+    Postgres(String),
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -119,6 +143,10 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             data_dir: default_data_dir(),
             database: None,
+            database_connections: 16,
+            cache: None,
+            cache_connections: 16,
+            cache_prefix: "jira-sync:".into(),
             component: None,
             workers: 256,
             call_threads: 2,
@@ -176,6 +204,15 @@ impl ServerConfig {
                 self.workers
             );
         }
+        if self.database_connections == 0 || self.cache_connections == 0 {
+            anyhow::bail!("database_connections and cache_connections must be at least 1");
+        }
+        if let Some(cache) = &self.cache
+            && !cache.starts_with("redis://")
+            && !cache.starts_with("rediss://")
+        {
+            anyhow::bail!("cache = {cache:?}: only a redis:// URL, or no cache key (in memory)");
+        }
         if self.call_threads == 0 || self.call_threads > 256 {
             anyhow::bail!(
                 "call_threads = {} cannot be honoured; choose 1 to 256",
@@ -192,11 +229,15 @@ impl ServerConfig {
             .clamp(1, self.workers.max(1))
     }
 
-    /// The SQLite file.
-    pub fn database_path(&self) -> PathBuf {
-        self.database
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("jira-sync.db"))
+    /// The database the server keeps its state in.
+    pub fn database(&self) -> Database {
+        match self.database.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url.to_owned())
+            }
+            Some(path) => Database::Sqlite(PathBuf::from(path)),
+            None => Database::Sqlite(self.data_dir.join("jira-sync.db")),
+        }
     }
 
     /// The directory of the compiled component.
@@ -278,13 +319,41 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(config.allow_open_admin);
         assert_eq!(
-            config.database_path(),
-            PathBuf::from("/var/lib/jira-sync/jira-sync.db")
+            config.database(),
+            Database::Sqlite(PathBuf::from("/var/lib/jira-sync/jira-sync.db"))
         );
         assert_eq!(
             config.cache_path(),
             PathBuf::from("/var/lib/jira-sync/cache")
         );
+    }
+
+    #[test]
+    fn the_database_is_a_file_or_a_postgres_url_and_the_cache_memory_or_redis() {
+        let config = ServerConfig::from_sources(
+            None,
+            vars(&[
+                ("JIRA_SYNC_DATABASE", "postgres://root@127.0.0.1/test"),
+                ("JIRA_SYNC_CACHE", "redis://127.0.0.1:6379/0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.database(),
+            Database::Postgres("postgres://root@127.0.0.1/test".into())
+        );
+        assert!(config.check().is_ok());
+        let file = ServerConfig {
+            database: Some("state/js.db".into()),
+            ..ServerConfig::default()
+        };
+        assert_eq!(file.database(), Database::Sqlite("state/js.db".into()));
+        let memcached = ServerConfig {
+            cache: Some("memcached://x".into()),
+            ..ServerConfig::default()
+        };
+        let message = format!("{:#}", memcached.check().unwrap_err());
+        assert!(message.contains("redis://"), "{message}");
     }
 
     #[test]

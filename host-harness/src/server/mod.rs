@@ -30,7 +30,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::backends::{Backends, BoundedCache, HttpBackend, Store, SystemClock};
+use crate::backends::{
+    Backends, BoundedCache, CacheBackend, HttpBackend, PgStore, RedisCache, SqliteStore, Store,
+    SystemClock,
+};
 use crate::imports::record::{CallRecord, body_value};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
@@ -38,7 +41,7 @@ use metrics::Metrics;
 use tenants::Tenants;
 use transport::Bounds;
 
-pub use config::{LogFormat, ServerConfig};
+pub use config::{Database, LogFormat, ServerConfig};
 
 /// Largest webhook or admin body the server reads.
 pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -144,9 +147,21 @@ impl Server {
                 Err(e) => anyhow::bail!("recover the last run's work: {e}"),
             }
         }
+        let cache: Arc<dyn CacheBackend> = match &config.cache {
+            Some(url) => Arc::new(
+                calls
+                    .block_on(RedisCache::connect(
+                        url,
+                        &config.cache_prefix,
+                        config.cache_connections,
+                    ))
+                    .with_context(|| format!("connect to the cache {}", without_password(url)))?,
+            ),
+            None => Arc::new(BoundedCache::new(config.cache_entries)),
+        };
         let backends = Backends {
             http,
-            cache: Arc::new(BoundedCache::new(config.cache_entries)),
+            cache,
             platform: store.clone(),
             clock: Arc::new(SystemClock {
                 max_sleep: Duration::from_secs(config.max_sleep_seconds),
@@ -269,6 +284,45 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+/// Opens the store `config.database` names: a SQLite file of this server's (its directory
+/// created), or a PostgreSQL database several servers share (migrated, pooled). Returns it and
+/// where it is, for the operator (a URL without its password).
+pub fn open_store(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    match config.database() {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("create the data directory {}", parent.display()))?;
+            }
+            let store = SqliteStore::open(&path)?;
+            Ok((Arc::new(store), path.display().to_string()))
+        }
+        Database::Postgres(url) => {
+            // Migrations run on a runtime of their own; the pool makes its connections later,
+            // on the runtime that uses them.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start a runtime to migrate the database")?;
+            let store = runtime.block_on(PgStore::connect(&url, config.database_connections))?;
+            Ok((Arc::new(store), without_password(&url)))
+        }
+    }
+}
+
+/// `url` without its password, for logs.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(an unreadable URL)".to_owned(),
     }
 }
 

@@ -1,0 +1,465 @@
+//! The contract every backend of a kind keeps, as async test bodies over the traits; `main.rs`
+//! runs each against every backend.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jira_sync_host::backends::{
+    CacheBackend, Claim, Effect, Enqueued, Field, GroupStatus, MemoryPlatform, NewJob, Next,
+    PgStore, Platform, SqliteStore, Store,
+};
+use serde_json::json;
+
+/// Seeds what the platform tests read: links and users, however the backend stores them.
+pub trait Seed: Platform + 'static {
+    fn seed_link(&self, client_key: &str, issue_key: &str, groups: &[u64]);
+    fn seed_user(&self, id: u64, email: &str);
+}
+
+impl Seed for MemoryPlatform {
+    fn seed_link(&self, client_key: &str, issue_key: &str, groups: &[u64]) {
+        self.link(client_key, issue_key, groups);
+    }
+    fn seed_user(&self, id: u64, email: &str) {
+        self.add_user(email, id);
+    }
+}
+
+fn seed_store<S: Store + ?Sized>(store: &S, client_key: &str, issue_key: &str, groups: &[u64]) {
+    block_on_thread(store.link(client_key, issue_key, groups)).expect("link");
+}
+
+impl Seed for SqliteStore {
+    fn seed_link(&self, client_key: &str, issue_key: &str, groups: &[u64]) {
+        seed_store(self, client_key, issue_key, groups);
+    }
+    fn seed_user(&self, id: u64, email: &str) {
+        block_on_thread(Store::add_user(self, id, email)).expect("add user");
+    }
+}
+
+impl Seed for PgStore {
+    fn seed_link(&self, client_key: &str, issue_key: &str, groups: &[u64]) {
+        seed_store(self, client_key, issue_key, groups);
+    }
+    fn seed_user(&self, id: u64, email: &str) {
+        block_on_thread(Store::add_user(self, id, email)).expect("add user");
+    }
+}
+
+/// Runs a backend future to completion from synchronous seeding code inside a test's runtime.
+fn block_on_thread<T>(future: impl Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn issue() -> (String, String) {
+    ("jira:1".to_owned(), "APP-1".to_owned())
+}
+
+fn handled(id: &str) -> Effect {
+    Effect::Handled("jira:1".to_owned(), id.to_owned())
+}
+
+pub async fn one_claim_of_many_at_once_wins<P: Seed>(platform: Arc<P>) {
+    let now = now();
+    for round in 0..3 {
+        let id = format!("d-{round}");
+        let claims = (0..32u64).map(|owner| {
+            let platform = platform.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let claim = platform.claim("jira:1", &id, owner, now, now + 60).await;
+                (owner, claim.expect("claim"))
+            })
+        });
+        let mut winners = Vec::new();
+        for claim in claims {
+            let (owner, claim) = claim.await.unwrap();
+            match claim {
+                Claim::Claimed => winners.push(owner),
+                Claim::InProgress => {}
+                Claim::Handled => panic!("nothing handled {id} yet"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        platform.commit(&[handled(&id)]).await.unwrap();
+        assert_eq!(
+            platform
+                .claim("jira:1", &id, 99, now, now + 60)
+                .await
+                .unwrap(),
+            Claim::Handled
+        );
+    }
+}
+
+pub async fn watermarks_only_move_forward_under_concurrent_commits<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "APP-1", &[1]);
+    let mut order: Vec<i64> = (0..24).collect();
+    fastrand::shuffle(&mut order);
+    let commits = order.into_iter().map(|i| {
+        let platform = platform.clone();
+        tokio::spawn(async move {
+            let effects = [
+                Effect::Watermark {
+                    issue: issue(),
+                    fields: vec![Field::Status, Field::Assignee],
+                    updated_ms: 1_000 + i,
+                },
+                Effect::Status {
+                    issue: issue(),
+                    group: 1,
+                    status: if i % 2 == 0 {
+                        GroupStatus::Resolved
+                    } else {
+                        GroupStatus::Unresolved
+                    },
+                },
+                Effect::Assignee {
+                    issue: issue(),
+                    group: 1,
+                    user: Some(i as u64),
+                },
+                handled(&format!("d-{i}")),
+            ];
+            platform.commit(&effects).await
+        })
+    });
+    for commit in commits {
+        commit.await.unwrap().expect("every commit succeeds");
+    }
+    assert_eq!(
+        platform
+            .watermark("jira:1", "APP-1", Field::Status)
+            .await
+            .unwrap(),
+        Some(1_023)
+    );
+    let group = platform.group(1).await.unwrap().unwrap();
+    assert_eq!(group.status, GroupStatus::Unresolved, "the newest event's");
+    assert_eq!(group.assignee, Some(23), "the newest event's");
+    for i in 0..24 {
+        assert!(platform.handled("jira:1", &format!("d-{i}")).await.unwrap());
+    }
+}
+
+pub async fn a_delivery_is_marked_handled_once<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "APP-1", &[1]);
+    let commits = (0..8u64).map(|user| {
+        let platform = platform.clone();
+        tokio::spawn(async move {
+            let effects = [
+                Effect::Assignee {
+                    issue: issue(),
+                    group: 1,
+                    user: Some(user),
+                },
+                handled("d"),
+            ];
+            (user, platform.commit(&effects).await)
+        })
+    });
+    let mut applied = Vec::new();
+    for commit in commits {
+        let (user, result) = commit.await.unwrap();
+        match result {
+            Ok(_) => applied.push(user),
+            Err(e) => assert!(e.0.contains("handled meanwhile"), "{e}"),
+        }
+    }
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let group = platform.group(1).await.unwrap().unwrap();
+    assert_eq!(group.assignee, Some(applied[0]), "only the winner's change");
+}
+
+pub async fn a_commit_applies_all_or_nothing<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "APP-1", &[1]);
+    platform.commit(&[handled("done")]).await.unwrap();
+    let failing = [
+        Effect::Watermark {
+            issue: issue(),
+            fields: vec![Field::Status],
+            updated_ms: 5,
+        },
+        Effect::Status {
+            issue: issue(),
+            group: 1,
+            status: GroupStatus::Resolved,
+        },
+        handled("fresh"),
+        handled("done"),
+    ];
+    assert!(platform.commit(&failing).await.is_err());
+    assert_eq!(
+        platform.group(1).await.unwrap().unwrap().status,
+        GroupStatus::Unresolved
+    );
+    assert_eq!(
+        platform
+            .watermark("jira:1", "APP-1", Field::Status)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!platform.handled("jira:1", "fresh").await.unwrap());
+}
+
+pub async fn reads_answer_what_was_written<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "APP-1", &[3, 1]);
+    platform.seed_link("jira:2", "B-1", &[1]);
+    platform.seed_user(7, "Ada@Example.com");
+    assert_eq!(
+        platform.linked_groups("jira:1", "APP-1").await.unwrap(),
+        vec![1, 3]
+    );
+    assert_eq!(
+        platform.linked_groups("jira:2", "APP-1").await.unwrap(),
+        Vec::<u64>::new(),
+        "links are per installation"
+    );
+    assert_eq!(
+        platform.links_of_group(1).await.unwrap(),
+        vec![
+            ("jira:1".to_owned(), "APP-1".to_owned()),
+            ("jira:2".to_owned(), "B-1".to_owned())
+        ]
+    );
+    assert_eq!(
+        platform.user_by_email("ada@example.COM").await.unwrap(),
+        Some(7)
+    );
+    assert_eq!(
+        platform.user_by_email("bob@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        platform.user_emails(7).await.unwrap(),
+        vec!["Ada@Example.com".to_owned()]
+    );
+    let group = platform.group(3).await.unwrap().unwrap();
+    assert_eq!(
+        (group.status, group.assignee),
+        (GroupStatus::Unresolved, None)
+    );
+    assert!(platform.group(404).await.unwrap().is_none());
+    assert!(!platform.handled("jira:1", "x").await.unwrap());
+}
+
+fn job(client_key: &str, delivery: &str) -> NewJob {
+    NewJob {
+        client_key: client_key.to_owned(),
+        delivery_id: Some(delivery.to_owned()),
+        body: delivery.as_bytes().to_vec(),
+        run_until: None,
+    }
+}
+
+pub async fn two_servers_never_claim_one_job<S: Store + 'static>(a: Arc<S>, b: Arc<S>) {
+    let now = now();
+    let jobs: Vec<NewJob> = (0..60)
+        .map(|i| job(&format!("jira:{}", i % 3), &format!("d-{i}")))
+        .collect();
+    a.write_queue(&jobs, &[], now).await.unwrap();
+    let claimers = (0..6).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_due_jobs(now, now + 60, 4).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|j| j.id));
+            }
+        })
+    });
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a job claimed twice");
+    assert_eq!(all.len(), 60, "every job claimed");
+}
+
+pub async fn a_job_whose_lease_ran_out_is_taken_over_and_the_old_lease_is_fenced<
+    S: Store + 'static,
+>(
+    a: Arc<S>,
+    b: Arc<S>,
+) {
+    let now = now();
+    let mut running = job("jira:1", "d-1");
+    running.run_until = Some(now + 10);
+    let Enqueued::Run(first) = a.write_queue(&[running], &[], now).await.unwrap().remove(0) else {
+        panic!("a job with a lease starts running");
+    };
+    assert!(
+        b.claim_due_jobs(now + 5, now + 65, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = b.claim_due_jobs(now + 11, now + 71, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "the lease ran out: taken over");
+    assert_eq!((taken[0].id, taken[0].attempts), (first.id, 2));
+    assert!(
+        !a.renew_job(first.id, now + 10, now + 100).await.unwrap(),
+        "the old runner's lease is gone"
+    );
+    assert!(b.renew_job(first.id, now + 71, now + 131).await.unwrap());
+    b.write_queue(&[], &[(first.id, Next::Done, None)], now + 12)
+        .await
+        .unwrap();
+    assert_eq!(a.jobs_due(now + 200).await.unwrap(), 0);
+}
+
+pub async fn jobs_are_claimed_round_robin_per_installation<S: Store + 'static>(
+    a: Arc<S>,
+    _b: Arc<S>,
+) {
+    let now = now();
+    let jobs = [
+        job("jira:a", "a0"),
+        job("jira:a", "a1"),
+        job("jira:a", "a2"),
+        job("jira:b", "b0"),
+        job("jira:b", "b1"),
+        job("jira:c", "c0"),
+    ];
+    a.write_queue(&jobs, &[], now).await.unwrap();
+    let order: Vec<String> = a
+        .claim_due_jobs(now, now + 60, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.delivery_id.unwrap_or_default())
+        .collect();
+    assert_eq!(order, ["a0", "b0", "c0", "a1", "b1", "a2"]);
+}
+
+pub async fn a_redelivered_job_is_recorded_once<S: Store + 'static>(a: Arc<S>, b: Arc<S>) {
+    let now = now();
+    let writers = (0..10).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move {
+            store
+                .write_queue(&[job("jira:1", "same")], &[], now)
+                .await
+                .unwrap()
+                .remove(0)
+        })
+    });
+    let mut recorded = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Enqueued::Duplicate => {}
+            Enqueued::Wait => recorded += 1,
+            Enqueued::Run(_) => panic!("no lease was asked for"),
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!(a.queue_backlog(now).await.unwrap().0, 1);
+}
+
+pub async fn outbox_retries_come_due_at_their_time_one_per_installation<S: Store + 'static>(
+    a: Arc<S>,
+    b: Arc<S>,
+) {
+    let now = now();
+    a.link("jira:a", "A-1", &[5]).await.unwrap();
+    a.link("jira:a", "A-2", &[5]).await.unwrap();
+    a.link("jira:b", "B-1", &[5]).await.unwrap();
+    let entries = a
+        .change_group(5, &json!({"resolved": true}), now, now + 60)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        a.group(5).await.unwrap().unwrap().status,
+        GroupStatus::Resolved
+    );
+    for entry in &entries {
+        assert_eq!((entry.state.as_str(), entry.attempts), ("running", 1));
+        a.finish_push(
+            entry.id,
+            &json!({"error": "rate-limited"}),
+            Next::RetryAt(now + 30),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        b.claim_due_pushes(now + 29, now + 90, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = b.claim_due_pushes(now + 30, now + 90, 10).await.unwrap();
+    let installations: BTreeSet<&str> = due.iter().map(|e| e.client_key.as_str()).collect();
+    assert_eq!(due.len(), 2, "one per installation: {due:?}");
+    assert_eq!(installations.len(), 2);
+    assert!(due.iter().all(|e| e.attempts == 2 && e.state == "running"));
+    for entry in &due {
+        b.finish_push(entry.id, &json!({"ok": true}), Next::Done)
+            .await
+            .unwrap();
+    }
+    let rest = a.claim_due_pushes(now + 30, now + 90, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].client_key, "jira:a");
+    let states: Vec<String> = a
+        .pushes_of_group(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "done").count(),
+        2,
+        "{states:?}"
+    );
+    assert_eq!(states.len(), 3);
+}
+
+pub async fn the_cache_round_trips_and_expires<C: CacheBackend + 'static>(cache: Arc<C>) {
+    let key = "9:jira:1c4:user:ada";
+    cache.set(key, "7", 60, now()).await.unwrap();
+    assert_eq!(cache.get(key, now()).await.unwrap().as_deref(), Some("7"));
+    assert_eq!(cache.get("9:jira:2c4:user:ada", now()).await.unwrap(), None);
+    cache.delete(key).await.unwrap();
+    assert_eq!(cache.get(key, now()).await.unwrap(), None);
+    cache.set(key, "7", 60, now()).await.unwrap();
+    cache.set(key, "8", 0, now()).await.unwrap();
+    assert_eq!(
+        cache.get(key, now()).await.unwrap(),
+        None,
+        "ttl 0 expires at once"
+    );
+    cache.set(key, "7", 1, now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(cache.get(key, now()).await.unwrap(), None, "expired");
+}
+
+pub async fn the_cache_serves_many_calls_at_once<C: CacheBackend + 'static>(cache: Arc<C>) {
+    let calls = (0..64).map(|i| {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let key = format!("k{i}");
+            cache.set(&key, &i.to_string(), 60, now()).await.unwrap();
+            cache.get(&key, now()).await.unwrap()
+        })
+    });
+    for (i, call) in calls.enumerate() {
+        assert_eq!(call.await.unwrap(), Some(i.to_string()));
+    }
+}
