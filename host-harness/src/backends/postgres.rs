@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::error::Error;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -104,6 +105,14 @@ fn describe(error: &(dyn Error + 'static)) -> String {
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
 
+/// Statements this process sent to PostgreSQL (BEGIN and COMMIT not counted): the figure
+/// behind "round trips per webhook" in BENCHMARKS.md and the server's metrics.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+fn count_statement() {
+    STATEMENTS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The rows of `sql`, through the connection's statement cache: a hot statement is parsed once
 /// per connection.
 async fn rows<C: GenericClient>(
@@ -113,6 +122,7 @@ async fn rows<C: GenericClient>(
     params: &Params<'_>,
 ) -> Result<Vec<Row>, Failed> {
     let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
+    count_statement();
     client.query(&statement, params).await.map_err(failed(what))
 }
 
@@ -124,6 +134,7 @@ async fn row<C: GenericClient>(
     params: &Params<'_>,
 ) -> Result<Option<Row>, Failed> {
     let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
+    count_statement();
     client
         .query_opt(&statement, params)
         .await
@@ -138,6 +149,7 @@ async fn exec<C: GenericClient>(
     params: &Params<'_>,
 ) -> Result<u64, Failed> {
     let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
+    count_statement();
     client
         .execute(&statement, params)
         .await
@@ -1238,6 +1250,10 @@ impl Store for PgStore {
 
     fn prune(&self, handled_before: u64, now: u64) -> BoxFuture<'_, BackendResult<(usize, usize)>> {
         Box::pin(self.prune_(handled_before, now))
+    }
+
+    fn statements(&self) -> Option<u64> {
+        Some(STATEMENTS.load(Ordering::Relaxed))
     }
 
     fn shared(&self) -> bool {

@@ -114,6 +114,11 @@ pub trait Store: Platform {
     /// (Unix seconds), and failed jobs accepted before `handled_before`; returns how many
     /// deliveries and claims went.
     fn prune(&self, handled_before: u64, now: u64) -> BoxFuture<'_, BackendResult<(usize, usize)>>;
+    /// Statements sent to a networked database so far, by this process (`None` for a store in
+    /// the process, whose statements cost no round trip).
+    fn statements(&self) -> Option<u64> {
+        None
+    }
     /// Whether several servers may share this store. A store of one server takes back, at
     /// start, whatever was running ([`Store::recover`]); a shared one leaves that to leases,
     /// since what runs may belong to a live server.

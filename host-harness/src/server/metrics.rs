@@ -30,6 +30,7 @@ pub(super) struct Metrics {
     queue_depth: Gauge,
     queue_age: Gauge,
     queue_failed: Counter,
+    database_statements: Gauge,
 }
 
 impl Metrics {
@@ -50,6 +51,12 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let queue_age = Gauge::default();
         let queue_failed = Counter::default();
+        let database_statements = Gauge::default();
+        registry.register(
+            "database_statements",
+            "Statements this server sent to a networked database (PostgreSQL) so far",
+            database_statements.clone(),
+        );
         registry.register(
             "webhooks",
             "Webhooks answered, by HTTP status",
@@ -117,6 +124,7 @@ impl Metrics {
             queue_depth,
             queue_age,
             queue_failed,
+            database_statements,
             webhooks,
             calls,
             latency,
@@ -170,6 +178,11 @@ impl Metrics {
             self.jira.get_or_create(&vec![("status", status)]).inc();
         }
         self.refusals.inc_by(record.refusals.len() as u64);
+    }
+
+    /// Statements sent to a networked database so far.
+    pub fn database_statements(&self, statements: u64) {
+        self.database_statements.set(statements as i64);
     }
 
     /// The queue's backlog: jobs waiting or running, and the oldest one's age.

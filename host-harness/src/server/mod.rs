@@ -374,13 +374,18 @@ impl Reply {
 fn immediate(context: &Context, path: &str) -> Option<Reply> {
     match path {
         "/healthz" => Some(Reply::json(200, json!({"ok": true}))),
-        "/metrics" => Some(Reply {
-            status: 200,
-            headers: vec![(
-                "Content-Type".to_owned(),
-                "application/openmetrics-text; version=1.0.0; charset=utf-8".to_owned(),
-            )],
-            body: context.metrics.render().into_bytes(),
+        "/metrics" => Some({
+            if let Some(statements) = context.store.statements() {
+                context.metrics.database_statements(statements);
+            }
+            Reply {
+                status: 200,
+                headers: vec![(
+                    "Content-Type".to_owned(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8".to_owned(),
+                )],
+                body: context.metrics.render().into_bytes(),
+            }
         }),
         _ => None,
     }
