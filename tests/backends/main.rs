@@ -138,3 +138,71 @@ async fn a_postgres_that_loses_its_tables_fails_calls_with_a_backend_error() {
     let error = store.group(1).await.unwrap_err();
     assert!(error.0.starts_with("postgres"), "{error}");
 }
+
+/// A Redis that stops answering mid-use (a proxy in front of the real one stops forwarding)
+/// fails each cache call with a backend error instead of hanging it; one that goes away
+/// altogether (the proxy closes) fails them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stalls_or_goes_away_mid_use_fails_calls_instead_of_hanging_them() {
+    use jira_sync_host::backends::CacheBackend as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = services::redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let proxy = tokio::spawn({
+        let stalled = stalled.clone();
+        async move {
+            let mut pumps = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_in, client_out) = client.into_split();
+                let (server_in, server_out) = server.into_split();
+                for (mut from, mut to) in [(client_in, server_out), (server_in, client_out)] {
+                    let stalled = stalled.clone();
+                    pumps.spawn(async move {
+                        let mut buffer = [0u8; 16 * 1024];
+                        while let Ok(read @ 1..) = from.read(&mut buffer).await {
+                            if stalled.load(Ordering::SeqCst) {
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buffer[..read]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    let prefix = RedisPrefix::new();
+    let cache = jira_sync_host::backends::RedisCache::connect(
+        &format!("redis://{address}"),
+        &prefix.name(),
+        2,
+    )
+    .await
+    .unwrap();
+    cache.set("k", "v", 60, 0).await.unwrap();
+    assert_eq!(cache.get("k", 0).await.unwrap().as_deref(), Some("v"));
+
+    stalled.store(true, Ordering::SeqCst);
+    let guard = std::time::Duration::from_secs(30);
+    let stalled_get = tokio::time::timeout(guard, cache.get("k", 0)).await;
+    let error = stalled_get
+        .expect("a stalled Redis fails the call")
+        .unwrap_err();
+    assert!(error.0.starts_with("redis: get"), "{error}");
+
+    proxy.abort();
+    let gone = tokio::time::timeout(guard, cache.set("k", "w", 60, 0)).await;
+    let error = gone.expect("a Redis gone fails the call").unwrap_err();
+    assert!(error.0.starts_with("redis: set"), "{error}");
+}

@@ -120,6 +120,11 @@ impl RedisPrefix {
         RedisPrefix(format!("{}:", unique("redis")))
     }
 
+    /// The prefix itself.
+    pub fn name(&self) -> String {
+        self.0.clone()
+    }
+
     pub async fn cache(&self) -> Arc<RedisCache> {
         let url = redis_url();
         Arc::new(
