@@ -5,7 +5,9 @@
 //! `/proc`:
 //!
 //! - `webhooks`: signed webhooks with full effects (each assigns a group), from many
-//!   connections at once; answered per second, and done (effects committed) per second;
+//!   connections at once; answered per second, and done (effects committed) per second; on one
+//!   server with its own SQLite file, or on several sharing a PostgreSQL schema (and a Redis
+//!   cache) of the run's own, the webhooks spread round robin over them;
 //! - `syncs`: outbound syncs issued at once against a simulated Jira answering every call after
 //!   a delay, while another installation's webhooks probe how fast the server still answers;
 //! - `stall`: connections that send headers and stall, and how much they delay a normal
@@ -22,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::demo;
 use crate::installation::InstallationSpec;
+use crate::server::without_password;
 use crate::signing::{SignOverrides, authorization};
 use crate::sim::world::SimIssue;
 use crate::sim::{SimWorld, Simulator};
@@ -56,14 +59,15 @@ impl ServeProcess {
             .env("JIRA_SYNC_CACHE_DIR", dir.join("cache"))
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            // Errors only (RUST_LOG): kept so that a server that fails to start says why.
+            .stderr(std::fs::File::create(dir.join("serve.log"))?);
         for (key, value) in settings {
             command.env(format!("JIRA_SYNC_{}", key.to_uppercase()), value);
         }
         let child = command
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
-        let server = ServeProcess {
+        let mut server = ServeProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
@@ -73,12 +77,26 @@ impl ServeProcess {
             .call()
             .is_err()
         {
+            // A server that cannot start (an unreachable database, a bad setting) exits: say
+            // so at once, with its words, rather than after the deadline.
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!(
+                    "{} exited ({status}) before serving: {}",
+                    binary.display(),
+                    server.log().trim()
+                );
+            }
             if Instant::now() > deadline {
                 bail!("{} did not answer /healthz within 60 s", binary.display());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(server)
+    }
+
+    /// What the server wrote on stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
 
     /// The server's peak resident memory so far, in MiB (`VmHWM`).
@@ -224,11 +242,64 @@ fn set_up(server: &ServeProcess, installations: usize, issues: usize) -> anyhow:
     Ok(())
 }
 
-/// `load webhooks`: `count` signed webhooks with full effects over `connections` connections.
-pub fn webhooks(binary: &Path, count: usize, connections: usize) -> anyhow::Result<Value> {
+/// The servers of a `load webhooks` run and what they share.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `serve` processes to start (at least one); the webhooks go to them round robin.
+    pub servers: usize,
+    /// A `postgres://` URL every server shares (the run works in a fresh schema of its own,
+    /// dropped at the end); `None`: each server has a SQLite file of its own.
+    pub database: Option<String>,
+    /// A `redis://` URL every server shares as the guest's cache (under a fresh key prefix,
+    /// deleted at the end); `None`: each server caches in its own memory.
+    pub cache: Option<String>,
+}
+
+/// `load webhooks`: `count` signed webhooks with full effects over `connections` connections,
+/// spread over the cluster's servers. With one server and no `database` this is the measure
+/// it always was (one SQLite file, the same requests in the same order).
+pub fn webhooks(
+    binary: &Path,
+    count: usize,
+    connections: usize,
+    cluster: &Cluster,
+) -> anyhow::Result<Value> {
     let (installations, issues) = (4, 50);
-    let server = ServeProcess::start(binary, &[])?;
-    set_up(&server, installations, issues)?;
+    let servers = cluster.servers;
+    if servers == 0 {
+        bail!("--servers 0: nothing to measure");
+    }
+    if connections < servers {
+        bail!("{connections} connections cannot reach {servers} servers: give each one at least");
+    }
+    // Declared before the servers, so dropped after them: nothing still writes to the schema
+    // or the prefix when they go.
+    let schema = cluster
+        .database
+        .as_deref()
+        .map(PgSchema::create)
+        .transpose()?;
+    let prefix = cluster.cache.as_deref().map(RedisPrefix::new);
+    let mut settings = Vec::new();
+    if let Some(schema) = &schema {
+        settings.push(("database", schema.url()));
+    }
+    if let Some(prefix) = &prefix {
+        settings.push(("cache", prefix.url.clone()));
+        settings.push(("cache_prefix", prefix.prefix.clone()));
+    }
+    let fleet = (0..servers)
+        .map(|_| ServeProcess::start(binary, &settings))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // A shared store is set up once, through any server; SQLite files one by one.
+    let set_up_through = if schema.is_some() {
+        &fleet[..1]
+    } else {
+        &fleet[..]
+    };
+    for server in set_up_through {
+        set_up(server, installations, issues)?;
+    }
     let webhooks: Vec<Webhook> = (0..count)
         .map(|i| {
             let k = i % installations;
@@ -250,25 +321,33 @@ pub fn webhooks(binary: &Path, count: usize, connections: usize) -> anyhow::Resu
     let webhooks = Arc::new(webhooks);
     let runtime = client_runtime()?;
     let started = Instant::now();
-    let statuses: Vec<Option<u16>> = runtime.block_on(async {
+    // Round robin as a load balancer with kept-alive connections does it: each connection
+    // belongs to one server (so `connections` is the total, as with one server), and server
+    // `s` is sent webhooks `s`, `s + servers`, ... in order, by its own connections.
+    let statuses: Vec<(usize, Option<u16>)> = runtime.block_on(async {
         let client = reqwest::Client::new();
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let next: Arc<Vec<std::sync::atomic::AtomicUsize>> = Arc::new(
+            (0..servers)
+                .map(std::sync::atomic::AtomicUsize::new)
+                .collect(),
+        );
         let mut senders = tokio::task::JoinSet::new();
-        for _ in 0..connections {
+        for c in 0..connections {
+            let s = c % servers;
             let (client, next, webhooks, url) = (
                 client.clone(),
                 next.clone(),
                 webhooks.clone(),
-                server.url.clone(),
+                fleet[s].url.clone(),
             );
             senders.spawn(async move {
                 let mut answered = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let i = next[s].fetch_add(servers, std::sync::atomic::Ordering::Relaxed);
                     let Some(webhook) = webhooks.get(i) else {
                         return answered;
                     };
-                    answered.push(post(&client, &url, webhook).await);
+                    answered.push((s, post(&client, &url, webhook).await));
                 }
             });
         }
@@ -280,20 +359,181 @@ pub fn webhooks(binary: &Path, count: usize, connections: usize) -> anyhow::Resu
     });
     let answered = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while server.work_done() < count as u64 && Instant::now() < deadline {
+    while work_done(&fleet, schema.as_ref()) < count as u64 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let done = started.elapsed();
-    let ok = statuses.iter().filter(|s| **s == Some(200)).count();
+    let ok = statuses.iter().filter(|(_, s)| *s == Some(200)).count();
+    let mut errors = serde_json::Map::new();
+    for (_, status) in statuses.iter().filter(|(_, s)| *s != Some(200)) {
+        let key = status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+        let seen = errors.entry(key).or_insert(json!(0));
+        *seen = json!(seen.as_u64().unwrap_or(0) + 1);
+    }
+    let per_server: Vec<usize> = (0..servers)
+        .map(|s| {
+            statuses
+                .iter()
+                .filter(|(at, status)| *at == s && *status == Some(200))
+                .count()
+        })
+        .collect();
+    let rss: Vec<Option<f64>> = fleet.iter().map(ServeProcess::peak_rss_mib).collect();
     Ok(json!({
+        "servers": servers,
+        "database": if schema.is_some() { "postgres" } else { "sqlite" },
+        "cache": if prefix.is_some() { "redis" } else { "memory" },
         "webhooks": count,
         "connections": connections,
         "answered_200": ok,
+        "answered_200_per_server": per_server,
+        "errors": count - ok,
+        "errors_by_status": errors,
         "answered_per_second": (count as f64 / answered.as_secs_f64()).round(),
-        "work_done": server.work_done(),
+        "work_done": work_done(&fleet, schema.as_ref()),
         "done_per_second": (count as f64 / done.as_secs_f64()).round(),
-        "peak_rss_mib": server.peak_rss_mib(),
+        // The largest server's; each one's in `peak_rss_mib_per_server`.
+        "peak_rss_mib": rss.iter().flatten().copied().reduce(f64::max),
+        "peak_rss_mib_per_server": rss,
     }))
+}
+
+/// Webhooks whose work is done so far. On a shared PostgreSQL schema: the deliveries its log
+/// marks handled, each once whichever server ran it (a server's `/metrics` count only its own
+/// calls, and a job retried after a failure would count twice). On SQLite files of their own:
+/// each server's `process` calls, summed (with one server, the measure as it always was).
+fn work_done(fleet: &[ServeProcess], schema: Option<&PgSchema>) -> u64 {
+    match schema {
+        Some(schema) => schema.handled().unwrap_or(0),
+        None => fleet.iter().map(ServeProcess::work_done).sum(),
+    }
+}
+
+/// A name no other run uses (process id and the time in nanoseconds).
+fn unique_name(kind: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("jira_sync_load_{kind}_{}_{nanos}", std::process::id())
+}
+
+/// A PostgreSQL schema of one run's own, so that runs never see each other's rows and a run
+/// leaves nothing behind: the servers work in it through `search_path` (their migrations
+/// create the tables there), and it is dropped with everything in it on drop. One connection
+/// of its own, on a runtime of its own, reads the delivery log while the run waits for the
+/// work (a connection per look would add load to the database being measured).
+struct PgSchema {
+    base: String,
+    name: String,
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PgSchema {
+    fn create(base: &str) -> anyhow::Result<Self> {
+        if !(base.starts_with("postgres://") || base.starts_with("postgresql://")) {
+            bail!("--database {base:?}: only a postgres:// URL (without it, SQLite files)");
+        }
+        if base.contains("options=") {
+            bail!("--database: the URL already sets `options`; the run sets its own search_path");
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("start a runtime for PostgreSQL")?;
+        let name = unique_name("pg");
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+                .await
+                .with_context(|| {
+                format!("connect to PostgreSQL at {}", without_password(base))
+            })?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .await
+                .with_context(|| format!("create the schema {name}"))?;
+            anyhow::Ok(client)
+        })?;
+        Ok(PgSchema {
+            base: base.to_owned(),
+            name,
+            client,
+            runtime,
+        })
+    }
+
+    /// The URL of the schema: every connection opened with it works inside it.
+    fn url(&self) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.base, self.name
+        )
+    }
+
+    /// Deliveries handled so far.
+    fn handled(&self) -> anyhow::Result<u64> {
+        let sql = format!("SELECT COUNT(*) FROM {}.deliveries", self.name);
+        let row = self.runtime.block_on(self.client.query_one(&sql, &[]))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        if let Err(e) = self.runtime.block_on(self.client.batch_execute(&sql)) {
+            eprintln!("jira-sync-host: could not drop schema {}: {e}", self.name);
+        }
+    }
+}
+
+/// A Redis key prefix of one run's own; every key under it is deleted on drop.
+struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    fn new(url: &str) -> Self {
+        RedisPrefix {
+            url: url.to_owned(),
+            prefix: format!("{}:", unique_name("cache")),
+        }
+    }
+
+    fn delete_keys(&self) -> redis::RedisResult<()> {
+        let mut connection = redis::Client::open(self.url.as_str())?.get_connection()?;
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut connection)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(keys).query::<()>(&mut connection)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        if let Err(e) = self.delete_keys() {
+            eprintln!(
+                "jira-sync-host: could not delete the keys under {}: {e}",
+                self.prefix
+            );
+        }
+    }
 }
 
 /// Each probe's answer time and status, as the probing task records them.

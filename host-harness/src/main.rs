@@ -32,8 +32,23 @@ enum LoadKind {
     Webhooks {
         #[arg(long, default_value_t = 20_000)]
         count: usize,
+        /// Connections in all, shared out among the servers (at least one each).
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// `serve` processes to start; the webhooks go to them round robin, as a load
+        /// balancer would spread them.
+        #[arg(long, default_value_t = 1)]
+        servers: usize,
+        /// A postgres:// URL the servers share, as several servers of one deployment do (the
+        /// run creates a schema of its own there and drops it at the end). Without it each
+        /// server keeps its state in a SQLite file of its own.
+        #[arg(long)]
+        database: Option<String>,
+        /// A redis:// URL the servers share as the guest's cache (under a key prefix of the
+        /// run's own, deleted at the end). Without it each server caches in memory. These
+        /// webhooks show the assignee's email, so they make no Jira call and read no cache.
+        #[arg(long)]
+        cache: Option<String>,
     },
     /// Outbound syncs issued at once against a slow simulated Jira.
     Syncs {
@@ -204,9 +219,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => std::env::current_exe().context("find this binary")?,
             };
             let figures = match what {
-                LoadKind::Webhooks { count, connections } => {
-                    load::webhooks(&binary, count, connections)?
-                }
+                LoadKind::Webhooks {
+                    count,
+                    connections,
+                    servers,
+                    database,
+                    cache,
+                } => load::webhooks(
+                    &binary,
+                    count,
+                    connections,
+                    &load::Cluster {
+                        servers,
+                        database,
+                        cache,
+                    },
+                )?,
                 LoadKind::Syncs {
                     count,
                     latency_ms,

@@ -313,8 +313,8 @@ pub fn open_store(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Store>, Stri
     }
 }
 
-/// `url` without its password, for logs.
-fn without_password(url: &str) -> String {
+/// `url` without its password, for logs and messages.
+pub(crate) fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
