@@ -122,15 +122,25 @@ impl ServeProcess {
     /// Component calls that did a webhook's work so far (`process`, or the old server's
     /// synchronous `webhook`), from `/metrics`.
     fn work_done(&self) -> u64 {
+        self.metric(&[
+            "jira_sync_component_calls_total{kind=\"process\"",
+            "jira_sync_component_calls_total{kind=\"webhook\"",
+        ])
+    }
+
+    /// Statements the server sent to PostgreSQL so far (0 with SQLite).
+    fn database_statements(&self) -> u64 {
+        self.metric(&["jira_sync_database_statements "])
+    }
+
+    /// The sum of the server's metric lines that start with one of `lines`.
+    fn metric(&self, lines: &[&str]) -> u64 {
         let Ok(mut response) = ureq::get(&format!("{}/metrics", self.url)).call() else {
             return 0;
         };
         let text = response.body_mut().read_to_string().unwrap_or_default();
         text.lines()
-            .filter(|l| {
-                l.starts_with("jira_sync_component_calls_total{kind=\"process\"")
-                    || l.starts_with("jira_sync_component_calls_total{kind=\"webhook\"")
-            })
+            .filter(|l| lines.iter().any(|start| l.starts_with(start)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -363,6 +373,7 @@ pub fn webhooks(
         std::thread::sleep(Duration::from_millis(10));
     }
     let done = started.elapsed();
+    let statements: u64 = fleet.iter().map(ServeProcess::database_statements).sum();
     let ok = statuses.iter().filter(|(_, s)| *s == Some(200)).count();
     let mut errors = serde_json::Map::new();
     for (_, status) in statuses.iter().filter(|(_, s)| *s != Some(200)) {
@@ -392,6 +403,8 @@ pub fn webhooks(
         "answered_per_second": (count as f64 / answered.as_secs_f64()).round(),
         "work_done": work_done(&fleet, schema.as_ref()),
         "done_per_second": (count as f64 / done.as_secs_f64()).round(),
+        // Setup and the servers' idle polling included: a few dozen statements in all.
+        "database_statements_per_webhook": (statements as f64 / count as f64 * 10.0).round() / 10.0,
         // The largest server's; each one's in `peak_rss_mib_per_server`.
         "peak_rss_mib": rss.iter().flatten().copied().reduce(f64::max),
         "peak_rss_mib_per_server": rss,
