@@ -180,7 +180,7 @@ async fn group_action(
     let now = outbox::now();
     let entries = context
         .store
-        .change_group(group, &push, now, outbox::lease_until(now))
+        .change_group(group, &push, now, context.queue.lease_until(now))
         .await
         .map_err(|e| backend_failed(&e))?;
     let mut results = Vec::with_capacity(entries.len());

@@ -68,7 +68,9 @@ pub struct ServerConfig {
     /// `Retry-After`); also the accepted webhooks whose jobs may wait in memory for a worker
     /// (more wait in the database).
     pub queue: usize,
-    /// Seconds a server holds a job it runs before another may take it over (its server died).
+    /// Seconds a server holds a job it runs, or a push it attempts, before another may take it
+    /// over (its server died). A job's lease is renewed while its call runs; a push attempt
+    /// (three Jira calls at most, each within `http_timeout_ms`) must end within it.
     pub job_lease_seconds: u64,
     /// Workers one installation's calls may hold at once (default: a quarter of them, at least
     /// one), so that one installation's slow or rate-limiting Jira never takes every worker

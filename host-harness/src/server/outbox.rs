@@ -18,19 +18,12 @@ use crate::wit::exports::jira_sync::plugin::outbound;
 pub(super) const MAX_ATTEMPTS: u32 = 10;
 /// Longest wait between two attempts.
 const MAX_BACKOFF_SECONDS: u64 = 600;
-/// How long an attempt may hold its entry before another server may take it over.
-const LEASE_SECONDS: u64 = 120;
 
 pub(super) fn now() -> u64 {
     SystemClock {
         max_sleep: Duration::ZERO,
     }
     .now()
-}
-
-/// The lease of an attempt starting now.
-pub(super) fn lease_until(now: u64) -> u64 {
-    now.saturating_add(LEASE_SECONDS)
 }
 
 /// Makes one attempt at `entry`, records its outcome, and returns the entry as it now stands.
@@ -168,7 +161,7 @@ pub(super) async fn retry_due(context: Arc<Context>, workers: usize) {
         }
         let due = match context
             .store
-            .claim_due_pushes(now, lease_until(now), workers)
+            .claim_due_pushes(now, context.queue.lease_until(now), workers)
             .await
         {
             Ok(due) => due,

@@ -82,7 +82,8 @@ impl Queue {
         (queue, written)
     }
 
-    fn lease_until(&self, now: u64) -> u64 {
+    /// The lease of a job or a push attempt starting at `now`.
+    pub(super) fn lease_until(&self, now: u64) -> u64 {
         now.saturating_add(self.lease.as_secs().max(1))
     }
 

@@ -11,12 +11,9 @@
 //! whose new time is below its old one. Rolled-back transactions leave no rows, so the rows
 //! are exactly the effects that were applied.
 //!
-//! What the victim holds when it dies: jobs whose email lookups hang in Jira (running under a
-//! job lease of `LEASE_SECONDS`, set short for the test), and pushes it recorded in the outbox
-//! whose first attempt met a 503 (pending, due again after the 5 s backoff). A push whose
-//! attempt is in flight is leased for the outbox's fixed 120 s (`server/outbox.rs`), longer
-//! than this test may take, so the kill comes between attempts, and the test checks that it
-//! did.
+//! What the victim holds when it dies: jobs whose email lookups hang in Jira, and pushes whose
+//! first attempt hangs on Jira's first read, all running under leases of `LEASE_SECONDS` (set
+//! short for the test) that the survivors take over once they end.
 //!
 //! Needs PostgreSQL and Redis (README, "Two commands"); `scripts/test.sh` skips it with
 //! `JIRA_SYNC_TEST_SERVICES=none` (its name holds `multinode`).
@@ -907,41 +904,65 @@ fn multinode_servers_sharing_postgres_apply_each_delivery_once_and_finish_a_kill
         logs(&servers)
     );
 
-    // The platform resolves groups through the victim while Jira fails the first read: each
-    // push is recorded and left pending, due again in 5 s.
+    // The platform resolves groups through the victim while Jira hangs on the first read of
+    // each linked issue: each push is recorded and its first attempt holds it, running under
+    // the victim's lease, when the victim dies (its admin requests then break).
+    let mut resolves = Vec::new();
     for k in 1..=PUSHES {
         sim.inject(Fault {
             method: "GET".into(),
             path_contains: format!("/rest/api/2/issue/OUT-{k}"),
             status: 503,
+            delay_ms: SLOW_LOOKUP.as_millis() as u64,
             times: 1,
             ..Fault::default()
         });
-        let (status, answer) = admin(
-            &urls[VICTIM],
-            &format!("/admin/groups/{}/resolve", push_group(k)),
-            &json!(null),
-        );
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["results"][0]["sync"]["state"], "pending", "{answer}");
+        let url = urls[VICTIM].clone();
+        resolves.push(std::thread::spawn(move || {
+            let agent = ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .timeout_global(Some(SLOW_LOOKUP * 2))
+                    .build(),
+            );
+            // The victim dies before it answers: the outcome is read from the store.
+            let _ = agent
+                .post(&format!("{url}/admin/groups/{}/resolve", push_group(k)))
+                .header("Content-Type", "application/json")
+                .send("null");
+        }));
     }
+    // Each first attempt's read has reached Jira (the simulator records a request as it
+    // arrives, before the delay), so the fault is spent on the victim.
+    let hanging_reads = || {
+        sim.exchanges()
+            .iter()
+            .filter(|e| e.method == "GET" && e.path.starts_with("/rest/api/2/issue/OUT-"))
+            .filter(|e| e.fault.is_some())
+            .count()
+    };
+    assert!(
+        eventually(|| hanging_reads() == PUSHES as usize),
+        "the victim's pushes never reached Jira: {:?}\n{}",
+        db.pushes(),
+        logs(&servers)
+    );
 
-    // kill -9, with the slow jobs running, their lookups in flight, the pushes pending, and
-    // phase B's requests coming in.
+    // kill -9, with the slow jobs running, their lookups in flight, the pushes' first attempts
+    // in flight, and phase B's requests coming in.
     servers[VICTIM].kill();
     let killed = started.elapsed();
     let sent_at_kill = progress.load(Ordering::Relaxed);
     // The leases as the victim last renewed them: no survivor may run these jobs before.
     let leases = db.slow_leases();
     assert_eq!(leases.len(), SLOW, "{leases:?}");
-    // Had the victim started its own retry of a push, the entry would be running under the
-    // outbox's lease of 120 s, far past this test: the kill must come within the 5 s backoff.
-    let pushes = db.pushes();
     assert_eq!(
-        pushes,
-        vec![("pending".to_owned(), 1); PUSHES as usize],
+        db.pushes(),
+        vec![("running".to_owned(), 1); PUSHES as usize],
         "the victim's pushes at its death"
     );
+    for resolve in resolves {
+        let _ = resolve.join();
+    }
 
     let sent_b = runtime.block_on(phase_b).unwrap();
     for sent in [&sent_a, &sent_b] {
@@ -1045,8 +1066,8 @@ fn multinode_servers_sharing_postgres_apply_each_delivery_once_and_finish_a_kill
         );
     }
 
-    // The victim's pushes were retried by a survivor, once: a second attempt each, done, and
-    // one transition each in Jira.
+    // The victim's pushes, caught mid-attempt, were taken over by a survivor once their lease
+    // ended, once: a second attempt each, done, and one transition each in Jira.
     assert_eq!(db.pushes(), vec![("done".to_owned(), 2); PUSHES as usize]);
     let exchanges = sim.exchanges();
     for k in 1..=PUSHES {
