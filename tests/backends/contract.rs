@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jira_sync_host::backends::{
-    CacheBackend, Claim, Effect, Enqueued, Field, GroupStatus, MemoryPlatform, NewJob, Next,
-    PgStore, Platform, SqliteStore, Store,
+    CacheBackend, Claim, Effect, Enqueued, Field, Finished, GroupStatus, MemoryPlatform, NewJob,
+    Next, PgStore, Platform, SqliteStore, Store,
 };
 use serde_json::json;
 
@@ -316,7 +316,21 @@ pub async fn a_job_whose_lease_ran_out_is_taken_over_and_the_old_lease_is_fenced
         "the old runner's lease is gone"
     );
     assert!(b.renew_job(first.id, now + 71, now + 131).await.unwrap());
-    b.write_queue(&[], &[(first.id, Next::Done, None)], now + 12)
+    let outcome = |lease_until| Finished {
+        id: first.id,
+        lease_until,
+        next: Next::Done,
+        error: None,
+    };
+    a.write_queue(&[], &[outcome(now + 10)], now + 12)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.jobs_due(now + 12).await.unwrap(),
+        1,
+        "the old runner's outcome is dropped: the job is the new runner's"
+    );
+    b.write_queue(&[], &[outcome(now + 131)], now + 12)
         .await
         .unwrap();
     assert_eq!(a.jobs_due(now + 200).await.unwrap(), 0);

@@ -320,12 +320,13 @@ fn a_job_longer_than_its_lease_keeps_it_and_runs_once() {
         "lease",
         2_500,
         ServerConfig {
-            job_lease_seconds: 1,
+            job_lease_seconds: 2,
             ..ServerConfig::default()
         },
     );
-    // The job computes for 2.5 s: its 1 s lease must be renewed while it runs, or the
-    // dispatcher (every second) would hand it to a second runner.
+    // The job computes for 2.5 s: its 2 s lease must be renewed while it runs (every second),
+    // or the dispatcher (every second) would hand it to a second runner, and the first one's
+    // outcome would be dropped as no longer its own.
     assert_eq!(delivery(&server, &token(), "jira:1c4", "long", "loop"), 200);
     // Until the attempt ended (its retry, 5 s later, is not due yet).
     assert!(server.wait_for_jobs(Duration::from_secs(60)));

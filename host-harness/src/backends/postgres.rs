@@ -950,16 +950,28 @@ async fn write_queue_once(
         };
         outcomes.push(outcome);
     }
-    for (id, next, error) in finished {
+    for attempt in finished {
         const WHAT: &str = "record job outcome";
-        match next {
-            Next::Done => exec(&tx, WHAT, "DELETE FROM jobs WHERE id = $1", &[id]).await?,
+        // Only while the job still runs under the attempt's lease: another server that took it
+        // over owns it now.
+        let (id, held, error) = (&attempt.id, &(attempt.lease_until as i64), &attempt.error);
+        match attempt.next {
+            Next::Done => {
+                exec(
+                    &tx,
+                    WHAT,
+                    "DELETE FROM jobs WHERE id = $1 AND lease_until = $2",
+                    &[id, held],
+                )
+                .await?
+            }
             Next::Failed => {
                 exec(
                     &tx,
                     WHAT,
-                    "UPDATE jobs SET state = 'failed', lease_until = 0, error = $2 WHERE id = $1",
-                    &[id, error],
+                    "UPDATE jobs SET state = 'failed', lease_until = 0, error = $3
+                     WHERE id = $1 AND lease_until = $2",
+                    &[id, held, error],
                 )
                 .await?
             }
@@ -967,9 +979,9 @@ async fn write_queue_once(
                 exec(
                     &tx,
                     WHAT,
-                    "UPDATE jobs SET state = 'queued', next_at = $2, lease_until = 0, error = $3
-                     WHERE id = $1",
-                    &[id, &(*at as i64), error],
+                    "UPDATE jobs SET state = 'queued', next_at = $3, lease_until = 0, error = $4
+                     WHERE id = $1 AND lease_until = $2",
+                    &[id, held, &(at as i64), error],
                 )
                 .await?
             }
@@ -1439,11 +1451,14 @@ mod tests {
         store.write_queue(&[job], &[], now).await.unwrap().remove(0)
     }
 
-    async fn finish_job(store: &PgStore, id: i64, next: Next, error: Option<&str>) {
-        store
-            .write_queue(&[], &[(id, next, error.map(Into::into))], 0)
-            .await
-            .unwrap();
+    async fn finish_job(store: &PgStore, job: &QueuedJob, next: Next, error: Option<&str>) {
+        let attempt = Finished {
+            id: job.id,
+            lease_until: job.lease_until,
+            next,
+            error: error.map(Into::into),
+        };
+        store.write_queue(&[], &[attempt], 0).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1832,7 +1847,7 @@ mod tests {
             Enqueued::Wait
         );
         assert_eq!(store.queue_backlog(110).await.unwrap(), (4, 10));
-        finish_job(&store, job.id, Next::Done, None).await;
+        finish_job(&store, &job, Next::Done, None).await;
         assert_eq!(store.queue_backlog(110).await.unwrap().0, 3);
         assert_eq!(
             enqueue(&store, new_job("jira:1", Some("d-1"), None), 120).await,
@@ -1916,7 +1931,7 @@ mod tests {
                 .iter()
                 .all(|j| j.state == "running" && j.attempts == 1)
         );
-        finish_job(&store, first[1].id, Next::RetryAt(150), Some("503")).await;
+        finish_job(&store, &first[1], Next::RetryAt(150), Some("503")).await;
         let second = store.claim_due_jobs(120, 200, 10).await.unwrap();
         assert_eq!(second.len(), 2, "the busy installation's other two");
         assert_eq!(store.jobs_due(120).await.unwrap(), 3, "three running");
@@ -1939,7 +1954,7 @@ mod tests {
                 .iter()
                 .all(|j| j.client_key == "jira:busy" && j.attempts == 2)
         );
-        finish_job(&store, retried.id, Next::Failed, Some("gave up")).await;
+        finish_job(&store, retried, Next::Failed, Some("gave up")).await;
         let failed = store.failed_jobs(10).await.unwrap();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].error.as_deref(), Some("gave up"));
@@ -2040,7 +2055,7 @@ mod tests {
             "the old holder is fenced"
         );
         assert!(store.renew_job(job.id, 400, 500).await.unwrap());
-        finish_job(&store, job.id, Next::RetryAt(600), None).await;
+        finish_job(&store, &job, Next::RetryAt(600), None).await;
         assert!(
             !store.renew_job(job.id, 0, 700).await.unwrap(),
             "not running"
@@ -2194,7 +2209,12 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .map(|j| (j.id, Next::Failed, Some("no".to_owned())))
+            .map(|j| Finished {
+                id: j.id,
+                lease_until: j.lease_until,
+                next: Next::Failed,
+                error: Some("no".to_owned()),
+            })
             .collect();
         store.write_queue(&[], &failed, 5_000).await.unwrap();
         assert_eq!(store.failed_jobs(10).await.unwrap().len(), 2);

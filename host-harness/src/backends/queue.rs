@@ -16,24 +16,31 @@ use super::{BackendResult, SqliteStore};
 const COLUMNS: &str =
     "id, client_key, delivery_id, body, state, attempts, accepted_at, error, lease_until";
 
-fn finish(
-    conn: &rusqlite::Connection,
-    id: i64,
-    next: Next,
-    error: Option<&str>,
-) -> BackendResult<()> {
+fn finish(conn: &rusqlite::Connection, finished: &Finished) -> BackendResult<()> {
+    let Finished {
+        id,
+        lease_until,
+        next,
+        error,
+    } = finished;
+    let held = *lease_until as i64;
     let result = match next {
-        Next::Done => exec(conn, "DELETE FROM jobs WHERE id = ?1", params![id]),
+        Next::Done => exec(
+            conn,
+            "DELETE FROM jobs WHERE id = ?1 AND lease_until = ?2",
+            params![id, held],
+        ),
         Next::Failed => exec(
             conn,
-            "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?2 WHERE id = ?1",
-            params![id, error],
+            "UPDATE jobs SET state = 'failed', lease_until = 0, error = ?3
+             WHERE id = ?1 AND lease_until = ?2",
+            params![id, held, error],
         ),
         Next::RetryAt(at) => exec(
             conn,
-            "UPDATE jobs SET state = 'queued', next_at = ?2, lease_until = 0, error = ?3
-             WHERE id = ?1",
-            params![id, at as i64, error],
+            "UPDATE jobs SET state = 'queued', next_at = ?3, lease_until = 0, error = ?4
+             WHERE id = ?1 AND lease_until = ?2",
+            params![id, held, *at as i64, error],
         ),
     };
     result.map(drop).map_err(failed("record job outcome"))
@@ -128,8 +135,8 @@ impl SqliteStore {
                 job.run_until,
             )?);
         }
-        for (id, next, error) in finished {
-            finish(&tx, *id, *next, error.as_deref())?;
+        for attempt in finished {
+            finish(&tx, attempt)?;
         }
         tx.commit().map_err(failed("commit queue writes"))?;
         Ok(outcomes)
@@ -282,7 +289,8 @@ mod tests {
             now: u64,
             run_until: Option<u64>,
         ) -> BackendResult<Enqueued>;
-        fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()>;
+        fn finish_job(&self, job: &QueuedJob, next: Next, error: Option<&str>)
+        -> BackendResult<()>;
     }
 
     impl OneByOne for SqliteStore {
@@ -303,9 +311,19 @@ mod tests {
             Ok(self.write_queue(&[job], &[], now)?.remove(0))
         }
 
-        fn finish_job(&self, id: i64, next: Next, error: Option<&str>) -> BackendResult<()> {
-            self.write_queue(&[], &[(id, next, error.map(Into::into))], 0)
-                .map(drop)
+        fn finish_job(
+            &self,
+            job: &QueuedJob,
+            next: Next,
+            error: Option<&str>,
+        ) -> BackendResult<()> {
+            let attempt = Finished {
+                id: job.id,
+                lease_until: job.lease_until,
+                next,
+                error: error.map(Into::into),
+            };
+            self.write_queue(&[], &[attempt], 0).map(drop)
         }
     }
 
@@ -343,7 +361,7 @@ mod tests {
             Enqueued::Wait
         );
         assert_eq!(store.queue_backlog(110).unwrap(), (4, 10));
-        store.finish_job(job.id, Next::Done, None).unwrap();
+        store.finish_job(&job, Next::Done, None).unwrap();
         assert_eq!(store.queue_backlog(110).unwrap().0, 3);
         // Once done, a redelivery is queued again (the delivery log then dedupes its effects).
         assert!(matches!(
@@ -377,8 +395,17 @@ mod tests {
         };
         // Its outcome and a new job in one batch.
         let outcomes =
-            t.1.write_queue(&[job("c", None)], &[(first.id, Next::Done, None)], 101)
-                .unwrap();
+            t.1.write_queue(
+                &[job("c", None)],
+                &[Finished {
+                    id: first.id,
+                    lease_until: first.lease_until,
+                    next: Next::Done,
+                    error: None,
+                }],
+                101,
+            )
+            .unwrap();
         assert_eq!(outcomes, [Enqueued::Wait]);
         assert_eq!(
             t.1.queue_backlog(101).unwrap().0,
@@ -409,7 +436,7 @@ mod tests {
         );
         // A retry is not due before its time.
         store
-            .finish_job(first[1].id, Next::RetryAt(150), Some("503"))
+            .finish_job(&first[1], Next::RetryAt(150), Some("503"))
             .unwrap();
         let second = store.claim_due_jobs(120, 200, 10).unwrap();
         assert_eq!(second.len(), 2, "the busy installation's other two");
@@ -431,7 +458,7 @@ mod tests {
         assert_eq!(taken.len(), 3, "three leases ran out");
         assert!(taken.iter().all(|j| j.client_key == "jira:busy"));
         store
-            .finish_job(retried.id, Next::Failed, Some("gave up"))
+            .finish_job(retried, Next::Failed, Some("gave up"))
             .unwrap();
         let failed = store.failed_jobs(10).unwrap();
         assert_eq!(failed.len(), 1);

@@ -91,8 +91,19 @@ pub enum Next {
     RetryAt(u64),
 }
 
-/// A finished attempt on a job: its id, what comes next, and the attempt's error.
-pub type Finished = (i64, Next, Option<String>);
+/// A finished attempt on a job (see [`Store::write_queue`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The job.
+    pub id: i64,
+    /// The lease the runner held it under at the end: an outcome from a runner whose lease
+    /// another server took over is dropped, since the job belongs to that server now.
+    pub lease_until: u64,
+    /// What comes next.
+    pub next: Next,
+    /// The attempt's error, if any.
+    pub error: Option<String>,
+}
 
 /// A server's durable state. Every method is one transaction (or one statement) of its own.
 pub trait Store: Platform {
@@ -129,7 +140,8 @@ pub trait Store: Platform {
     /// outcome per new job, in order. A new job with a lease (`run_until`) starts `running` for
     /// the caller to work on at once, one without waits `queued`, and a delivery already
     /// recorded (Jira's retry of one still queued) adds nothing. A finished attempt deletes a
-    /// done job, marks a failed one, or makes it due again at a time.
+    /// done job, marks a failed one, or makes it due again at a time, if the job is still
+    /// running under the attempt's lease.
     fn write_queue<'a>(
         &'a self,
         jobs: &'a [NewJob],

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::outbox::{backoff, now};
 use super::{Context, record_call};
-use crate::backends::{BackendError, Enqueued, NewJob, Next, QueuedJob};
+use crate::backends::{BackendError, Enqueued, Finished, NewJob, Next, QueuedJob};
 use crate::runtime::CallError;
 use crate::wit::exports::jira_sync::plugin::webhook;
 
@@ -54,9 +54,8 @@ pub(super) enum Write {
     },
     /// How an attempt on a job ended.
     Finish {
-        id: i64,
-        next: Next,
-        error: Option<String>,
+        /// The attempt, under the lease it held.
+        attempt: Finished,
         /// Told once it is written.
         written: oneshot::Sender<()>,
     },
@@ -148,12 +147,10 @@ pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedRece
                     replies.push(recorded);
                 }
                 Write::Finish {
-                    id,
-                    next,
-                    error,
+                    attempt,
                     written: told,
                 } => {
-                    finished.push((id, next, error));
+                    finished.push(attempt);
                     written.push(told);
                 }
             }
@@ -179,13 +176,17 @@ pub(super) async fn write(context: Arc<Context>, mut writes: mpsc::UnboundedRece
     }
 }
 
-/// Records how an attempt on job `id` ended, through the writer; waits until it is written.
-async fn finish(context: &Context, id: i64, next: Next, error: Option<String>) {
+/// Records how an attempt on job `id`, held until `lease_until`, ended, through the writer;
+/// waits until it is written.
+async fn finish(context: &Context, id: i64, lease_until: u64, next: Next, error: Option<String>) {
     let (written, done) = oneshot::channel();
     let write = Write::Finish {
-        id,
-        next,
-        error,
+        attempt: Finished {
+            id,
+            lease_until,
+            next,
+            error,
+        },
         written,
     };
     if context.queue.writes.send(write).is_ok() {
@@ -207,6 +208,7 @@ fn start(context: Arc<Context>, job: QueuedJob) {
             finish(
                 &context,
                 job.id,
+                job.lease_until,
                 Next::RetryAt(now()),
                 Some("server stopped".into()),
             )
@@ -248,18 +250,19 @@ async fn still_ours(context: &Context, job: &QueuedJob) -> Option<u64> {
 }
 
 /// Runs `work` while renewing job `id`'s lease (`held`) each time half of it has passed, so
-/// that a call longer than the lease is not taken over in the middle.
+/// that a call longer than the lease is not taken over in the middle; returns its result and
+/// the lease held at its end.
 async fn holding_lease<T>(
     context: &Context,
     id: i64,
     mut held: u64,
     work: impl Future<Output = T>,
-) -> T {
+) -> (T, u64) {
     let mut work = std::pin::pin!(work);
     let half = (context.queue.lease / 2).max(Duration::from_millis(500));
     loop {
         tokio::select! {
-            done = &mut work => return done,
+            done = &mut work => return (done, held),
             () = tokio::time::sleep(half) => {
                 let until = context.queue.lease_until(now());
                 match context.store.renew_job(id, held, until).await {
@@ -285,7 +288,7 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
     // The job's lease is exclusive (one server per SQLite file, which takes back a killed
     // predecessor's jobs at start): it stands for the delivery's claim.
     let process = context.runtime.process_leased(&context.backends, &request);
-    let call = holding_lease(context, job.id, held, process).await;
+    let (call, held) = holding_lease(context, job.id, held, process).await;
     let (next, error) = next_step(&call.result, job.attempts, now());
     if next == Next::Failed {
         context.metrics.job_failed();
@@ -296,7 +299,7 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
             "job failed for good"
         );
     }
-    finish(context, job.id, next, error.clone()).await;
+    finish(context, job.id, held, next, error.clone()).await;
     let result = match &call.result {
         Ok(outcome) => json!(outcome_name(outcome)),
         Err(e) => json!({"error": e.to_string()}),
