@@ -810,22 +810,24 @@ impl PgStore {
     }
 
     async fn queue_backlog_(&self, now: u64) -> BackendResult<(u64, u64)> {
-        const WHAT: &str = "measure the queue";
-        let client = self.client(WHAT).await?;
-        let found = row(
-            &client,
-            WHAT,
+        self.backlog(
+            "measure the queue",
             "SELECT COUNT(*), COALESCE(MAX($1 - accepted_at), 0) FROM jobs
              WHERE state IN ('queued', 'running')",
-            &[&(now as i64)],
+            now,
         )
-        .await?;
-        let Some(found) = found else {
+        .await
+    }
+
+    /// A count and an age in seconds (never negative), as `sql` measures them at `now`.
+    async fn backlog(&self, what: &'static str, sql: &str, now: u64) -> BackendResult<(u64, u64)> {
+        let client = self.client(what).await?;
+        let Some(found) = row(&client, what, sql, &[&(now as i64)]).await? else {
             return Ok((0, 0));
         };
         Ok((
-            unsigned(col(&found, 0, WHAT)?),
-            unsigned(col(&found, 1, WHAT)?),
+            unsigned(col(&found, 0, what)?),
+            unsigned(col(&found, 1, what)?),
         ))
     }
 
@@ -1130,23 +1132,13 @@ impl PgStore {
     }
 
     async fn outbox_backlog_(&self, now: u64) -> BackendResult<(u64, u64)> {
-        const WHAT: &str = "measure the outbox";
-        let client = self.client(WHAT).await?;
-        let found = row(
-            &client,
-            WHAT,
+        self.backlog(
+            "measure the outbox",
             "SELECT COUNT(*), COALESCE(MAX($1 - next_at), 0) FROM outbox
              WHERE state IN ('pending', 'running')",
-            &[&(now as i64)],
+            now,
         )
-        .await?;
-        let Some(found) = found else {
-            return Ok((0, 0));
-        };
-        Ok((
-            unsigned(col(&found, 0, WHAT)?),
-            unsigned(col(&found, 1, WHAT)?),
-        ))
+        .await
     }
 
     async fn pushes_of_group_(&self, group: u64) -> BackendResult<Vec<OutboxEntry>> {
