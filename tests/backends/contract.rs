@@ -253,6 +253,378 @@ pub async fn reads_answer_what_was_written<P: Seed>(platform: Arc<P>) {
     assert!(!platform.handled("jira:1", "x").await.unwrap());
 }
 
+fn key(client_key: &str, issue_key: &str) -> (String, String) {
+    (client_key.to_owned(), issue_key.to_owned())
+}
+
+fn rename(from: &str, to: &str) -> Effect {
+    Effect::Rename {
+        issue: key("jira:1", from),
+        to: to.to_owned(),
+    }
+}
+
+fn unlink(client_key: &str, issue_key: &str) -> Effect {
+    Effect::Unlink {
+        issue: key(client_key, issue_key),
+    }
+}
+
+fn mark(client_key: &str, issue_key: &str, fields: &[Field], updated_ms: i64) -> Effect {
+    Effect::Watermark {
+        issue: key(client_key, issue_key),
+        fields: fields.to_vec(),
+        updated_ms,
+    }
+}
+
+/// The (status, assignee) watermarks of an issue.
+async fn marks_of<P: Seed>(platform: &P, client_key: &str, issue_key: &str) -> [Option<i64>; 2] {
+    let mut marks = [None; 2];
+    for (slot, field) in marks.iter_mut().zip([Field::Status, Field::Assignee]) {
+        *slot = platform
+            .watermark(client_key, issue_key, field)
+            .await
+            .unwrap();
+    }
+    marks
+}
+
+pub async fn a_rename_moves_links_and_watermarks_and_merges_them<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "OLD-1", &[1, 2]);
+    platform.seed_link("jira:1", "NEW-5", &[2, 3]);
+    platform.seed_link("jira:2", "OLD-1", &[1]);
+    platform
+        .commit(&[
+            mark("jira:1", "OLD-1", &[Field::Status], 10),
+            mark("jira:1", "OLD-1", &[Field::Assignee], 30),
+            mark("jira:1", "NEW-5", &[Field::Status], 20),
+            mark("jira:2", "OLD-1", &[Field::Status, Field::Assignee], 40),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.commit(&[rename("OLD-1", "NEW-5")]).await.unwrap(),
+        []
+    );
+    assert_eq!(
+        platform.linked_groups("jira:1", "NEW-5").await.unwrap(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        platform.linked_groups("jira:1", "OLD-1").await.unwrap(),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        platform.links_of_group(2).await.unwrap(),
+        vec![key("jira:1", "NEW-5")],
+        "linked to both before, once after"
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "NEW-5").await,
+        [Some(20), Some(30)],
+        "the newer of the two per field"
+    );
+    assert_eq!(marks_of(&*platform, "jira:1", "OLD-1").await, [None, None]);
+    assert_eq!(
+        platform.linked_groups("jira:2", "OLD-1").await.unwrap(),
+        vec![1],
+        "another installation's issue of the same key stays"
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:2", "OLD-1").await,
+        [Some(40), Some(40)]
+    );
+
+    platform.commit(&[rename("NEW-5", "NEW-5")]).await.unwrap();
+    assert_eq!(
+        platform.linked_groups("jira:1", "NEW-5").await.unwrap(),
+        vec![1, 2, 3],
+        "a rename to itself changes nothing"
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "NEW-5").await,
+        [Some(20), Some(30)]
+    );
+
+    // Moved twice in one call: the renames apply in the order staged.
+    platform
+        .commit(&[rename("NEW-5", "MID-2"), rename("MID-2", "LAST-9")])
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.linked_groups("jira:1", "LAST-9").await.unwrap(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "LAST-9").await,
+        [Some(20), Some(30)]
+    );
+    for gone in ["NEW-5", "MID-2"] {
+        assert!(
+            platform
+                .linked_groups("jira:1", gone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(marks_of(&*platform, "jira:1", gone).await, [None, None]);
+    }
+}
+
+pub async fn a_rename_comes_before_the_watermarks_of_its_commit<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "OLD-1", &[1]);
+    platform
+        .commit(&[mark("jira:1", "OLD-1", &[Field::Status], 50)])
+        .await
+        .unwrap();
+    // Staged after the event it came with, applied before it: the event under the new key is
+    // older than the one already applied under the old key, so it is dropped.
+    let superseded = platform
+        .commit(&[
+            mark("jira:1", "NEW-5", &[Field::Status, Field::Assignee], 40),
+            Effect::Status {
+                issue: key("jira:1", "NEW-5"),
+                group: 1,
+                status: GroupStatus::Resolved,
+            },
+            Effect::Assignee {
+                issue: key("jira:1", "NEW-5"),
+                group: 1,
+                user: Some(7),
+            },
+            rename("OLD-1", "NEW-5"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        superseded,
+        [("jira:1".to_owned(), "NEW-5".to_owned(), Field::Status)]
+    );
+    let group = platform.group(1).await.unwrap().unwrap();
+    assert_eq!(
+        (group.status, group.assignee),
+        (GroupStatus::Unresolved, Some(7)),
+        "the status is older than the moved watermark, the assignee has none"
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "NEW-5").await,
+        [Some(50), Some(40)]
+    );
+    assert_eq!(marks_of(&*platform, "jira:1", "OLD-1").await, [None, None]);
+    let superseded = platform
+        .commit(&[
+            mark("jira:1", "NEW-5", &[Field::Status], 60),
+            Effect::Status {
+                issue: key("jira:1", "NEW-5"),
+                group: 1,
+                status: GroupStatus::Resolved,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(superseded, []);
+    assert_eq!(
+        platform.group(1).await.unwrap().unwrap().status,
+        GroupStatus::Resolved
+    );
+}
+
+pub async fn an_unlink_removes_links_and_watermarks_but_not_groups<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "APP-1", &[1, 2]);
+    platform.seed_link("jira:1", "APP-2", &[2]);
+    platform.seed_link("jira:2", "APP-1", &[3]);
+    platform
+        .commit(&[
+            mark("jira:1", "APP-1", &[Field::Status, Field::Assignee], 10),
+            mark("jira:1", "APP-2", &[Field::Status], 20),
+            mark("jira:2", "APP-1", &[Field::Status], 30),
+        ])
+        .await
+        .unwrap();
+    platform
+        .commit(&[unlink("jira:1", "APP-1"), handled("deleted")])
+        .await
+        .unwrap();
+    assert!(
+        platform
+            .linked_groups("jira:1", "APP-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(marks_of(&*platform, "jira:1", "APP-1").await, [None, None]);
+    assert!(platform.links_of_group(1).await.unwrap().is_empty());
+    assert_eq!(
+        platform.links_of_group(2).await.unwrap(),
+        vec![key("jira:1", "APP-2")]
+    );
+    for group in [1, 2] {
+        assert!(
+            platform.group(group).await.unwrap().is_some(),
+            "group {group} stays"
+        );
+    }
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "APP-2").await,
+        [Some(20), None]
+    );
+    assert_eq!(
+        platform.linked_groups("jira:2", "APP-1").await.unwrap(),
+        vec![3],
+        "another installation's issue of the same key stays"
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:2", "APP-1").await,
+        [Some(30), None]
+    );
+    assert!(platform.handled("jira:1", "deleted").await.unwrap());
+    // An event for the deleted issue that arrives late starts from no watermark.
+    assert_eq!(
+        platform
+            .commit(&[mark("jira:1", "APP-1", &[Field::Status], 5)])
+            .await
+            .unwrap(),
+        []
+    );
+}
+
+pub async fn a_failing_commit_applies_neither_rename_nor_unlink<P: Seed>(platform: Arc<P>) {
+    platform.seed_link("jira:1", "OLD-1", &[1]);
+    platform.seed_link("jira:1", "GONE-2", &[2]);
+    platform
+        .commit(&[
+            mark("jira:1", "OLD-1", &[Field::Status], 10),
+            mark("jira:1", "GONE-2", &[Field::Status], 20),
+            handled("done"),
+        ])
+        .await
+        .unwrap();
+    let error = platform
+        .commit(&[
+            rename("OLD-1", "NEW-5"),
+            unlink("jira:1", "GONE-2"),
+            mark("jira:1", "NEW-5", &[Field::Status], 30),
+            handled("done"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(error.0.contains("handled meanwhile"), "{error}");
+    assert_eq!(
+        platform.linked_groups("jira:1", "OLD-1").await.unwrap(),
+        vec![1]
+    );
+    assert!(
+        platform
+            .linked_groups("jira:1", "NEW-5")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        platform.linked_groups("jira:1", "GONE-2").await.unwrap(),
+        vec![2]
+    );
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "OLD-1").await,
+        [Some(10), None]
+    );
+    assert_eq!(marks_of(&*platform, "jira:1", "NEW-5").await, [None, None]);
+    assert_eq!(
+        marks_of(&*platform, "jira:1", "GONE-2").await,
+        [Some(20), None]
+    );
+}
+
+pub async fn a_rename_racing_watermark_commits_ends_consistent<P: Seed>(platform: Arc<P>) {
+    for round in 0..4 {
+        let (old, new) = (format!("OLD-{round}"), format!("NEW-{round}"));
+        let group = 10 + round;
+        platform.seed_link("jira:1", &old, &[group]);
+        platform.seed_link("jira:1", &new, &[group + 100]);
+        // Fifteen events, each writing the watermarks of both keys (a call that sees both,
+        // in either order) and the status of the group under the new key, and the move itself,
+        // all at once in a random order.
+        let mut commits: Vec<Vec<Effect>> = (0..15i64)
+            .map(|i| {
+                let both = [old.as_str(), new.as_str()];
+                let (first, second) = if i % 2 == 0 {
+                    (both[0], both[1])
+                } else {
+                    (both[1], both[0])
+                };
+                vec![
+                    mark("jira:1", first, &Field::ALL, 1_000 + i),
+                    mark("jira:1", second, &Field::ALL, 1_000 + i),
+                    Effect::Status {
+                        issue: key("jira:1", &new),
+                        group,
+                        status: if i % 2 == 0 {
+                            GroupStatus::Resolved
+                        } else {
+                            GroupStatus::Unresolved
+                        },
+                    },
+                    handled(&format!("r{round}-{i}")),
+                ]
+            })
+            .collect();
+        commits.push(vec![rename(&old, &new), handled(&format!("r{round}-move"))]);
+        fastrand::shuffle(&mut commits);
+        let tasks: Vec<_> = commits
+            .into_iter()
+            .map(|effects| {
+                let platform = platform.clone();
+                tokio::spawn(async move { platform.commit(&effects).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .unwrap()
+                .expect("every commit succeeds, none deadlocks");
+        }
+        assert_eq!(
+            platform.linked_groups("jira:1", &new).await.unwrap(),
+            vec![group, group + 100]
+        );
+        assert!(
+            platform
+                .linked_groups("jira:1", &old)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            marks_of(&*platform, "jira:1", &new).await,
+            [Some(1_014); 2],
+            "the newest event, under whichever key it came"
+        );
+        // Events on the old key after the move start it afresh; never newer than the new key.
+        let [status, assignee] = marks_of(&*platform, "jira:1", &old).await;
+        assert_eq!(status, assignee);
+        assert!(status.is_none_or(|ms| ms <= 1_014), "{status:?}");
+        assert_eq!(
+            platform.group(group).await.unwrap().unwrap().status,
+            GroupStatus::Resolved,
+            "the newest event's status"
+        );
+        for i in 0..15 {
+            assert!(
+                platform
+                    .handled("jira:1", &format!("r{round}-{i}"))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            platform
+                .handled("jira:1", &format!("r{round}-move"))
+                .await
+                .unwrap()
+        );
+    }
+}
+
 fn job(client_key: &str, delivery: &str) -> NewJob {
     NewJob {
         client_key: client_key.to_owned(),

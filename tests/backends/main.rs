@@ -94,6 +94,11 @@ platform_contract!(
     a_delivery_is_marked_handled_once,
     a_commit_applies_all_or_nothing,
     reads_answer_what_was_written,
+    a_rename_moves_links_and_watermarks_and_merges_them,
+    a_rename_comes_before_the_watermarks_of_its_commit,
+    an_unlink_removes_links_and_watermarks_but_not_groups,
+    a_failing_commit_applies_neither_rename_nor_unlink,
+    a_rename_racing_watermark_commits_ends_consistent,
 );
 
 store_contract!(

@@ -365,4 +365,37 @@ impl Transaction for State {
         self.claims.remove(&delivery);
         Ok(self.handled.insert(delivery))
     }
+
+    fn unlink(&mut self, client_key: &str, issue_key: &str) -> BackendResult<()> {
+        self.links.remove(&key(client_key, issue_key));
+        for field in Field::ALL {
+            self.watermarks
+                .remove(&(client_key.to_owned(), issue_key.to_owned(), field));
+        }
+        Ok(())
+    }
+
+    fn rename(&mut self, client_key: &str, from: &str, to: &str) -> BackendResult<()> {
+        if let Some(moved) = self.links.remove(&key(client_key, from)) {
+            let links = self.links.entry(key(client_key, to)).or_default();
+            for group in moved {
+                if !links.contains(&group) {
+                    links.push(group);
+                }
+            }
+        }
+        for field in Field::ALL {
+            let Some(moved) =
+                self.watermarks
+                    .remove(&(client_key.to_owned(), from.to_owned(), field))
+            else {
+                continue;
+            };
+            self.watermarks
+                .entry((client_key.to_owned(), to.to_owned(), field))
+                .and_modify(|current| *current = (*current).max(moved))
+                .or_insert(moved);
+        }
+        Ok(())
+    }
 }

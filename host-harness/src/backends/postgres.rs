@@ -8,8 +8,9 @@
 //! - nothing is taken back at start ([`Store::recover`]): a running job or push may belong to a
 //!   live server, and its lease hands it over if that server died;
 //! - [`Platform::commit`] cannot use the synchronous [`effects::apply`], so it follows the same
-//!   rule with compare-and-set statements, taking its row locks in one fixed order (watermarks,
-//!   then groups, then the delivery log, each sorted) so that concurrent commits never deadlock.
+//!   rule with compare-and-set statements, taking its locks in one fixed order (each issue's
+//!   advisory lock, under which it writes the issue's watermarks and links, then groups, then
+//!   the delivery log, each sorted) so that concurrent commits never deadlock.
 //!
 //! The schema is `migrations/postgres` (refinery), applied by [`PgStore::connect`] under an
 //! advisory lock. Every failure is a [`BackendError`] naming what was being done.
@@ -497,28 +498,36 @@ impl PgStore {
     }
 
     async fn commit_(&self, effects: &[Effect]) -> BackendResult<Vec<IssueField>> {
-        // The rule of `effects::apply`, with the writes sorted so that every commit locks rows
-        // in the same order (watermarks, groups, the delivery log; each by key) and two commits
-        // never wait on each other in a cycle. The sorts are stable: two writes to one row keep
-        // their order, so the later one still wins.
-        let mut watermarks: Vec<(&str, &str, Field, i64)> = Vec::new();
+        // The rule of `effects::apply`, with the locks taken in one order by every commit, so
+        // that two commits never wait on each other in a cycle: the issues' advisory locks by
+        // key, then groups by id, then the delivery log by key. A commit writes an issue's
+        // watermarks and links only under that issue's lock, so it never waits for those rows;
+        // nonexistent rows (a first watermark, a renamed issue's new key) are covered too,
+        // which row locks cannot do. The sorts are stable: two writes to one row keep their
+        // order, so the later one still wins.
+        let mut moves: Vec<&Effect> = Vec::new();
+        let mut watermarks: Vec<(i64, &str, &str, Field, i64)> = Vec::new();
         let mut marks: Vec<(&str, &str)> = Vec::new();
         for effect in effects {
             match effect {
+                Effect::Rename {
+                    issue: (_, from),
+                    to,
+                } if from == to => {}
+                Effect::Rename { .. } | Effect::Unlink { .. } => moves.push(effect),
                 Effect::Watermark {
                     issue: (ck, issue),
                     fields,
                     updated_ms,
-                } => watermarks.extend(
-                    fields
-                        .iter()
-                        .map(|field| (ck.as_str(), issue.as_str(), *field, *updated_ms)),
-                ),
+                } => watermarks.extend(fields.iter().map(|field| {
+                    let lock = issue_lock(ck, issue);
+                    (lock, ck.as_str(), issue.as_str(), *field, *updated_ms)
+                })),
                 Effect::Handled(ck, id) => marks.push((ck.as_str(), id.as_str())),
                 _ => {}
             }
         }
-        watermarks.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        watermarks.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
         marks.sort();
 
         let mut client = self.client("commit").await?;
@@ -526,21 +535,57 @@ impl PgStore {
             .transaction()
             .await
             .map_err(failed("begin transaction"))?;
+        if !moves.is_empty() {
+            // A rename or unlink writes issues out of key order (in the order staged, and
+            // before the watermarks), so it takes every issue lock of the commit first, in
+            // order; the watermarks' statements below then hold them already.
+            let mut locks: Vec<i64> = watermarks.iter().map(|w| w.0).collect();
+            for effect in &moves {
+                match effect {
+                    Effect::Rename {
+                        issue: (ck, from),
+                        to,
+                    } => locks.extend([issue_lock(ck, from), issue_lock(ck, to)]),
+                    Effect::Unlink { issue: (ck, issue) } => locks.push(issue_lock(ck, issue)),
+                    _ => {}
+                }
+            }
+            exec(
+                &tx,
+                "lock issues",
+                "SELECT pg_advisory_xact_lock(k) FROM (
+                    SELECT DISTINCT k FROM unnest($1::BIGINT[]) AS k ORDER BY k) AS keys",
+                &[&locks],
+            )
+            .await?;
+            for effect in moves {
+                match effect {
+                    Effect::Rename {
+                        issue: (ck, from),
+                        to,
+                    } => rename(&tx, ck, from, to).await?,
+                    Effect::Unlink { issue: (ck, issue) } => unlink(&tx, ck, issue).await?,
+                    _ => {}
+                }
+            }
+        }
         let mut superseded = BTreeSet::new();
-        for (ck, issue, field, updated_ms) in watermarks {
-            // Compare-and-set, forward only: the row lock taken here holds the field until this
-            // commit ends, and the WHERE sees the newest committed value (READ COMMITTED
-            // re-reads a row it had to wait for). No row back: a newer event was applied first.
+        for (lock, ck, issue, field, updated_ms) in watermarks {
+            // Compare-and-set, forward only, under the issue's lock (taken in the statement, so
+            // that it costs no round trip). The upsert works on the newest committed row even
+            // when this statement's snapshot predates it (it waited for the lock), and holds
+            // the row until this commit ends. No row back: a newer event was applied first.
             let moved = row(
                 &tx,
                 "record watermark",
-                "INSERT INTO watermarks (client_key, issue_key, field, updated_ms)
-                 VALUES ($1, $2, $3, $4)
+                "WITH locked AS (SELECT pg_advisory_xact_lock($5::BIGINT))
+                 INSERT INTO watermarks (client_key, issue_key, field, updated_ms)
+                 SELECT $1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT FROM locked
                  ON CONFLICT (client_key, issue_key, field) DO UPDATE
                  SET updated_ms = EXCLUDED.updated_ms
                  WHERE watermarks.updated_ms <= EXCLUDED.updated_ms
                  RETURNING 1",
-                &[&ck, &issue, &field.as_str(), &updated_ms],
+                &[&ck, &issue, &field.as_str(), &updated_ms, &lock],
             )
             .await?;
             if moved.is_none() {
@@ -593,6 +638,74 @@ impl PgStore {
         tx.commit().await.map_err(failed("commit"))?;
         Ok(superseded.into_iter().collect())
     }
+}
+
+/// The key of an issue's transaction-level advisory lock, which a commit holds while it writes
+/// the issue's watermarks or links. FNV-1a: every server sharing the database must compute the
+/// same key whatever build it runs, which the standard library's hasher does not promise. The
+/// one-key form of the lock: the queue's delivery locks use the two-key form, a space of their
+/// own. Two issues with one key only wait for each other.
+fn issue_lock(client_key: &str, issue_key: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    // 0xff is never part of UTF-8: ("a", "bc") and ("ab", "c") differ.
+    for byte in client_key.bytes().chain([0xff]).chain(issue_key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Moves the links and watermarks of `from` to `to` (see [`effects::Transaction::rename`]);
+/// the caller holds both issues' locks.
+async fn rename<C: GenericClient>(
+    client: &C,
+    client_key: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Failed> {
+    const WHAT: &str = "rename issue";
+    // The links in group order, as `link_` inserts them: an admin linking groups to `to` at
+    // the same time waits for the same rows in the same order.
+    exec(
+        client,
+        WHAT,
+        "WITH moved AS (
+            DELETE FROM links WHERE client_key = $1 AND issue_key = $2 RETURNING group_id)
+         INSERT INTO links (client_key, issue_key, group_id)
+         SELECT $1, $3::TEXT, group_id FROM moved ORDER BY group_id
+         ON CONFLICT DO NOTHING",
+        &[&client_key, &from, &to],
+    )
+    .await?;
+    exec(
+        client,
+        WHAT,
+        "WITH moved AS (
+            DELETE FROM watermarks WHERE client_key = $1 AND issue_key = $2
+            RETURNING field, updated_ms)
+         INSERT INTO watermarks (client_key, issue_key, field, updated_ms)
+         SELECT $1, $3::TEXT, field, updated_ms FROM moved
+         ON CONFLICT (client_key, issue_key, field)
+         DO UPDATE SET updated_ms = GREATEST(watermarks.updated_ms, EXCLUDED.updated_ms)",
+        &[&client_key, &from, &to],
+    )
+    .await
+    .map(drop)
+}
+
+/// Deletes the links and watermarks of an issue; the caller holds its lock.
+async fn unlink<C: GenericClient>(
+    client: &C,
+    client_key: &str,
+    issue_key: &str,
+) -> Result<(), Failed> {
+    for sql in [
+        "DELETE FROM links WHERE client_key = $1 AND issue_key = $2",
+        "DELETE FROM watermarks WHERE client_key = $1 AND issue_key = $2",
+    ] {
+        exec(client, "unlink issue", sql, &[&client_key, &issue_key]).await?;
+    }
+    Ok(())
 }
 
 async fn handled<C: GenericClient>(client: &C, client_key: &str, id: &str) -> Result<bool, Failed> {
@@ -1451,6 +1564,14 @@ mod tests {
             error: error.map(Into::into),
         };
         store.write_queue(&[], &[attempt], 0).await.unwrap();
+    }
+
+    #[test]
+    fn an_issue_lock_key_is_the_same_in_every_build() {
+        // Servers of different versions share the database: a changed key would let two of
+        // them write one issue at once and deadlock.
+        assert_eq!(issue_lock("jira:1", "APP-1"), -1_825_289_553_291_587_090);
+        assert_ne!(issue_lock("a", "bc"), issue_lock("ab", "c"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

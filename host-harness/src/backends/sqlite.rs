@@ -564,6 +564,17 @@ fn watermark(
     .optional()
 }
 
+/// Deletes an issue's links and watermarks.
+fn forget(conn: &Connection, client_key: &str, issue_key: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM links WHERE client_key = ?1 AND issue_key = ?2",
+        "DELETE FROM watermarks WHERE client_key = ?1 AND issue_key = ?2",
+    ] {
+        exec(conn, sql, params![client_key, issue_key])?;
+    }
+    Ok(())
+}
+
 /// The writes of one call, inside an open SQLite transaction.
 pub(super) struct Tx<'a>(pub(super) &'a rusqlite::Transaction<'a>);
 
@@ -629,6 +640,28 @@ impl Transaction for Tx<'_> {
         )
         .map_err(failed("end claim"))?;
         Ok(added == 1)
+    }
+
+    fn unlink(&mut self, client_key: &str, issue_key: &str) -> BackendResult<()> {
+        forget(self.0, client_key, issue_key).map_err(failed("unlink issue"))
+    }
+
+    fn rename(&mut self, client_key: &str, from: &str, to: &str) -> BackendResult<()> {
+        // Copy to `to`, then delete `from`: the copy skips a link `to` has already and keeps
+        // the newer watermark of a field both have.
+        let copies = [
+            "INSERT OR IGNORE INTO links (client_key, issue_key, group_id)
+             SELECT client_key, ?3, group_id FROM links WHERE client_key = ?1 AND issue_key = ?2",
+            "INSERT INTO watermarks (client_key, issue_key, field, updated_ms)
+             SELECT client_key, ?3, field, updated_ms FROM watermarks
+             WHERE client_key = ?1 AND issue_key = ?2
+             ON CONFLICT (client_key, issue_key, field)
+             DO UPDATE SET updated_ms = max(updated_ms, excluded.updated_ms)",
+        ];
+        for sql in copies {
+            exec(self.0, sql, params![client_key, from, to]).map_err(failed("rename issue"))?;
+        }
+        forget(self.0, client_key, from).map_err(failed("rename issue"))
     }
 }
 
