@@ -16,10 +16,20 @@ const { instantiate } = await import(pathToFileURL(join(dir, 'jira_sync_plugin.j
 // --- the platform: installations, links, groups, users, deliveries ---------------------------
 
 const bool = (v, dflt) => (v === undefined ? dflt : v);
+// The guest's view of the credentials: the secrets that verify deliveries.
+function credentials(spec) {
+  const c = spec.credentials ?? { kind: 'connect' };
+  switch (c.kind) {
+    case 'admin-webhook': return { tag: 'admin-webhook', val: c.secret };
+    case 'oauth': return { tag: 'oauth', val: { clientId: c.client_id, clientSecret: c.client_secret } };
+    case 'forge': return { tag: 'forge' };
+    default: return { tag: 'connect', val: spec.shared_secret ?? '' };
+  }
+}
 function installation(spec) {
   return {
     clientKey: spec.client_key,
-    sharedSecret: spec.shared_secret,
+    credentials: credentials(spec),
     baseUrl: spec.base_url,
     appKey: spec.app_key,
     config: {
@@ -125,7 +135,7 @@ let record;
 let allowed;
 function freshRecord() {
   allowed = new Set();
-  record = { http: [], assignments: [], resolutions: [], cache: { hits: 0, misses: 0, sets: 0, deletes: 0 }, logs: [], slept: 0 };
+  record = { http: [], assignments: [], resolutions: [], links: [], cache: { hits: 0, misses: 0, sets: 0, deletes: 0 }, logs: [], slept: 0 };
 }
 
 function egress(rawUrl) {
@@ -213,6 +223,31 @@ const imports = {
       const result = ids.length === 0 ? 'no-linked-groups' : 'unassigned';
       record.assignments.push({ issue_key: issueKey, email: null, result, groups: ids });
       return ids.length === 0 ? { tag: 'no-linked-groups' } : { tag: 'unassigned', val: ids.length };
+    },
+  },
+  'jira-sync:plugin/links': {
+    remove(clientKey, issueKey) {
+      const ids = links.get(linkKey(clientKey, issueKey)) ?? [];
+      links.delete(linkKey(clientKey, issueKey));
+      for (const field of ['status', 'assignee']) applied.delete(`${clientKey}\0${issueKey}\0${field}`);
+      record.links.push({ issue_key: issueKey, groups: ids });
+      return ids.length;
+    },
+    rename(clientKey, from, to) {
+      const ids = links.get(linkKey(clientKey, from)) ?? [];
+      if (from !== to) {
+        const merged = [...new Set([...(links.get(linkKey(clientKey, to)) ?? []), ...ids])].sort((a, b) => a - b);
+        links.delete(linkKey(clientKey, from));
+        if (merged.length > 0) links.set(linkKey(clientKey, to), merged);
+        for (const field of ['status', 'assignee']) {
+          const old = applied.get(`${clientKey}\0${from}\0${field}`);
+          applied.delete(`${clientKey}\0${from}\0${field}`);
+          const cur = applied.get(`${clientKey}\0${to}\0${field}`);
+          if (old !== undefined && !(cur >= old)) applied.set(`${clientKey}\0${to}\0${field}`, old);
+        }
+      }
+      record.links.push({ issue_key: from, renamed_to: to, groups: ids });
+      return ids.length;
     },
   },
   'jira-sync:plugin/group-status': {
@@ -311,7 +346,10 @@ async function call(kind, run) {
 }
 
 function stepTrace({ kind, error, record: r }, response, outcome) {
-  return { kind, response, outcome, error, http: r.http, assignments: r.assignments, resolutions: r.resolutions, cache: r.cache, logs: r.logs, slept: r.slept };
+  const trace = { kind, response, outcome, error, http: r.http, assignments: r.assignments, resolutions: r.resolutions, cache: r.cache, logs: r.logs, slept: r.slept };
+  // Only deleted and moved issues change links, as in the Rust trace.
+  if (r.links.length > 0) trace.links = r.links;
+  return trace;
 }
 
 const steps = [];

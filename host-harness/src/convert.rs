@@ -14,7 +14,8 @@ use crate::wit::exports::jira_sync::plugin::webhook;
 use crate::wit::jira_sync::plugin::http::{Error as HttpError, Method};
 use crate::wit::jira_sync::plugin::log::Level;
 use crate::wit::jira_sync::plugin::types::{
-    Installation, ProjectStatusMapping, ResolutionStrategy, RetryPolicy, SyncConfig,
+    Credentials, Installation, OauthApp, ProjectStatusMapping, ResolutionStrategy, RetryPolicy,
+    SyncConfig,
 };
 
 // ---- The host's configuration → WIT ----
@@ -23,7 +24,7 @@ impl From<&InstallationSpec> for Installation {
     fn from(spec: &InstallationSpec) -> Self {
         Installation {
             client_key: spec.client_key.clone(),
-            shared_secret: spec.shared_secret.clone(),
+            credentials: spec.guest_credentials().into(),
             base_url: spec.base_url.clone(),
             app_key: spec.app_key.clone(),
             config: SyncConfig {
@@ -56,6 +57,20 @@ impl From<&InstallationSpec> for Installation {
     }
 }
 
+impl From<model::Credentials> for Credentials {
+    fn from(credentials: model::Credentials) -> Self {
+        match credentials {
+            model::Credentials::Connect(secret) => Credentials::Connect(secret),
+            model::Credentials::Oauth(app) => Credentials::Oauth(OauthApp {
+                client_id: app.client_id,
+                client_secret: app.client_secret,
+            }),
+            model::Credentials::AdminWebhook(secret) => Credentials::AdminWebhook(secret),
+            model::Credentials::Forge => Credentials::Forge,
+        }
+    }
+}
+
 impl From<Strategy> for ResolutionStrategy {
     fn from(strategy: Strategy) -> Self {
         match strategy {
@@ -72,10 +87,24 @@ impl From<Installation> for model::Installation {
     fn from(i: Installation) -> Self {
         model::Installation {
             client_key: i.client_key,
-            shared_secret: i.shared_secret,
+            credentials: i.credentials.into(),
             base_url: i.base_url,
             app_key: i.app_key,
             config: i.config.into(),
+        }
+    }
+}
+
+impl From<Credentials> for model::Credentials {
+    fn from(credentials: Credentials) -> Self {
+        match credentials {
+            Credentials::Connect(secret) => model::Credentials::Connect(secret),
+            Credentials::Oauth(app) => model::Credentials::Oauth(model::OauthApp {
+                client_id: app.client_id,
+                client_secret: app.client_secret,
+            }),
+            Credentials::AdminWebhook(secret) => model::Credentials::AdminWebhook(secret),
+            Credentials::Forge => model::Credentials::Forge,
         }
     }
 }

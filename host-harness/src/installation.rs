@@ -1,11 +1,11 @@
-//! An installation as the host stores and configures it: the Jira site, its shared secret, its
+//! An installation as the host stores and configures it: the Jira site, its credentials, its
 //! sync configuration, and the host-side limits of one call for it. The defaults live here and
 //! only here; scenario files, the admin API and the stock backends all read them from this type.
 
 use std::collections::BTreeMap;
 
 use jira_sync_plugin::model::{
-    DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_EXACT_STATUS_MAPPING, DEFAULT_MAX_EMAIL_LOOKUPS,
+    self, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_EXACT_STATUS_MAPPING, DEFAULT_MAX_EMAIL_LOOKUPS,
     DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, DEFAULT_MAX_TRANSITION_HOPS,
     DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, RetryPolicy,
 };
@@ -17,11 +17,19 @@ use crate::limits::Limits;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallationSpec {
-    /// Atlassian Connect `clientKey`: the `iss` of Jira's inbound tokens.
+    /// The installation's id: Atlassian Connect's `clientKey` (the `iss` of Jira's inbound
+    /// tokens), or one the operator chose for another kind of credentials.
     pub client_key: String,
-    /// Atlassian Connect `sharedSecret`: signs tokens both ways.
+    /// Atlassian Connect `sharedSecret`: signs tokens both ways. Connect installations only;
+    /// empty for the other kinds.
+    #[serde(default)]
     pub shared_secret: String,
-    /// The site's base URL; the only origin the guest may reach during a call for it.
+    /// How Jira and the app authenticate to each other (docs/behaviour.md#10); Connect, with
+    /// `shared_secret`, when absent.
+    #[serde(default, skip_serializing_if = "CredentialSpec::is_connect")]
+    pub credentials: CredentialSpec,
+    /// The base URL the guest reaches the site at; the only origin it may reach during a call
+    /// for it.
     pub base_url: String,
     /// The app key, the `iss` of the tokens the component signs.
     pub app_key: String,
@@ -69,6 +77,11 @@ pub struct InstallationSpec {
     /// What one call for this installation may consume (host-side; the guest never sees it).
     #[serde(default)]
     pub limits: Limits,
+    /// Jira uninstalled the app from this site (Connect's `uninstalled` callback): calls find
+    /// no installation, so its deliveries are refused and its outbound syncs stop; its links and
+    /// settings stay for a reinstall.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uninstalled: bool,
 }
 
 impl InstallationSpec {
@@ -78,6 +91,7 @@ impl InstallationSpec {
         InstallationSpec {
             client_key: client_key.to_owned(),
             shared_secret: shared_secret.to_owned(),
+            credentials: CredentialSpec::Connect,
             base_url: base_url.to_owned(),
             app_key: app_key.to_owned(),
             use_email_scope: false,
@@ -94,7 +108,136 @@ impl InstallationSpec {
             exact_status_mapping: default_exact_status_mapping(),
             max_email_lookups: default_max_email_lookups(),
             limits: Limits::default(),
+            uninstalled: false,
         }
+    }
+}
+
+impl InstallationSpec {
+    /// The installation as calls see it, with its limits; `None` once uninstalled.
+    pub fn for_calls(
+        &self,
+    ) -> Option<(crate::wit::jira_sync::plugin::types::Installation, Limits)> {
+        (!self.uninstalled).then(|| (self.into(), self.limits))
+    }
+
+    /// Why the host cannot use this installation as given, if it cannot: limits it cannot
+    /// honour, or credentials that lack what their kind needs.
+    pub fn check(&self) -> Result<(), String> {
+        self.limits
+            .check()
+            .map_err(|why| format!("limits: {why}"))?;
+        let missing = |what: &str| Err(format!("credentials: {what} must not be empty"));
+        match &self.credentials {
+            CredentialSpec::Connect if self.shared_secret.is_empty() => {
+                missing("a Connect installation's shared_secret")
+            }
+            CredentialSpec::Connect => Ok(()),
+            _ if !self.shared_secret.is_empty() => Err(format!(
+                "credentials: shared_secret is Connect's; a {} installation's secrets go in \
+                 `credentials`",
+                self.guest_credentials().kind()
+            )),
+            CredentialSpec::AdminWebhook {
+                secret,
+                email,
+                api_token,
+            } if secret.is_empty() || email.is_empty() || api_token.is_empty() => {
+                missing("an admin webhook's secret, email and api_token")
+            }
+            CredentialSpec::Oauth {
+                client_id,
+                client_secret,
+                ..
+            } if client_id.is_empty() || client_secret.is_empty() => {
+                missing("an OAuth app's client_id and client_secret")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The credentials as the guest sees them: the secrets that verify deliveries, never the
+    /// ones the host adds to the guest's requests.
+    pub fn guest_credentials(&self) -> model::Credentials {
+        match &self.credentials {
+            CredentialSpec::Connect => model::Credentials::Connect(self.shared_secret.clone()),
+            CredentialSpec::AdminWebhook { secret, .. } => {
+                model::Credentials::AdminWebhook(secret.clone())
+            }
+            CredentialSpec::Oauth {
+                client_id,
+                client_secret,
+                ..
+            } => model::Credentials::Oauth(model::OauthApp {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            CredentialSpec::Forge { .. } => model::Credentials::Forge,
+        }
+    }
+
+    /// The `Authorization` value the host adds to the guest's requests for this installation
+    /// (docs/behaviour.md#10): Basic with an admin webhook's API token, Bearer with the access
+    /// or system token an OAuth or Forge installation holds; `None` for Connect (the guest signs
+    /// each request itself) and for a kind whose token the host does not hold yet.
+    pub fn outbound_authorization(&self) -> Option<String> {
+        use base64::Engine as _;
+        match &self.credentials {
+            CredentialSpec::Connect => None,
+            CredentialSpec::AdminWebhook {
+                email, api_token, ..
+            } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{email}:{api_token}"))
+            )),
+            CredentialSpec::Oauth { access_token, .. } | CredentialSpec::Forge { access_token } => {
+                access_token.as_ref().map(|token| format!("Bearer {token}"))
+            }
+        }
+    }
+}
+
+/// How Jira and the app authenticate to each other, in the host's configuration format
+/// (docs/behaviour.md#10). Tagged by `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CredentialSpec {
+    /// Atlassian Connect, with the installation's `shared_secret`.
+    #[default]
+    Connect,
+    /// A webhook a site administrator registered with a secret; the app calls Jira with an API
+    /// token (Basic auth of the account's email and the token).
+    AdminWebhook {
+        /// The webhook's secret: `X-Hub-Signature` is keyed with it.
+        secret: String,
+        /// The email of the account the API token belongs to.
+        email: String,
+        /// The API token.
+        api_token: String,
+    },
+    /// An OAuth 2.0 (3LO) app with dynamic webhooks.
+    Oauth {
+        /// The app's client id.
+        client_id: String,
+        /// The app's client secret: signs the deliveries' tokens.
+        client_secret: String,
+        /// The access token the host adds to the guest's requests, once it holds one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access_token: Option<String>,
+    },
+    /// A Forge app: the host verifies its invocation tokens.
+    Forge {
+        /// The latest app system token Forge sent, which the host adds to the guest's
+        /// requests.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access_token: Option<String>,
+    },
+}
+
+impl CredentialSpec {
+    /// Whether these are Connect's (the default, left out when written).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, CredentialSpec::Connect)
     }
 }
 
@@ -167,4 +310,76 @@ pub enum Strategy {
     ResolveCurrentRelease,
     /// Resolve in the next release.
     ResolveNextRelease,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> InstallationSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn credentials_default_to_connect_and_are_written_only_for_other_kinds() {
+        let connect = spec(serde_json::json!({
+            "client_key": "jira:1", "shared_secret": "s", "base_url": "https://a.example",
+            "app_key": "app"
+        }));
+        assert_eq!(connect.credentials, CredentialSpec::Connect);
+        assert_eq!(connect.check(), Ok(()));
+        assert_eq!(connect.outbound_authorization(), None, "the guest signs");
+        assert!(
+            !serde_json::to_string(&connect)
+                .unwrap()
+                .contains("credentials")
+        );
+
+        let admin = spec(serde_json::json!({
+            "client_key": "site-1", "base_url": "https://a.example", "app_key": "app",
+            "credentials": {"kind": "admin-webhook", "secret": "It's a Secret to Everybody",
+                "email": "bot@example.com", "api_token": "t0ken"}
+        }));
+        assert_eq!(admin.check(), Ok(()));
+        assert_eq!(
+            admin.guest_credentials(),
+            model::Credentials::AdminWebhook("It's a Secret to Everybody".into()),
+            "the API token stays in the host"
+        );
+        assert_eq!(
+            admin.outbound_authorization().as_deref(),
+            Some("Basic Ym90QGV4YW1wbGUuY29tOnQwa2Vu")
+        );
+        let round_trip: InstallationSpec =
+            serde_json::from_str(&serde_json::to_string(&admin).unwrap()).unwrap();
+        assert_eq!(round_trip.credentials, admin.credentials);
+
+        let oauth = spec(serde_json::json!({
+            "client_key": "cloud-1", "base_url": "https://api.atlassian.com/ex/jira/cloud-1",
+            "app_key": "app",
+            "credentials": {"kind": "oauth", "client_id": "id", "client_secret": "cs",
+                "access_token": "at"}
+        }));
+        assert_eq!(oauth.outbound_authorization().as_deref(), Some("Bearer at"));
+    }
+
+    #[test]
+    fn credentials_that_lack_what_their_kind_needs_are_refused() {
+        let mut connect = InstallationSpec::new("jira:1", "", "https://a.example", "app");
+        assert!(connect.check().unwrap_err().contains("shared_secret"));
+        connect.shared_secret = "s".into();
+        connect.credentials = CredentialSpec::Forge { access_token: None };
+        assert!(
+            connect.check().unwrap_err().contains("Connect's"),
+            "a Connect secret on another kind is a mistake"
+        );
+        connect.shared_secret.clear();
+        assert_eq!(connect.check(), Ok(()));
+        connect.credentials = CredentialSpec::AdminWebhook {
+            secret: "s".into(),
+            email: String::new(),
+            api_token: "t".into(),
+        };
+        assert!(connect.check().unwrap_err().contains("admin webhook"));
+    }
 }

@@ -45,6 +45,17 @@ pub trait Groups {
     fn unresolve(&mut self, client_key: &str, issue_key: &str) -> StatusChange;
 }
 
+/// The platform's links between its groups and Jira issues, kept in step when Jira deletes or
+/// moves an issue (`links` import, docs/behaviour.md#1.8).
+pub trait Links {
+    /// Jira deleted the issue: removes its links and watermarks with the call's effects; how many
+    /// groups were linked.
+    fn remove_links(&mut self, client_key: &str, issue_key: &str) -> u32;
+    /// Jira moved issue `from` to `to`: its links and watermarks follow, with the call's effects;
+    /// how many groups were linked to `from`.
+    fn rename_links(&mut self, client_key: &str, from: &str, to: &str) -> u32;
+}
+
 /// What the host remembers of Jira's deliveries, for dedupe and ordering (`deliveries` import,
 /// docs/behaviour.md#7).
 pub trait Deliveries {
@@ -80,6 +91,6 @@ pub trait Log {
 }
 
 /// Everything a flow may touch.
-pub trait Env: Http + Cache + Installations + Groups + Deliveries + Clock + Log {}
+pub trait Env: Http + Cache + Installations + Groups + Links + Deliveries + Clock + Log {}
 
-impl<T: Http + Cache + Installations + Groups + Deliveries + Clock + Log> Env for T {}
+impl<T: Http + Cache + Installations + Groups + Links + Deliveries + Clock + Log> Env for T {}

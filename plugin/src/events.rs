@@ -30,6 +30,14 @@ pub const FUTURE_TIMESTAMP: &str = "jira.future-timestamp";
 /// empty without an id); the job fails without running.
 pub const JOB_UNKNOWN_INSTALLATION: &str = "jira.job.unknown-installation";
 
+// Inbound webhook: deleted and moved issues (docs/behaviour.md#1.8).
+
+/// Jira deleted the issue, so the host removed its links (field `groups`: how many were linked).
+pub const ISSUE_DELETED: &str = "jira.issue-deleted";
+/// Jira moved the issue from key `from` to `issue_key`, so its links and watermarks followed
+/// (field `groups`: how many were linked to the old key).
+pub const ISSUE_MOVED: &str = "jira.issue-moved";
+
 // Inbound webhook: the assignee step (docs/behaviour.md#1.4).
 
 /// The changelog has no `assignee` item, so the assignee step is skipped.

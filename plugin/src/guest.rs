@@ -3,7 +3,7 @@
 //! Every conversion between a generated WIT type and its core mirror is one `From` impl below,
 //! WIT -> core first, then core -> WIT.
 
-use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
+use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Links, Log};
 use crate::events;
 use crate::model;
 use crate::outbound;
@@ -15,7 +15,7 @@ use exports::jira_sync::plugin::outbound as wit_out;
 use exports::jira_sync::plugin::webhook as wit_hook;
 use jira_sync::plugin::types as wit;
 use jira_sync::plugin::{
-    cache, clock, deliveries, group_assignment, group_status, http, installations, log,
+    cache, clock, deliveries, group_assignment, group_status, http, installations, links, log,
 };
 
 /// The component's view of its host: every trait goes straight to an import.
@@ -65,6 +65,15 @@ impl Groups for Imports {
 
     fn unresolve(&mut self, client_key: &str, issue_key: &str) -> model::StatusChange {
         group_status::unresolve(client_key, issue_key).into()
+    }
+}
+
+impl Links for Imports {
+    fn remove_links(&mut self, client_key: &str, issue_key: &str) -> u32 {
+        links::remove(client_key, issue_key)
+    }
+    fn rename_links(&mut self, client_key: &str, from: &str, to: &str) -> u32 {
+        links::rename(client_key, from, to)
     }
 }
 
@@ -186,10 +195,24 @@ impl From<wit::Installation> for model::Installation {
     fn from(i: wit::Installation) -> Self {
         model::Installation {
             client_key: i.client_key,
-            shared_secret: i.shared_secret,
+            credentials: i.credentials.into(),
             base_url: i.base_url,
             app_key: i.app_key,
             config: i.config.into(),
+        }
+    }
+}
+
+impl From<wit::Credentials> for model::Credentials {
+    fn from(c: wit::Credentials) -> Self {
+        match c {
+            wit::Credentials::Connect(secret) => model::Credentials::Connect(secret),
+            wit::Credentials::Oauth(app) => model::Credentials::Oauth(model::OauthApp {
+                client_id: app.client_id,
+                client_secret: app.client_secret,
+            }),
+            wit::Credentials::AdminWebhook(secret) => model::Credentials::AdminWebhook(secret),
+            wit::Credentials::Forge => model::Credentials::Forge,
         }
     }
 }

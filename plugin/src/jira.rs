@@ -7,7 +7,9 @@ use serde_json::Value;
 use crate::env::Env;
 use crate::events;
 use crate::jwt::{self, Claims};
-use crate::model::{HttpError, HttpRequest, Installation, Level, Method, RetryPolicy, header};
+use crate::model::{
+    Credentials, HttpError, HttpRequest, Installation, Level, Method, RetryPolicy, header,
+};
 use crate::qsh;
 
 /// Lifetime of cached GET results (docs/behaviour.md#5).
@@ -299,22 +301,25 @@ impl<'a, E: Env> Jira<'a, E> {
         url
     }
 
+    /// The request, signed when the installation is a Connect one; for the other kinds the host
+    /// adds the credential it keeps (docs/behaviour.md#10).
     fn signed(&mut self, method: Method, url: &str, body: Option<Vec<u8>>) -> HttpRequest {
-        let now = self.env.now();
-        let hash = qsh::qsh_for_url(method.as_str(), url, &self.installation.base_url);
-        let token = jwt::sign(
-            &Claims {
-                iss: &self.installation.app_key,
-                iat: now,
-                exp: now + TOKEN_LIFETIME_SECONDS,
-                qsh: &hash,
-            },
-            &self.installation.shared_secret,
-        );
-        let mut headers = vec![
-            ("Authorization".to_owned(), format!("JWT {token}")),
-            ("Accept".to_owned(), "application/json".to_owned()),
-        ];
+        let mut headers = Vec::with_capacity(3);
+        if let Credentials::Connect(secret) = &self.installation.credentials {
+            let now = self.env.now();
+            let hash = qsh::qsh_for_url(method.as_str(), url, &self.installation.base_url);
+            let token = jwt::sign(
+                &Claims {
+                    iss: &self.installation.app_key,
+                    iat: now,
+                    exp: now + TOKEN_LIFETIME_SECONDS,
+                    qsh: &hash,
+                },
+                secret,
+            );
+            headers.push(("Authorization".to_owned(), format!("JWT {token}")));
+        }
+        headers.push(("Accept".to_owned(), "application/json".to_owned()));
         if body.is_some() {
             headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
         }

@@ -102,8 +102,9 @@ pub struct Unverified<'a> {
     pub exp: u64,
     /// The `iat` claim, in Unix seconds (a fractional value is truncated), when the token has one.
     pub iat: Option<u64>,
-    /// The `qsh` claim: the hash of the request the token was made for.
-    pub qsh: String,
+    /// The `qsh` claim: the hash of the request the token was made for (Connect's tokens have
+    /// one; an OAuth app's do not).
+    pub qsh: Option<String>,
     signing_input: &'a str,
     signature: Vec<u8>,
 }
@@ -158,7 +159,14 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
         iss: string_claim("iss")?,
         exp,
         iat,
-        qsh: string_claim("qsh")?,
+        qsh: match claims.get("qsh") {
+            None => None,
+            Some(qsh) => Some(
+                qsh.as_str()
+                    .ok_or(JwtError::MissingClaim("qsh"))?
+                    .to_owned(),
+            ),
+        },
         signing_input: &token[..token.rfind('.').unwrap_or_default()],
         signature,
     })
@@ -166,13 +174,14 @@ pub fn decode(token: &str) -> Result<Unverified<'_>, JwtError> {
 
 impl Unverified<'_> {
     /// Checks, in the order of docs/behaviour.md#1.2: algorithm, signature, expiry (with `skew`
-    /// seconds of leeway), and that the qsh is one of `accepted_qsh`.
+    /// seconds of leeway), and, when `accepted_qsh` is given (a Connect token), that the token
+    /// has a qsh and it is one of them.
     pub fn verify(
         &self,
         secret: &str,
         now: u64,
         skew: u64,
-        accepted_qsh: &[String],
+        accepted_qsh: Option<&[String]>,
     ) -> Result<(), JwtError> {
         if self.alg != "HS256" {
             return Err(JwtError::UnsupportedAlgorithm(self.alg.clone()));
@@ -183,8 +192,11 @@ impl Unverified<'_> {
         if self.exp.saturating_add(skew) <= now {
             return Err(JwtError::Expired { exp: self.exp, now });
         }
-        if !accepted_qsh.contains(&self.qsh) {
-            return Err(JwtError::QshMismatch);
+        if let Some(accepted) = accepted_qsh {
+            let qsh = self.qsh.as_ref().ok_or(JwtError::MissingClaim("qsh"))?;
+            if !accepted.contains(qsh) {
+                return Err(JwtError::QshMismatch);
+            }
         }
         Ok(())
     }
@@ -276,23 +288,29 @@ mod tests {
         let t = token(200);
         let u = decode(&t).unwrap();
         assert_eq!(
-            (u.iss.as_str(), u.exp, u.qsh.as_str()),
-            ("jira:1", 200, "abc")
+            (u.iss.as_str(), u.exp, u.qsh.as_deref()),
+            ("jira:1", 200, Some("abc"))
         );
-        assert_eq!(u.verify("s3cret", 199, 0, &["abc".to_owned()]), Ok(()));
         assert_eq!(
-            u.verify("other", 199, 0, &["abc".to_owned()]),
+            u.verify("s3cret", 199, 0, Some(&["abc".to_owned()])),
+            Ok(())
+        );
+        assert_eq!(
+            u.verify("other", 199, 0, Some(&["abc".to_owned()])),
             Err(JwtError::BadSignature)
         );
         assert_eq!(
-            u.verify("s3cret", 199, 0, &["abd".to_owned()]),
+            u.verify("s3cret", 199, 0, Some(&["abd".to_owned()])),
             Err(JwtError::QshMismatch)
         );
         assert!(matches!(
-            u.verify("s3cret", 200, 0, &["abc".to_owned()]),
+            u.verify("s3cret", 200, 0, Some(&["abc".to_owned()])),
             Err(JwtError::Expired { .. })
         ));
-        assert_eq!(u.verify("s3cret", 200, 5, &["abc".to_owned()]), Ok(()));
+        assert_eq!(
+            u.verify("s3cret", 200, 5, Some(&["abc".to_owned()])),
+            Ok(())
+        );
     }
 
     #[test]
@@ -350,7 +368,7 @@ mod tests {
         assert_eq!(
             decode(&forged)
                 .unwrap()
-                .verify("s3cret", 199, 0, &["abc".to_owned()]),
+                .verify("s3cret", 199, 0, Some(&["abc".to_owned()])),
             Err(JwtError::BadSignature)
         );
     }
@@ -365,9 +383,33 @@ mod tests {
         ));
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
         let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","exp":1}"#);
+        let token = format!("{header}.{claims}.");
+        let no_qsh = decode(&token).unwrap();
+        assert_eq!(no_qsh.qsh, None, "an OAuth app's token has no qsh");
+        assert_eq!(
+            no_qsh.verify("", 0, 0, Some(&["abc".to_owned()])),
+            Err(JwtError::BadSignature),
+            "the signature is checked first"
+        );
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","exp":1,"qsh":7}"#);
         assert_eq!(
             decode(&format!("{header}.{claims}.")).unwrap_err(),
             JwtError::MissingClaim("qsh")
+        );
+    }
+
+    #[test]
+    fn a_connect_check_needs_a_qsh_and_an_oauth_check_needs_none() {
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"client-id","iat":100,"exp":200}"#);
+        let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
+        let input = format!("{header}.{claims}");
+        let signature = URL_SAFE_NO_PAD.encode(mac("s3cret", &input).finalize().into_bytes());
+        let token = format!("{input}.{signature}");
+        let u = decode(&token).unwrap();
+        assert_eq!(u.verify("s3cret", 150, 0, None), Ok(()));
+        assert_eq!(
+            u.verify("s3cret", 150, 0, Some(&["abc".to_owned()])),
+            Err(JwtError::MissingClaim("qsh"))
         );
     }
 }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod outbound;
 pub mod payload;
 pub mod qsh;
+pub mod signature;
 pub mod statuses;
 pub mod timestamp;
 pub mod users;

@@ -138,14 +138,54 @@ impl Default for RetryPolicy {
     }
 }
 
-/// One Jira Cloud site that installed the app (Atlassian Connect), as the host stores it.
+/// How Jira proves a delivery comes from the installation's site, and how the guest's requests
+/// to the site are authorised (docs/behaviour.md#10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Atlassian Connect: the `sharedSecret`, which signs tokens both ways (HS256, with a qsh).
+    Connect(String),
+    /// An OAuth 2.0 (3LO) app: deliveries carry a bearer JWT signed with the client secret; the
+    /// host authorises the guest's requests.
+    Oauth(OauthApp),
+    /// An administrator's webhook with this secret (`X-Hub-Signature`); the host authorises the
+    /// guest's requests.
+    AdminWebhook(String),
+    /// A Forge app: the host verified the delivery and authorises the guest's requests.
+    Forge,
+}
+
+impl Credentials {
+    /// The kind's name, for logs and answers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::Connect(_) => "connect",
+            Credentials::Oauth(_) => "oauth",
+            Credentials::AdminWebhook(_) => "admin-webhook",
+            Credentials::Forge => "forge",
+        }
+    }
+}
+
+/// The client id and secret of an OAuth 2.0 (3LO) app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthApp {
+    /// The client id: the `iss` of the app's deliveries' tokens.
+    pub client_id: String,
+    /// The client secret: signs those tokens (HS256).
+    pub client_secret: String,
+}
+
+/// One Jira Cloud site that installed the app, in any of the ways Jira talks to apps, as the
+/// host stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation {
-    /// Atlassian Connect `clientKey`; the `iss` of Jira's inbound tokens and the cache namespace.
+    /// The host's id of the installation: the Connect `clientKey` (the `iss` of its deliveries'
+    /// tokens) or the id the host chose for another kind; also the cache namespace.
     pub client_key: String,
-    /// Atlassian Connect `sharedSecret`; signs tokens both ways (HS256).
-    pub shared_secret: String,
-    /// The site's base URL, e.g. `https://acme.atlassian.net`; it may carry a path.
+    /// How deliveries and requests are authenticated.
+    pub credentials: Credentials,
+    /// The base URL the guest reaches the site at, e.g. `https://acme.atlassian.net`; it may
+    /// carry a path.
     pub base_url: String,
     /// The app key: the `iss` of the tokens the guest signs.
     pub app_key: String,

@@ -1,4 +1,5 @@
-//! The inbound `issue_updated` webhook (docs/behaviour.md#1).
+//! Jira's inbound issue events (docs/behaviour.md#1): `issue_updated` and `issue_deleted`, as
+//! Connect, OAuth 2.0 and admin webhooks deliver them (docs/behaviour.md#10).
 //!
 //! Three entry points share the same pieces: [`handle`] answers a delivery after doing all its
 //! work; [`accept`] only verifies it and decides whether there is work, so that a host can answer
@@ -11,17 +12,26 @@ use crate::events;
 use crate::jira::{Jira, JiraError};
 use crate::jwt;
 use crate::model::{
-    Acceptance, AssignOutcome, Claim, Field, HttpError, Installation, Job, JobOutcome, Level,
-    StatusChange, UnassignOutcome, WebhookRequest, WebhookResponse, header,
+    Acceptance, AssignOutcome, Claim, Credentials, Field, HttpError, Installation, Job, JobOutcome,
+    Level, StatusChange, UnassignOutcome, WebhookRequest, WebhookResponse, header,
 };
-use crate::payload::{self, Assignee, StatusItem, Update};
+use crate::payload::{self, Assignee, Event, StatusItem, Update};
 use crate::qsh;
+use crate::signature;
 use crate::statuses;
 use crate::timestamp;
 use crate::users;
 
-/// The one path the guest answers, compared without its trailing `/`.
+/// The path of Connect's webhooks, compared without its trailing `/`.
 pub const WEBHOOK_PATH: &str = "/extensions/jira/issue-updated";
+
+/// The path of an admin webhook of installation `{client-key}`: `ADMIN_WEBHOOK_PREFIX{client-key}`
+/// (docs/behaviour.md#10.3).
+pub const ADMIN_WEBHOOK_PREFIX: &str = "/webhooks/admin/";
+
+/// The path of an OAuth 2.0 app's dynamic webhook for installation `{client-key}`:
+/// `OAUTH_WEBHOOK_PREFIX{client-key}` (docs/behaviour.md#10.2).
+pub const OAUTH_WEBHOOK_PREFIX: &str = "/webhooks/oauth/";
 
 /// Seconds Jira is asked to wait (`Retry-After`) before redelivering a webhook that failed on a
 /// transient Jira error other than a rate limit (docs/behaviour.md#1.6).
@@ -63,7 +73,7 @@ pub fn accept(env: &mut impl Env, request: WebhookRequest) -> Acceptance {
         Ok(installation) => installation,
         Err(response) => return Acceptance::Answered(response),
     };
-    if let Err(verdict) = parse_update(env, &request.body) {
+    if let Err(verdict) = parse_event(env, &request.body) {
         return Acceptance::Answered(verdict.into_response());
     }
     let delivery_id = header(&request.headers, "x-atlassian-webhook-identifier").map(str::to_owned);
@@ -99,18 +109,57 @@ pub fn process(env: &mut impl Env, job: &Job) -> JobOutcome {
     run(env, &installation, delivery, &job.body).into_outcome()
 }
 
-/// docs/behaviour.md#1, checks 1 to 3: the path, the method, then the token ([`authenticate`]);
-/// `Err` is the answer (404, 405 with `Allow: POST`, 409).
-fn verify(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, WebhookResponse> {
-    if request.path.trim_end_matches('/') != WEBHOOK_PATH {
-        return Err(answer(404, json!({"error": "not found"})));
+/// The routes of the webhooks, each with its way of proving a delivery (docs/behaviour.md#10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A Connect webhook: the installation is the `iss` of its JWT.
+    Connect,
+    /// An admin webhook of this installation (its client key, from the path).
+    Admin(String),
+    /// An OAuth 2.0 app's webhook for this installation (its client key, from the path).
+    Oauth(String),
+}
+
+impl Route {
+    /// The route of `path` (a trailing `/` does not count), if it is a webhook's.
+    pub fn of(path: &str) -> Option<Route> {
+        let path = path.trim_end_matches('/');
+        if path == WEBHOOK_PATH {
+            return Some(Route::Connect);
+        }
+        let client_key = |rest: &str| {
+            let key = percent_encoding::percent_decode_str(rest)
+                .decode_utf8()
+                .ok()?;
+            (!key.is_empty() && !key.contains('/')).then(|| key.into_owned())
+        };
+        if let Some(rest) = path.strip_prefix(ADMIN_WEBHOOK_PREFIX) {
+            return client_key(rest).map(Route::Admin);
+        }
+        if let Some(rest) = path.strip_prefix(OAUTH_WEBHOOK_PREFIX) {
+            return client_key(rest).map(Route::Oauth);
+        }
+        None
     }
+}
+
+/// docs/behaviour.md#1, checks 1 to 3: the path, the method, then the credential
+/// ([`authenticate`]); `Err` is the answer (404, 405 with `Allow: POST`, 409).
+fn verify(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, WebhookResponse> {
+    let Some(route) = Route::of(&request.path) else {
+        return Err(answer(404, json!({"error": "not found"})));
+    };
     if !request.method.eq_ignore_ascii_case("POST") {
         let mut response = answer(405, json!({"error": "method not allowed"}));
         response.headers.push(("Allow".into(), "POST".into()));
         return Err(response);
     }
-    authenticate(env, request).map_err(|reason| answer(409, json!({"error": reason})))
+    let authenticated = match route {
+        Route::Connect => authenticate(env, request),
+        Route::Admin(client_key) => authenticate_admin(env, &client_key, request),
+        Route::Oauth(client_key) => authenticate_oauth(env, &client_key, request),
+    };
+    authenticated.map_err(|reason| answer(409, json!({"error": reason})))
 }
 
 /// Why a delivery is not this call's to run (docs/behaviour.md#7).
@@ -239,19 +288,22 @@ impl Verdict {
 /// docs/behaviour.md#1.3 to docs/behaviour.md#1.7, and docs/behaviour.md#7, for a request whose
 /// token verified: parse, drop a stale event, run the assignee and status steps, apply.
 fn handle_verified(env: &mut impl Env, installation: &Installation, body: &[u8]) -> Verdict {
-    let update = match parse_update(env, body) {
-        Ok(update) => update,
+    let update = match parse_event(env, body) {
+        Ok(Event::Updated(update)) => update,
+        Ok(Event::Deleted { issue_key }) => return deleted(env, installation, &issue_key),
         Err(verdict) => return verdict,
     };
     let ck = installation.client_key.as_str();
     let ordered_at = ordering_time(&update);
     let (update, fields) = match ordered_at {
-        Some(at) => match drop_stale_fields(env, ck, update, at) {
-            Some(fresh) => fresh,
-            None => return Verdict::Done(empty(200)),
-        },
+        Some(at) => drop_stale_fields(env, ck, update, at),
         None => (update, Vec::new()),
     };
+    if ordered_at.is_some() && fields.is_empty() {
+        // Stale for every field it changes; a move it records still happened.
+        follow_move(env, ck, &update);
+        return Verdict::Done(empty(200));
+    }
     let key = update.issue_key.as_str();
     let (effects, errors) = run_steps(env, installation, &update);
     for error in &errors {
@@ -274,6 +326,8 @@ fn handle_verified(env: &mut impl Env, installation: &Installation, body: &[u8])
     if !matches!(verdict, Verdict::Done(_)) {
         return verdict;
     }
+    // The links move first: the steps' changes are to the groups linked under either key.
+    follow_move(env, ck, &update);
     for effect in effects {
         apply(env, installation, key, effect);
     }
@@ -287,11 +341,11 @@ fn handle_verified(env: &mut impl Env, installation: &Installation, body: &[u8])
     verdict
 }
 
-/// The update in `body` (docs/behaviour.md#1.3); `Err`, logged, when there is nothing to do (no
-/// changelog: done, answered 200) or the body is malformed (answered 400).
-fn parse_update(env: &mut impl Env, body: &[u8]) -> Result<Update, Verdict> {
+/// The event in `body` (docs/behaviour.md#1.3); `Err`, logged, when there is nothing to do (an
+/// update without a changelog: done, answered 200) or the body is malformed (answered 400).
+fn parse_event(env: &mut impl Env, body: &[u8]) -> Result<Event, Verdict> {
     match payload::parse(body) {
-        Ok(Some(update)) => Ok(update),
+        Ok(Some(event)) => Ok(event),
         Ok(None) => {
             env.log(Level::Info, events::MISSING_CHANGELOG, &[]);
             Err(Verdict::Done(empty(200)))
@@ -315,7 +369,7 @@ fn ordering_time(update: &Update) -> Option<i64> {
     updated.filter(|_| ordered)
 }
 
-/// The update without the fields for which it is stale, and the fields it still orders; `None`
+/// The update without the fields for which it is stale, and the fields it still orders, none
 /// when it is stale for every field it changes (docs/behaviour.md#7). Each field has its own
 /// watermark: a late assignee change still applies after a newer status change.
 fn drop_stale_fields(
@@ -323,7 +377,7 @@ fn drop_stale_fields(
     ck: &str,
     mut update: Update,
     at: i64,
-) -> Option<(Update, Vec<Field>)> {
+) -> (Update, Vec<Field>) {
     let mut fresh = Vec::new();
     if update.assignee_changed {
         if is_stale(env, ck, &update, Field::Assignee, at) {
@@ -339,14 +393,16 @@ fn drop_stale_fields(
             fresh.push(Field::Status);
         }
     }
-    (!fresh.is_empty()).then_some((update, fresh))
+    (update, fresh)
 }
 
 /// Whether an event updated `at` is older than the last one applied to this field of its
-/// issue; logged if so.
+/// issue, under its key or, for a move, its old key (whose watermarks the move carries over);
+/// logged if so.
 fn is_stale(env: &mut impl Env, ck: &str, update: &Update, field: Field, at: i64) -> bool {
     let key = update.issue_key.as_str();
-    let Some(last) = env.last_applied(ck, key, field) else {
+    let keys = std::iter::once(key).chain(update.moved_from.as_deref());
+    let Some(last) = keys.filter_map(|k| env.last_applied(ck, k, field)).max() else {
         return false;
     };
     if at >= last {
@@ -363,6 +419,36 @@ fn is_stale(env: &mut impl Env, ck: &str, update: &Update, field: Field, at: i64
         ],
     );
     true
+}
+
+/// docs/behaviour.md#1.8: Jira deleted the issue; its links go (the groups stay).
+fn deleted(env: &mut impl Env, installation: &Installation, key: &str) -> Verdict {
+    let groups = env.remove_links(&installation.client_key, key);
+    env.log(
+        Level::Info,
+        events::ISSUE_DELETED,
+        &[("issue_key", key), ("groups", &groups.to_string())],
+    );
+    Verdict::Done(empty(200))
+}
+
+/// docs/behaviour.md#1.8: when the update moved the issue, its links and watermarks follow it to
+/// its new key, with the call's effects.
+fn follow_move(env: &mut impl Env, ck: &str, update: &Update) {
+    let Some(from) = update.moved_from.as_deref() else {
+        return;
+    };
+    let to = update.issue_key.as_str();
+    let groups = env.rename_links(ck, from, to);
+    env.log(
+        Level::Info,
+        events::ISSUE_MOVED,
+        &[
+            ("from", from),
+            ("issue_key", to),
+            ("groups", &groups.to_string()),
+        ],
+    );
 }
 
 /// Whether `at` lies further ahead of the host's clock than the installation's skew plus
@@ -451,8 +537,8 @@ fn errors_verdict(errors: &[StepError]) -> Verdict {
     }
 }
 
-/// docs/behaviour.md#1.1 and docs/behaviour.md#1.2: header, token, installation, algorithm,
-/// signature, expiry, qsh, age; in that order.
+/// docs/behaviour.md#1.1 and docs/behaviour.md#1.2, a Connect webhook: header, token,
+/// installation (a Connect one), algorithm, signature, expiry, qsh, age; in that order.
 fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, String> {
     let Some(authorization) = header(&request.headers, "authorization") else {
         return Err(reject(
@@ -463,27 +549,120 @@ fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installa
     };
     let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
     let unverified = jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))?;
-    let Some(installation) = env.by_client_key(&unverified.iss) else {
-        env.log(
-            Level::Warn,
-            events::WEBHOOK_UNKNOWN_INSTALLATION,
-            &[("iss", &unverified.iss)],
-        );
-        return Err("unknown installation".into());
+    let installation = installation(env, &unverified.iss, "iss")?;
+    let Credentials::Connect(secret) = &installation.credentials else {
+        return Err(wrong_kind(env, &installation, "Connect"));
     };
-    let now = env.now();
     let accepted = qsh::accepted_qshs(&request.method, &request.path, &request.query);
-    let config = &installation.config;
-    let skew = u64::from(config.clock_skew_seconds);
-    let verified = unverified
-        .verify(&installation.shared_secret, now, skew, &accepted)
-        .and_then(|()| {
-            unverified.check_age(now, skew, u64::from(config.max_token_lifetime_seconds))
-        });
-    if let Err(e) = verified {
+    check_token(env, &installation, &unverified, secret, Some(&accepted))?;
+    Ok(installation)
+}
+
+/// docs/behaviour.md#10.2, an OAuth 2.0 app's webhook for the installation the path names:
+/// header, token, installation (an OAuth one), issuer (the app's client id), algorithm,
+/// signature, expiry, age. The token has no qsh.
+fn authenticate_oauth(
+    env: &mut impl Env,
+    client_key: &str,
+    request: &WebhookRequest,
+) -> Result<Installation, String> {
+    let Some(authorization) = header(&request.headers, "authorization") else {
+        return Err(reject(
+            env,
+            "no-header",
+            "missing Authorization header".into(),
+        ));
+    };
+    let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
+    let unverified = jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))?;
+    let installation = installation(env, client_key, "client_key")?;
+    let Credentials::Oauth(app) = &installation.credentials else {
+        return Err(wrong_kind(env, &installation, "OAuth 2.0"));
+    };
+    if unverified.iss != app.client_id {
+        return Err(reject(
+            env,
+            "wrong-issuer",
+            format!(
+                "token issuer `{}` is not the app's client id",
+                unverified.iss
+            ),
+        ));
+    }
+    check_token(env, &installation, &unverified, &app.client_secret, None)?;
+    Ok(installation)
+}
+
+/// docs/behaviour.md#10.3, an admin webhook for the installation the path names: installation
+/// (an admin webhook one), then `X-Hub-Signature` over the raw body, compared in constant time.
+/// The signature has no timestamp: dedupe and the watermarks are the replay defence.
+fn authenticate_admin(
+    env: &mut impl Env,
+    client_key: &str,
+    request: &WebhookRequest,
+) -> Result<Installation, String> {
+    let installation = installation(env, client_key, "client_key")?;
+    let Credentials::AdminWebhook(secret) = &installation.credentials else {
+        return Err(wrong_kind(env, &installation, "admin webhook"));
+    };
+    let Some(value) = header(&request.headers, signature::HEADER) else {
+        return Err(reject(
+            env,
+            "no-signature",
+            format!("missing {} header", signature::HEADER),
+        ));
+    };
+    if let Err(e) = signature::verify(secret, &request.body, value) {
         return Err(reject(env, e.code(), e.to_string()));
     }
     Ok(installation)
+}
+
+/// The installation `client_key` names; `Err`, logged (the key under `field`: the token's `iss`,
+/// or the path's `client_key`), when the host has none.
+fn installation(env: &mut impl Env, client_key: &str, field: &str) -> Result<Installation, String> {
+    match env.by_client_key(client_key) {
+        Some(installation) => Ok(installation),
+        None => {
+            env.log(
+                Level::Warn,
+                events::WEBHOOK_UNKNOWN_INSTALLATION,
+                &[(field, client_key)],
+            );
+            Err("unknown installation".into())
+        }
+    }
+}
+
+/// A delivery on a route of another kind than the installation's credentials: refused, so that
+/// no secret verifies a kind of proof it was not issued for.
+fn wrong_kind(env: &mut impl Env, installation: &Installation, route: &str) -> String {
+    reject(
+        env,
+        "wrong-kind",
+        format!(
+            "a {route} delivery for an installation whose credentials are {}",
+            installation.credentials.kind()
+        ),
+    )
+}
+
+/// An HS256 token's algorithm, signature, expiry, qsh (when `accepted_qsh` is given) and age,
+/// under the installation's clock skew and token lifetime (docs/behaviour.md#1.2).
+fn check_token(
+    env: &mut impl Env,
+    installation: &Installation,
+    token: &jwt::Unverified<'_>,
+    secret: &str,
+    accepted_qsh: Option<&[String]>,
+) -> Result<(), String> {
+    let now = env.now();
+    let config = &installation.config;
+    let skew = u64::from(config.clock_skew_seconds);
+    token
+        .verify(secret, now, skew, accepted_qsh)
+        .and_then(|()| token.check_age(now, skew, u64::from(config.max_token_lifetime_seconds)))
+        .map_err(|e| reject(env, e.code(), e.to_string()))
 }
 
 /// The token of an `Authorization` value (docs/behaviour.md#1.1): the scheme `JWT` or `Bearer`

@@ -49,6 +49,12 @@ impl Platform for Failing {
     ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
         self.answer(self.inner.installation(client_key))
     }
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        self.answer(self.inner.outbound_authorization(client_key))
+    }
     fn linked_groups<'a>(
         &'a self,
         ck: &'a str,
@@ -212,6 +218,12 @@ impl Platform for FailAfterBinding {
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
         self.0.installation(client_key)
+    }
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        self.0.outbound_authorization(client_key)
     }
     fn linked_groups<'a>(
         &'a self,

@@ -313,6 +313,14 @@ fn with_other_tenant(world: &World) {
     world.platform.link("jira:other", "OTHER-1", &[9]);
 }
 
+/// Runs a platform read to completion.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
 /// The call's answer as text, and the host's refusals.
 fn said(call: Call<webhook::Response>) -> (String, Vec<String>) {
     let response = call
@@ -349,6 +357,25 @@ fn another_tenant_s_groups_are_out_of_reach() {
         (group.status, group.assignee),
         (GroupStatus::Unresolved, None)
     );
+}
+
+#[test]
+fn another_tenant_s_links_are_out_of_reach() {
+    let world = world();
+    with_other_tenant(&world);
+    let (answer, refusals) = said(command(&world, "escape-links"));
+    assert_eq!(answer, "links: 0 0");
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|r| r.contains("`jira:other`")),
+        "{refusals:?}"
+    );
+    let links = |key| {
+        let platform: &dyn jira_sync_host::backends::Platform = &*world.platform;
+        block_on(platform.linked_groups("jira:other", key)).unwrap()
+    };
+    assert_eq!(links("OTHER-1"), [9]);
+    assert!(links("MINE-1").is_empty());
 }
 
 #[test]

@@ -947,3 +947,145 @@ fn an_event_from_the_far_future_is_applied_but_blocks_nothing() {
         "the later event still applies"
     );
 }
+
+// --- deleted and moved issues (docs/behaviour.md#1.8) -----------------------------------------
+
+/// `base` with OLD-7 linked to group 3.
+fn base_with_old_7() -> Value {
+    let mut s = base();
+    s["links"]["OLD-7"] = json!([3]);
+    s["groups"]["3"] = json!({"status": "unresolved", "assignee": null});
+    s
+}
+
+/// An issue moved from OLD-7 to NEW-1 (into a done status, at `updated`), with a delivery id.
+fn moved(updated: &str) -> Value {
+    json!({"webhook": {"sign": true, "headers": {"X-Atlassian-Webhook-Identifier": "move-1"},
+        "body": {"webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_moved",
+            "changelog": {"items": [
+                {"field": "Key", "fieldtype": "jira", "from": null, "fromString": "OLD-7",
+                 "to": null, "toString": "NEW-1"},
+                status_item("3", "10101")]},
+            "issue": {"id": "10007", "key": "NEW-1", "fields": {"updated": updated}}}}})
+}
+
+/// A status change of issue `key` at `updated`.
+fn status_event(key: &str, from: &str, to: &str, updated: &str) -> Value {
+    signed(json!({"webhookEvent": "jira:issue_updated",
+        "changelog": {"items": [status_item(from, to)]},
+        "issue": {"id": "10007", "key": key, "fields": {"updated": updated}}}))
+}
+
+#[test]
+fn a_moved_issue_keeps_syncing_under_its_new_key() {
+    let s = with_steps(
+        base_with_old_7(),
+        json!([
+            moved("2023-11-14T22:13:20.000+0000"),
+            status_event("NEW-1", "10101", "3", "2023-11-14T22:14:00.000+0000"),
+            // A late event under the old key: no links there any more.
+            status_event("OLD-7", "3", "10101", "2023-11-14T22:15:00.000+0000"),
+        ]),
+    );
+    let trace = run(&s);
+    assert_eq!(trace.status(0), 200);
+    assert_eq!(
+        trace.step(0)["links"],
+        json!([{"issue_key": "OLD-7", "renamed_to": "NEW-1", "groups": [3]}])
+    );
+    assert!(trace.has_event(0, "jira.issue-moved"));
+    assert_eq!(
+        trace.resolutions(0),
+        &json!([{"issue_key": "NEW-1", "action": "resolve", "strategy": "resolve",
+                 "groups": [3], "changed": 1}]),
+        "the move's own status change reaches the groups linked under the old key"
+    );
+    assert_eq!(trace.resolutions(1)[0]["groups"], json!([3]));
+    assert_eq!(trace.resolutions(1)[0]["changed"], 1);
+    assert!(trace.has_event(2, "jira.no-linked-groups"));
+    assert_eq!(trace.group(3)["status"], "unresolved");
+}
+
+#[test]
+fn a_move_older_than_what_was_applied_under_the_old_key_moves_only_the_links() {
+    let s = with_steps(
+        base_with_old_7(),
+        json!([
+            status_event("OLD-7", "3", "10101", "2023-11-14T22:14:00.000+0000"),
+            moved("2023-11-14T22:13:20.000+0000"),
+            status_event("NEW-1", "10101", "3", "2023-11-14T22:13:50.000+0000"),
+        ]),
+    );
+    let trace = run(&s);
+    assert_eq!(trace.resolutions(0)[0]["changed"], 1);
+    assert!(
+        trace.has_event(1, "jira.stale-event"),
+        "ordered against OLD-7's watermark"
+    );
+    assert!(trace.has_event(1, "jira.issue-moved"));
+    assert_eq!(trace.resolutions(1), &json!([]));
+    assert!(
+        trace.has_event(2, "jira.stale-event"),
+        "the watermark moved with the links"
+    );
+    assert_eq!(trace.group(3)["status"], "resolved");
+}
+
+#[test]
+fn a_move_that_fails_transiently_moves_nothing_until_redelivered() {
+    let mut s = base_with_old_7();
+    s["http"].as_array_mut().unwrap().insert(
+        0,
+        json!({"method": "GET", "path": "/rest/api/2/status", "status": 503}),
+    );
+    let s = with_steps(
+        s,
+        json!([
+            moved("2023-11-14T22:13:20.000+0000"),
+            status_event("NEW-1", "10101", "3", "2023-11-14T22:12:00.000+0000"),
+            moved("2023-11-14T22:13:20.000+0000"),
+        ]),
+    );
+    let trace = run(&s);
+    assert_eq!(trace.status(0), 503);
+    assert_eq!(trace.resolutions(0), &json!([]), "nothing applied");
+    assert!(trace.step(0).get("links").is_none());
+    assert!(trace.has_event(1, "jira.no-linked-groups"), "not moved yet");
+    assert_eq!(trace.status(2), 200, "Jira's redelivery");
+    assert_eq!(trace.resolutions(2)[0]["groups"], json!([3]));
+    assert_eq!(trace.group(3)["status"], "resolved");
+}
+
+#[test]
+fn a_deleted_issue_loses_its_links_and_its_groups_stay() {
+    let deleted = json!({"webhook": {"sign": true,
+        "headers": {"X-Atlassian-Webhook-Identifier": "delete-1"},
+        "body": {"webhookEvent": "jira:issue_deleted",
+                 "issue": {"id": "101", "key": "APP-123", "fields": {}}}}});
+    let s = with_steps(
+        base(),
+        json!([
+            status_event("APP-123", "3", "10101", "2023-11-14T22:13:20.000+0000"),
+            deleted.clone(),
+            deleted,
+            status_event("APP-123", "10101", "3", "2023-11-14T22:14:00.000+0000"),
+        ]),
+    );
+    let trace = run(&s);
+    assert_eq!(trace.status(1), 200);
+    assert_eq!(
+        trace.step(1)["links"],
+        json!([{"issue_key": "APP-123", "groups": [1, 2]}])
+    );
+    assert!(trace.has_event(1, "jira.issue-deleted"));
+    assert!(trace.requests(1).is_empty(), "no Jira call");
+    assert!(trace.has_event(2, "jira.webhook.duplicate"));
+    assert!(trace.step(2).get("links").is_none());
+    assert!(trace.has_event(3, "jira.no-linked-groups"));
+    assert_eq!(
+        trace.group(1)["status"],
+        "resolved",
+        "the group stays as it was"
+    );
+    assert_eq!(trace.group(2)["status"], "resolved");
+}

@@ -78,6 +78,8 @@ type Key = (String, String);
 struct State {
     installations: BTreeMap<String, Installation>,
     limits: BTreeMap<String, Limits>,
+    /// What the host adds to the guest's requests, per installation (docs/behaviour.md#10).
+    authorizations: BTreeMap<String, String>,
     links: BTreeMap<Key, Vec<u64>>,
     users: Vec<(String, u64)>,
     groups: BTreeMap<u64, Group>,
@@ -119,6 +121,14 @@ impl MemoryPlatform {
             .entry(key(client_key, issue_key))
             .or_default()
             .extend_from_slice(groups);
+    }
+
+    /// Sets the `Authorization` the host adds to the guest's requests for `client_key`, an
+    /// installation whose credentials the host keeps (docs/behaviour.md#10).
+    pub fn set_outbound_authorization(&self, client_key: &str, authorization: &str) {
+        lock(&self.state)
+            .authorizations
+            .insert(client_key.to_owned(), authorization.to_owned());
     }
 
     /// Sets the limits of one call for `client_key`.
@@ -208,6 +218,16 @@ impl Platform for MemoryPlatform {
                 (installation.clone(), limits)
             },
         )))
+    }
+
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        ready(Ok(lock(&self.state)
+            .authorizations
+            .get(client_key)
+            .cloned()))
     }
 
     fn linked_groups<'a>(

@@ -212,6 +212,13 @@ pub trait Platform: Send + Sync {
         &'a self,
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>>;
+    /// The `Authorization` value the host adds to the guest's requests for this installation,
+    /// for the kinds of credentials whose tokens the host keeps (docs/behaviour.md#10). `None`
+    /// for Connect installations, whose requests the guest signs itself.
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>>;
     /// The groups linked to `issue_key` on this installation's site.
     fn linked_groups<'a>(
         &'a self,

@@ -320,10 +320,7 @@ async fn migrate(client: Object) -> anyhow::Result<()> {
 
 // The platform's reads and writes.
 impl PgStore {
-    async fn installation_(
-        &self,
-        client_key: &str,
-    ) -> BackendResult<Option<(Installation, Limits)>> {
+    async fn spec_(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
         let client = self.client("read installation").await?;
         let found = row(
             &client,
@@ -341,7 +338,7 @@ impl PgStore {
                 "postgres: installation {client_key} is unreadable: {e}"
             ))
         })?;
-        Ok(Some((Installation::from(&spec), spec.limits)))
+        Ok(Some(spec))
     }
 
     async fn linked_groups_(&self, client_key: &str, issue_key: &str) -> BackendResult<Vec<u64>> {
@@ -1272,7 +1269,20 @@ impl Platform for PgStore {
         &'a self,
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
-        Box::pin(self.installation_(client_key))
+        Box::pin(async move {
+            let spec = self.spec_(client_key).await?;
+            Ok(spec.and_then(|spec| spec.for_calls()))
+        })
+    }
+
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        Box::pin(async move {
+            let spec = self.spec_(client_key).await?;
+            Ok(spec.and_then(|spec| spec.outbound_authorization()))
+        })
     }
 
     fn linked_groups<'a>(
@@ -1469,6 +1479,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::wit::jira_sync::plugin::types::Credentials;
 
     const DEFAULT_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 
@@ -1623,8 +1634,17 @@ mod tests {
         spec.shared_secret = "rotated".into();
         store.add_installation(&spec).await.unwrap();
         let (installation, limits) = store.installation("jira:1").await.unwrap().unwrap();
-        assert_eq!(installation.shared_secret, "rotated", "replaced");
+        assert!(
+            matches!(installation.credentials, Credentials::Connect(ref s) if s == "rotated"),
+            "replaced"
+        );
         assert_eq!(limits.http_calls, 7);
+        spec.uninstalled = true;
+        store.add_installation(&spec).await.unwrap();
+        assert!(
+            store.installation("jira:1").await.unwrap().is_none(),
+            "an uninstalled site is no installation for calls"
+        );
 
         store.link("jira:1", "APP-1", &[3, 1, 3]).await.unwrap();
         store.link("jira:2", "APP-9", &[1]).await.unwrap();

@@ -200,9 +200,7 @@ impl SqliteStore {
 impl SqliteStore {
     /// See [`Platform::installation`].
     pub fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
-        Ok(self
-            .spec(client_key)?
-            .map(|spec| (Installation::from(&spec), spec.limits)))
+        Ok(self.spec(client_key)?.and_then(|spec| spec.for_calls()))
     }
 
     /// See [`Platform::linked_groups`].
@@ -345,6 +343,16 @@ impl Platform for SqliteStore {
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<(Installation, Limits)>>> {
         ready(SqliteStore::installation(self, client_key))
+    }
+
+    fn outbound_authorization<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<String>>> {
+        ready(
+            self.spec(client_key)
+                .map(|spec| spec.and_then(|spec| spec.outbound_authorization())),
+        )
     }
 
     fn linked_groups<'a>(

@@ -1,7 +1,7 @@
 //! The guest's core called natively over the same [`Backends`], without a sandbox: the baseline
 //! the benchmarks compare the component against.
 
-use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
+use jira_sync_plugin::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Links, Log};
 use jira_sync_plugin::model::{self, Level};
 
 use pollster::block_on;
@@ -78,8 +78,16 @@ impl Installations for NativeEnv<'_> {
 }
 
 impl NativeEnv<'_> {
+    /// The groups linked to the issue, with those of the keys this call renamed into it.
     fn linked(&self, client_key: &str, issue_key: &str) -> Vec<u64> {
-        block_on(self.backends.platform.linked_groups(client_key, issue_key)).unwrap_or_default()
+        let platform = &self.backends.platform;
+        let mut groups: Vec<u64> = std::iter::once(issue_key)
+            .chain(self.staged.renamed_into(client_key, issue_key))
+            .flat_map(|key| block_on(platform.linked_groups(client_key, key)).unwrap_or_default())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
     }
 
     fn issue(client_key: &str, issue_key: &str) -> (String, String) {
@@ -160,6 +168,27 @@ impl Groups for NativeEnv<'_> {
 
     fn unresolve(&mut self, ck: &str, key: &str) -> model::StatusChange {
         self.set_status(ck, key, GroupStatus::Unresolved)
+    }
+}
+
+impl Links for NativeEnv<'_> {
+    fn remove_links(&mut self, client_key: &str, issue_key: &str) -> u32 {
+        let groups = self.linked(client_key, issue_key).len() as u32;
+        self.staged.push(Effect::Unlink {
+            issue: Self::issue(client_key, issue_key),
+        });
+        groups
+    }
+
+    fn rename_links(&mut self, client_key: &str, from: &str, to: &str) -> u32 {
+        let groups = self.linked(client_key, from).len() as u32;
+        if from != to {
+            self.staged.push(Effect::Rename {
+                issue: Self::issue(client_key, from),
+                to: to.to_owned(),
+            });
+        }
+        groups
     }
 }
 

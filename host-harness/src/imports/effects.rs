@@ -39,6 +39,22 @@ impl Staged {
         })
     }
 
+    /// The keys this call renamed to `issue_key` of `client_key` (Jira moved the issue): their
+    /// links are the issue's too once the call commits.
+    pub fn renamed_into<'a>(
+        &'a self,
+        client_key: &'a str,
+        issue_key: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        self.effects.iter().filter_map(move |e| match e {
+            Effect::Rename {
+                issue: (ck, from),
+                to,
+            } if ck == client_key && to == issue_key => Some(from.as_str()),
+            _ => None,
+        })
+    }
+
     /// The deliveries this call marked handled.
     pub fn handled_ids(&self) -> impl Iterator<Item = (&str, &str)> {
         self.effects.iter().filter_map(|e| match e {

@@ -17,7 +17,7 @@ impl group_assignment::Host for CallState {
             return Ok(AssignOutcome::NoLinkedGroups);
         }
         let platform = self.backends.platform.clone();
-        let groups = platform
+        let groups = self
             .linked_groups(&client_key, &issue_key)
             .await
             .map_err(|e| self.fail(e))?;
@@ -66,8 +66,6 @@ impl group_assignment::Host for CallState {
             return Ok(UnassignOutcome::NoLinkedGroups);
         }
         let groups = self
-            .backends
-            .platform
             .linked_groups(&client_key, &issue_key)
             .await
             .map_err(|e| self.fail(e))?;

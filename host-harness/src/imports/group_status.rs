@@ -28,11 +28,7 @@ impl CallState {
         if !self.own(client_key, "group-status") {
             return Ok(StatusOutcome::NoLinkedGroups);
         }
-        let groups = self
-            .backends
-            .platform
-            .linked_groups(client_key, &issue_key)
-            .await?;
+        let groups = self.linked_groups(client_key, &issue_key).await?;
         let mut changed = 0;
         for group in &groups {
             if self.status_of(*group).await?.is_some_and(|s| s != status) {

@@ -34,10 +34,17 @@ impl http::Host for CallState {
         let result = match self.egress.check(&request.url) {
             Ok(()) => {
                 let http = self.backends.http.clone();
+                let mut headers = request.headers;
+                // The host's credential replaces whatever the guest sent; the trace keeps the
+                // guest's request as it was, without the host's token.
+                if let Some(authorization) = &self.authorization {
+                    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+                    headers.push(("Authorization".to_owned(), authorization.clone()));
+                }
                 let outbound = OutboundRequest {
                     method,
                     url: request.url,
-                    headers: request.headers,
+                    headers,
                     body: request.body,
                 };
                 self.in_host(http.send(outbound)).await

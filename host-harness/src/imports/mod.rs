@@ -10,6 +10,7 @@
 //! | `installations.rs` | `installations` |
 //! | `group_assignment.rs` | `group-assignment` |
 //! | `group_status.rs` | `group-status` |
+//! | `links.rs` | `links` |
 //! | `deliveries.rs` | `deliveries` |
 //! | `clock.rs` | `clock` |
 //! | `log.rs` | `log` |
@@ -26,6 +27,7 @@ mod group_assignment;
 mod group_status;
 mod http;
 mod installations;
+mod links;
 mod log;
 pub mod record;
 
@@ -74,6 +76,9 @@ pub struct CallState {
     /// The one installation this call may touch (docs/behaviour.md#9), and its record when the
     /// platform has it.
     tenant: Option<(String, Option<Installation>)>,
+    /// The `Authorization` the host adds to the guest's requests, for an installation whose
+    /// credentials the host keeps (docs/behaviour.md#10).
+    authorization: Option<String>,
     usage: Usage,
     staged: Staged,
     /// When the call started, for its wall-clock deadline.
@@ -138,6 +143,20 @@ impl CallState {
             Some((_, Some((_, limits)))) => *limits,
             _ => Limits::default(),
         };
+        // Read only for the kinds whose requests the guest does not sign itself.
+        let mut authorization = None;
+        if let Some((client_key, Some((installation, _)))) = &tenant
+            && !matches!(installation.credentials, types::Credentials::Connect(_))
+        {
+            authorization = backends
+                .platform
+                .outbound_authorization(client_key)
+                .await
+                .unwrap_or_else(|e| {
+                    backend_error = Some(e);
+                    None
+                });
+        }
         CallState {
             backends,
             egress: Egress::default(),
@@ -149,6 +168,7 @@ impl CallState {
             claims: Vec::new(),
             leased: None,
             tenant: tenant.map(|(key, found)| (key, found.map(|(installation, _)| installation))),
+            authorization,
             usage: Usage::default(),
             staged: Staged::default(),
             started: Instant::now(),
@@ -292,6 +312,23 @@ impl CallState {
                 None
             }
         }
+    }
+
+    /// The groups linked to `issue_key` as this call sees them: the platform's, and those of
+    /// the keys the call renamed into it (docs/behaviour.md#1.8).
+    async fn linked_groups(
+        &self,
+        client_key: &str,
+        issue_key: &str,
+    ) -> Result<Vec<u64>, BackendError> {
+        let platform = &self.backends.platform;
+        let mut groups = platform.linked_groups(client_key, issue_key).await?;
+        for from in self.staged.renamed_into(client_key, issue_key) {
+            groups.extend(platform.linked_groups(client_key, from).await?);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(groups)
     }
 
     /// Whether this call already holds the claim on delivery `id`.

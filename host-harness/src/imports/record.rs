@@ -52,6 +52,18 @@ pub struct Resolution {
     pub changed: u32,
 }
 
+/// Links removed (Jira deleted the issue) or moved to another key (Jira moved it).
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkChange {
+    /// The issue whose links these are.
+    pub issue_key: String,
+    /// The issue's new key, for a move; none for a deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_to: Option<String>,
+    /// The groups linked to the issue.
+    pub groups: Vec<u64>,
+}
+
 /// Cache operations of one call.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CacheStats {
@@ -86,6 +98,8 @@ pub struct CallRecord {
     pub assignments: Vec<Assignment>,
     /// Group status changes asked for.
     pub resolutions: Vec<Resolution>,
+    /// Links removed or moved because Jira deleted or moved an issue.
+    pub links: Vec<LinkChange>,
     /// Cache operations.
     pub cache: CacheStats,
     /// Log lines.

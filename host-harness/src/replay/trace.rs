@@ -11,6 +11,7 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
         http,
         assignments,
         resolutions,
+        links,
         cache,
         logs,
         slept,
@@ -33,6 +34,10 @@ pub(super) fn step<T>(kind: &str, response: Option<Value>, outcome: Value, call:
     // runtimes reproduce) never carry the key.
     if !refusals.is_empty() {
         step["refusals"] = json!(refusals);
+    }
+    // Only deleted and moved issues change links; other traces stay as they were.
+    if !links.is_empty() {
+        step["links"] = json!(links);
     }
     if !superseded.is_empty() {
         step["superseded"] = json!(superseded);

@@ -1,22 +1,27 @@
 //! Which installation a call is bound to, decided before the guest runs
 //! (docs/behaviour.md#9): an outbound call to the installation its request names; a webhook to
-//! the installation its credential names — for a Connect JWT the unverified `iss`, which the
-//! guest then verifies. A request without a readable credential is bound to none, and the guest
-//! can then reach no installation's data at all.
+//! the installation its route or credential names — an admin or OAuth webhook's path names it,
+//! a Connect JWT's unverified `iss` does, and the guest then verifies either. A request without
+//! a readable credential is bound to none, and the guest can then reach no installation's data
+//! at all.
 
 use jira_sync_plugin::jwt;
 use jira_sync_plugin::model::header;
+use jira_sync_plugin::webhook::Route;
 
 use crate::wit::exports::jira_sync::plugin::webhook;
 
-/// The client key a webhook's credential names, unverified.
+/// The client key a webhook's route or credential names, unverified.
 pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
-    credential_tenant(header(&request.headers, "authorization")?)
+    match Route::of(&request.path)? {
+        Route::Admin(client_key) | Route::Oauth(client_key) => Some(client_key),
+        Route::Connect => credential_tenant(header(&request.headers, "authorization")?),
+    }
 }
 
 /// The client key an `Authorization` value names, unverified: what a call with it would be bound
-/// to. Servers use it to share their workers fairly between installations.
-pub(super) fn credential_tenant(authorization: &str) -> Option<String> {
+/// to.
+fn credential_tenant(authorization: &str) -> Option<String> {
     // Read as the guest reads it: whitespace around the whole value does not count.
     let (_, token) = authorization.trim().split_once(' ')?;
     jwt::decode(token.trim()).ok().map(|token| token.iss)
@@ -29,7 +34,7 @@ mod tests {
     fn request(authorization: Option<&str>) -> webhook::Request {
         webhook::Request {
             method: "POST".into(),
-            path: "/".into(),
+            path: "/extensions/jira/issue-updated/".into(),
             query: String::new(),
             headers: authorization
                 .map(|a| vec![("Authorization".into(), a.into())])
@@ -61,5 +66,29 @@ mod tests {
         assert_eq!(webhook_tenant(&request(None)), None);
         assert_eq!(webhook_tenant(&request(Some("JWT not-a-token"))), None);
         assert_eq!(webhook_tenant(&request(Some("JWT"))), None);
+    }
+
+    #[test]
+    fn an_admin_or_oauth_webhook_is_bound_to_the_installation_its_path_names() {
+        let token = jira_sync_plugin::jwt::sign(
+            &jira_sync_plugin::jwt::Claims {
+                iss: "jira:1c4",
+                iat: 0,
+                exp: 10,
+                qsh: "q",
+            },
+            "secret",
+        );
+        let mut admin = request(Some(&format!("JWT {token}")));
+        admin.path = "/webhooks/admin/site%2D1".into();
+        assert_eq!(
+            webhook_tenant(&admin).as_deref(),
+            Some("site-1"),
+            "the path, not the token"
+        );
+        admin.path = "/webhooks/oauth/cloud-1/".into();
+        assert_eq!(webhook_tenant(&admin).as_deref(), Some("cloud-1"));
+        admin.path = "/elsewhere".into();
+        assert_eq!(webhook_tenant(&admin), None, "no route, no installation");
     }
 }

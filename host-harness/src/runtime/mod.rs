@@ -180,7 +180,7 @@ impl Runtime {
             .map_err(|e| anyhow!("instantiate: {e:#}"))
     }
 
-    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.3.0`.
+    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.4.0`.
     pub fn imports(&self) -> Vec<String> {
         self.component
             .component_type()

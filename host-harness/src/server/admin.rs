@@ -115,9 +115,9 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
     let store = &context.store;
     let result = match endpoint {
         Endpoint::AddInstallation => match parse::<InstallationSpec>(body) {
-            Ok(spec) => match spec.limits.check() {
+            Ok(spec) => match spec.check() {
                 Ok(()) => Ok(stored(store.add_installation(&spec)).await),
-                Err(why) => Err((400, json!({"error": format!("limits: {why}")}))),
+                Err(why) => Err((400, json!({"error": why}))),
             },
             Err(answer) => Err(answer),
         },

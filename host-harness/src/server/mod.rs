@@ -391,10 +391,16 @@ fn immediate(context: &Context, path: &str) -> Option<Reply> {
     }
 }
 
+/// Whether `path` is Jira's (a webhook of any kind, docs/behaviour.md#10): answered by the
+/// component, on the answers' runtime.
+fn is_webhook(path: &str) -> bool {
+    path.starts_with("/extensions/jira/") || path.starts_with("/webhooks/")
+}
+
 /// Routes a request read in full; runs on the calls runtime.
 async fn route(context: &Arc<Context>, received: &Received) -> Reply {
     let path = received.path.as_str();
-    if path.starts_with("/extensions/jira/") {
+    if is_webhook(path) {
         let request = webhook::Request {
             method: received.method.clone(),
             path: received.path.clone(),

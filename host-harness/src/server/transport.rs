@@ -180,7 +180,7 @@ async fn handle(
         // answers'), never on this one: a busy guest or a slow disk cannot delay accepting,
         // reading or `/healthz`.
         Ok(worker) => {
-            let runtime = if received.path.starts_with("/extensions/jira/") {
+            let runtime = if super::is_webhook(&received.path) {
                 context.answers.clone()
             } else {
                 context.calls.clone()

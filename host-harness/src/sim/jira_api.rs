@@ -249,7 +249,7 @@ fn verify(state: &SimState, call: &Call<'_>) -> Result<(), String> {
             &installation.shared_secret,
             call.now_ms / 1000,
             0,
-            &[qsh::qsh(call.method, call.path, call.query)],
+            Some(&[qsh::qsh(call.method, call.path, call.query)]),
         )
         .map_err(|e| e.to_string())
 }

@@ -2,12 +2,12 @@
 //! in order, so that tests can compare traces as the host's replays do.
 
 use super::*;
-use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Log};
+use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Links, Log};
 use crate::model::{
     DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_EXACT_STATUS_MAPPING, DEFAULT_MAX_EMAIL_LOOKUPS,
     DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, DEFAULT_MAX_TRANSITION_HOPS,
-    DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, HttpRequest, HttpResponse, ResolutionStrategy, RetryPolicy,
-    SyncConfig,
+    DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, HttpRequest, HttpResponse, OauthApp, ResolutionStrategy,
+    RetryPolicy, SyncConfig,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -65,6 +65,8 @@ impl Fake {
             "unassign",
             "resolve",
             "unresolve",
+            "remove-links",
+            "rename-links",
             "cache-set",
             "cache-delete",
         ])
@@ -79,6 +81,8 @@ impl Fake {
             "unassign",
             "resolve",
             "unresolve",
+            "remove-links",
+            "rename-links",
         ])
     }
 
@@ -106,7 +110,7 @@ fn status(status: u16, body: &[u8]) -> HttpResponse {
 fn installation() -> Installation {
     Installation {
         client_key: CLIENT_KEY.into(),
-        shared_secret: SECRET.into(),
+        credentials: Credentials::Connect(SECRET.into()),
         base_url: "https://acme.atlassian.net".into(),
         app_key: "test.app".into(),
         config: SyncConfig {
@@ -185,6 +189,19 @@ impl Groups for Fake {
         self.trace
             .push(format!("unresolve {client_key} {issue_key}"));
         StatusChange::Changed(1)
+    }
+}
+
+impl Links for Fake {
+    fn remove_links(&mut self, client_key: &str, issue_key: &str) -> u32 {
+        self.trace
+            .push(format!("remove-links {client_key} {issue_key}"));
+        1
+    }
+    fn rename_links(&mut self, client_key: &str, from: &str, to: &str) -> u32 {
+        self.trace
+            .push(format!("rename-links {client_key} {from} {to}"));
+        1
     }
 }
 
@@ -666,4 +683,265 @@ fn process_fails_for_an_unknown_installation() {
             "log Warn jira.job.unknown-installation client_key=jira:test delivery=delivery-1",
         ]
     );
+}
+
+/// `body` as the job of a verified delivery.
+fn job_of(body: &str) -> Job {
+    Job {
+        body: body.as_bytes().to_vec(),
+        ..job()
+    }
+}
+
+#[test]
+fn a_deleted_issue_loses_its_links_and_nothing_else() {
+    let body = r#"{"webhookEvent": "jira:issue_deleted", "issue": {"id": "101", "key": "PRJ-7"}}"#;
+    let mut fake = Fake::default();
+    assert!(matches!(
+        accept(&mut fake, request(body)),
+        Acceptance::Queued(_)
+    ));
+    assert_eq!(process(&mut fake, &job_of(body)), JobOutcome::Done);
+    assert_eq!(
+        fake.applied(),
+        [
+            "remove-links jira:test PRJ-7",
+            "mark-handled jira:test delivery-1"
+        ]
+    );
+    assert_eq!(fake.events(), [events::ISSUE_DELETED]);
+    assert_eq!(fake.calls(&["http"]), Vec::<&str>::new());
+}
+
+/// BODY, moved from OLD-1 to PRJ-7 by the same change.
+const MOVED: &str = r#"{
+    "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_moved",
+    "issue": {"id": "101", "key": "PRJ-7", "fields": {
+        "assignee": {"accountId": "acc-1"},
+        "updated": "2023-11-14T22:13:20.000+0000"
+    }},
+    "changelog": {"items": [
+        {"field": "Key", "fieldtype": "jira", "fromString": "OLD-1", "toString": "PRJ-7"},
+        {"field": "assignee", "to": "acc-1"},
+        {"field": "status", "from": "1", "to": "2"}
+    ]}
+}"#;
+
+#[test]
+fn a_moved_issue_takes_its_links_along_before_the_steps_apply() {
+    let mut fake = Fake::default();
+    assert_eq!(process(&mut fake, &job_of(MOVED)), JobOutcome::Done);
+    assert_eq!(
+        fake.applied(),
+        [
+            "rename-links jira:test OLD-1 PRJ-7",
+            "assign jira:test PRJ-7 ada@example.com",
+            "resolve jira:test PRJ-7",
+            "set-last-applied jira:test PRJ-7 assignee 1700000000000",
+            "set-last-applied jira:test PRJ-7 status 1700000000000",
+            "mark-handled jira:test delivery-1",
+        ]
+    );
+    assert!(
+        fake.calls(&["last-applied"])
+            .contains(&"last-applied jira:test OLD-1 status"),
+        "the old key's watermarks order the event too"
+    );
+}
+
+#[test]
+fn a_stale_move_still_moves_the_links() {
+    let mut fake = Fake {
+        last_applied: Some(i64::MAX),
+        ..Fake::default()
+    };
+    assert_eq!(process(&mut fake, &job_of(MOVED)), JobOutcome::Done);
+    assert_eq!(
+        fake.applied(),
+        [
+            "rename-links jira:test OLD-1 PRJ-7",
+            "mark-handled jira:test delivery-1"
+        ]
+    );
+}
+
+#[test]
+fn a_move_that_fails_transiently_applies_nothing() {
+    let mut fake = Fake {
+        statuses: status(503, b""),
+        ..Fake::default()
+    };
+    assert_eq!(
+        process(&mut fake, &job_of(MOVED)),
+        JobOutcome::RetryAfter(TRANSIENT_RETRY_AFTER_SECONDS)
+    );
+    assert_eq!(fake.applied(), Vec::<&str>::new());
+}
+
+/// An installation whose deliveries come through `credentials`' route.
+fn fake_with(credentials: Credentials) -> Fake {
+    let mut fake = Fake::default();
+    if let Some(installation) = &mut fake.installation {
+        installation.credentials = credentials;
+    }
+    fake
+}
+
+/// A POST of BODY to `path` with these headers.
+fn post(path: &str, headers: Vec<(String, String)>) -> WebhookRequest {
+    WebhookRequest {
+        method: "POST".into(),
+        path: path.into(),
+        query: String::new(),
+        headers,
+        body: BODY.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn an_admin_webhook_is_proved_by_its_hub_signature_only() {
+    let secret = "admin-secret";
+    let path = "/webhooks/admin/jira%3Atest";
+    let signed = |secret: &str| {
+        vec![(
+            "X-Hub-Signature".to_owned(),
+            signature::sign(secret, BODY.as_bytes()),
+        )]
+    };
+    let mut fake = fake_with(Credentials::AdminWebhook(secret.into()));
+    assert!(matches!(
+        accept(&mut fake, post(path, signed(secret))),
+        Acceptance::Queued(Job { ref client_key, .. }) if client_key == CLIENT_KEY
+    ));
+    for (why, request) in [
+        ("another secret", post(path, signed("other"))),
+        ("no signature", post(path, Vec::new())),
+        (
+            "another installation",
+            post("/webhooks/admin/jira:other", signed(secret)),
+        ),
+        ("the Connect route", post(PATH, signed(secret))),
+    ] {
+        let mut fake = fake_with(Credentials::AdminWebhook(secret.into()));
+        let Acceptance::Answered(response) = accept(&mut fake, request) else {
+            panic!("{why}: accepted");
+        };
+        assert_eq!(response.status, 409, "{why}");
+    }
+    let mut body_changed = post(path, signed(secret));
+    body_changed.body.push(b' ');
+    let mut fake = fake_with(Credentials::AdminWebhook(secret.into()));
+    assert!(matches!(
+        accept(&mut fake, body_changed),
+        Acceptance::Answered(WebhookResponse { status: 409, .. })
+    ));
+}
+
+#[test]
+fn a_connect_token_does_not_verify_for_an_installation_of_another_kind() {
+    // The admin webhook's secret is the same string as the Connect secret the token was signed
+    // with: the kind still refuses it.
+    let mut fake = fake_with(Credentials::AdminWebhook(SECRET.into()));
+    let Acceptance::Answered(response) = accept(&mut fake, request(BODY)) else {
+        panic!("accepted");
+    };
+    assert_eq!(response.status, 409);
+    assert!(fake.events().contains(&events::WEBHOOK_AUTH_FAILED));
+    assert!(
+        fake.trace.iter().any(|t| t.contains("reason=wrong-kind")),
+        "{:?}",
+        fake.trace
+    );
+}
+
+#[test]
+fn an_oauth_webhook_is_proved_by_a_client_secret_token_without_qsh() {
+    let app = OauthApp {
+        client_id: "client-id".into(),
+        client_secret: "client-secret".into(),
+    };
+    let token = |iss: &str, secret: &str, exp: u64| {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
+        let claims =
+            b64.encode(serde_json::json!({"iss": iss, "iat": NOW - 10, "exp": exp}).to_string());
+        let input = format!("{header}.{claims}");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        let signature = b64.encode(mac.finalize().into_bytes());
+        vec![(
+            "Authorization".to_owned(),
+            format!("Bearer {input}.{signature}"),
+        )]
+    };
+    let path = "/webhooks/oauth/jira:test/";
+    let mut fake = fake_with(Credentials::Oauth(app.clone()));
+    assert!(matches!(
+        accept(
+            &mut fake,
+            post(path, token("client-id", "client-secret", NOW + 60))
+        ),
+        Acceptance::Queued(_)
+    ));
+    for (why, headers, code) in [
+        (
+            "wrong secret",
+            token("client-id", "other", NOW + 60),
+            "bad-signature",
+        ),
+        (
+            "wrong issuer",
+            token("other-app", "client-secret", NOW + 60),
+            "wrong-issuer",
+        ),
+        (
+            "expired",
+            token("client-id", "client-secret", NOW),
+            "expired",
+        ),
+        ("no token", Vec::new(), "no-header"),
+    ] {
+        let mut fake = fake_with(Credentials::Oauth(app.clone()));
+        assert!(
+            matches!(
+                accept(&mut fake, post(path, headers)),
+                Acceptance::Answered(WebhookResponse { status: 409, .. })
+            ),
+            "{why}"
+        );
+        assert!(
+            fake.trace
+                .iter()
+                .any(|t| t.contains(&format!("reason={code}"))),
+            "{why}: {:?}",
+            fake.trace
+        );
+    }
+}
+
+#[test]
+fn webhook_routes_name_their_installation_in_the_path() {
+    assert_eq!(
+        Route::of("/extensions/jira/issue-updated/"),
+        Some(Route::Connect)
+    );
+    assert_eq!(
+        Route::of("/webhooks/admin/jira%3A1c4"),
+        Some(Route::Admin("jira:1c4".into()))
+    );
+    assert_eq!(
+        Route::of("/webhooks/oauth/cloud-1/"),
+        Some(Route::Oauth("cloud-1".into()))
+    );
+    for path in [
+        "/webhooks/admin/",
+        "/webhooks/admin/a/b",
+        "/webhooks/admin/%2F",
+        "/webhooks/x/a",
+        "/",
+    ] {
+        assert_eq!(Route::of(path), None, "{path}");
+    }
 }

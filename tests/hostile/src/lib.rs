@@ -13,7 +13,7 @@ mod guest {
     };
     use jira_sync::plugin::types::ResolutionStrategy;
     use jira_sync::plugin::{
-        cache, clock, deliveries, group_assignment, group_status, http, installations, log,
+        cache, clock, deliveries, group_assignment, group_status, http, installations, links, log,
     };
 
     struct Hostile;
@@ -52,13 +52,18 @@ mod guest {
             "escape-cache" => format!("cache: {:?}", cache::get("secret-key")),
             "escape-secret" => format!(
                 "secret: {:?}",
-                installations::get_by_client_key("jira:other").map(|i| i.shared_secret)
+                installations::get_by_client_key("jira:other").map(|i| i.credentials)
             ),
             "escape-groups" => {
                 let resolved =
                     group_status::resolve("jira:other", "OTHER-1", ResolutionStrategy::Resolve);
                 let assigned = group_assignment::assign("jira:other", "OTHER-1", "ada@example.com");
                 format!("groups: {resolved:?} {assigned:?}")
+            }
+            "escape-links" => {
+                let removed = links::remove("jira:other", "OTHER-1");
+                let renamed = links::rename("jira:other", "OTHER-1", "MINE-1");
+                format!("links: {removed} {renamed}")
             }
             "escape-deliveries" => {
                 let claim = deliveries::claim("jira:other", "d-other");
