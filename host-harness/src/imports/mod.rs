@@ -496,6 +496,94 @@ mod tests {
         );
     }
 
+    /// Records the `Authorization` of every request it answers 200.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Option<String>>>);
+
+    impl HttpBackend for Seen {
+        fn send(&self, request: OutboundRequest) -> BoxFuture<'_, HttpResult> {
+            let authorizations: Vec<&String> = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+                .map(|(_, value)| value)
+                .collect();
+            assert!(authorizations.len() <= 1, "{authorizations:?}");
+            self.0
+                .lock()
+                .unwrap()
+                .push(authorizations.first().map(|v| (*v).clone()));
+            Box::pin(std::future::ready(Ok(OutboundResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            })))
+        }
+    }
+
+    /// A call bound to `spec`'s installation, whose platform holds the authorization the spec
+    /// gives its requests.
+    fn call_for(spec: &InstallationSpec) -> (CallState, Arc<Seen>) {
+        let platform = Arc::new(MemoryPlatform::default());
+        platform.add_installation(Installation::from(spec));
+        if let Some(authorization) = spec.outbound_authorization() {
+            platform.set_outbound_authorization(&spec.client_key, &authorization);
+        }
+        let seen = Arc::new(Seen::default());
+        let backends = Backends {
+            http: seen.clone(),
+            cache: Arc::new(MemoryCache::default()),
+            platform,
+            clock: Arc::new(ManualClock::new(0)),
+        };
+        let call = block_on(CallState::new(backends, Some(spec.client_key.clone())));
+        (call, seen)
+    }
+
+    #[test]
+    fn the_host_authorises_the_requests_of_the_kinds_whose_tokens_it_keeps() {
+        let mut spec = InstallationSpec::new("site-1", "", "https://acme.atlassian.net", "app");
+        spec.credentials = crate::installation::CredentialSpec::AdminWebhook {
+            secret: "hook-secret".into(),
+            email: "bot@example.com".into(),
+            api_token: "t0ken".into(),
+        };
+        let (mut call, seen) = call_for(&spec);
+        block_on(call.get_by_client_key("site-1".into())).unwrap();
+        let mut forged = get("https://acme.atlassian.net/rest/api/2/status");
+        forged
+            .headers
+            .push(("authorization".into(), "Bearer guest-made".into()));
+        block_on(call.send(forged)).unwrap().unwrap();
+        block_on(call.send(get("https://acme.atlassian.net/rest/api/2/status")))
+            .unwrap()
+            .unwrap();
+        let basic = "Basic Ym90QGV4YW1wbGUuY29tOnQwa2Vu";
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [Some(basic.to_owned()), Some(basic.to_owned())],
+            "the host's credential replaces the guest's"
+        );
+        let trace = serde_json::to_string(&call.record).unwrap();
+        assert!(
+            !trace.contains("Ym90"),
+            "no host token in the record: {trace}"
+        );
+        assert!(trace.contains("guest-made"), "the guest's request as sent");
+
+        let connect = InstallationSpec::new("jira:1", "s", "https://acme.atlassian.net", "app");
+        let (mut call, seen) = call_for(&connect);
+        block_on(call.get_by_client_key("jira:1".into())).unwrap();
+        block_on(call.send(get("https://acme.atlassian.net/rest/api/2/status")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [None],
+            "Connect requests are the guest's to sign"
+        );
+    }
+
     #[test]
     fn guest_time_is_cpu_time_not_time_spent_waiting() {
         let (mut call, _) = state();
