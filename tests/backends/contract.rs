@@ -756,6 +756,49 @@ pub async fn a_redelivered_job_is_recorded_once<S: Store + 'static>(a: Arc<S>, b
     assert_eq!(a.queue_backlog(now).await.unwrap().0, 1);
 }
 
+/// What one server writes of an installation (its kind's credentials, an uninstall, a
+/// reinstall) another reads: calls find no uninstalled site, the host's own view still does.
+pub async fn an_installation_s_credentials_and_uninstall_reach_every_server<S: Store + 'static>(
+    a: Arc<S>,
+    b: Arc<S>,
+) {
+    let mut spec = jira_sync_host::InstallationSpec::new("site-1", "", "https://a.example", "app");
+    spec.credentials = jira_sync_host::installation::CredentialSpec::AdminWebhook {
+        secret: "hook".into(),
+        email: "bot@example.com".into(),
+        api_token: "t0ken".into(),
+    };
+    a.add_installation(&spec).await.unwrap();
+    assert!(b.installation("site-1").await.unwrap().is_some());
+    assert_eq!(
+        b.outbound_authorization("site-1").await.unwrap().as_deref(),
+        Some("Basic Ym90QGV4YW1wbGUuY29tOnQwa2Vu")
+    );
+    assert_eq!(
+        b.installation_spec("site-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials,
+        spec.credentials
+    );
+    spec.uninstalled = true;
+    a.add_installation(&spec).await.unwrap();
+    assert!(b.installation("site-1").await.unwrap().is_none());
+    assert!(
+        b.installation_spec("site-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .uninstalled,
+        "kept for a reinstall"
+    );
+    spec.uninstalled = false;
+    b.add_installation(&spec).await.unwrap();
+    assert!(a.installation("site-1").await.unwrap().is_some());
+    assert!(a.installation_spec("site-2").await.unwrap().is_none());
+}
+
 pub async fn outbox_retries_come_due_at_their_time_one_per_installation<S: Store + 'static>(
     a: Arc<S>,
     b: Arc<S>,

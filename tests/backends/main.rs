@@ -107,6 +107,7 @@ store_contract!(
     jobs_are_claimed_round_robin_per_installation,
     a_redelivered_job_is_recorded_once,
     outbox_retries_come_due_at_their_time_one_per_installation,
+    an_installation_s_credentials_and_uninstall_reach_every_server,
 );
 
 cache_contract!(

@@ -1362,6 +1362,13 @@ impl Store for PgStore {
         Box::pin(self.add_installation_(spec))
     }
 
+    fn installation_spec<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<InstallationSpec>>> {
+        Box::pin(self.spec_(client_key))
+    }
+
     fn link<'a>(
         &'a self,
         client_key: &'a str,

@@ -439,6 +439,13 @@ impl Store for SqliteStore {
         ready(SqliteStore::add_installation(self, spec))
     }
 
+    fn installation_spec<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<InstallationSpec>>> {
+        ready(self.spec(client_key))
+    }
+
     fn link<'a>(
         &'a self,
         client_key: &'a str,

@@ -112,6 +112,12 @@ pub trait Store: Platform {
         &'a self,
         spec: &'a InstallationSpec,
     ) -> BoxFuture<'a, BackendResult<()>>;
+    /// The installation as stored, uninstalled or not (the host's own view, with every
+    /// credential; calls see [`Platform::installation`]).
+    fn installation_spec<'a>(
+        &'a self,
+        client_key: &'a str,
+    ) -> BoxFuture<'a, BackendResult<Option<InstallationSpec>>>;
     /// Links `groups` to `issue_key`; unknown groups start unresolved and unassigned.
     fn link<'a>(
         &'a self,
