@@ -342,6 +342,19 @@ mod tests {
     }
 
     #[test]
+    fn after_a_failed_fetch_an_unknown_kid_stays_unavailable_until_the_next() {
+        let server = KeyServer::start();
+        server.serve(JWKS_PATH, 503, "");
+        let keys = keys(&server);
+        let token = bearer(&rs256(KEY_B_KID, &claims(), KEY_B_PRIVATE));
+        for _ in 0..2 {
+            let refusal = verify_with(&keys, &token).unwrap_err();
+            assert_eq!(refusal.code(), "key-unavailable", "{refusal}");
+        }
+        assert_eq!(server.fetches().len(), 1);
+    }
+
+    #[test]
     fn the_system_token_is_not_in_debug_output() {
         let invocation = Invocation {
             installation_id: "i".into(),

@@ -96,9 +96,10 @@ pub struct ForgeKeys {
     url: String,
     client: reqwest::Client,
     keys: Mutex<HashMap<String, DecodingKey>>,
-    /// When the JWKS was last fetched (or tried); held across a fetch, so that requests waiting
-    /// on it find the keys that fetch brought instead of fetching again.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the JWKS was last fetched (or tried), and why that failed if it did; held across a
+    /// fetch, so that requests waiting on it find the keys that fetch brought instead of
+    /// fetching again.
+    last_fetch: tokio::sync::Mutex<Option<(Instant, Option<KeyError>)>>,
     refetch_interval: Duration,
 }
 
@@ -125,7 +126,9 @@ impl ForgeKeys {
     }
 
     /// The key of `kid`: from the keys last fetched, or else from a new fetch of the JWKS if
-    /// the last one is at least the refetch interval old. A failed fetch counts as one.
+    /// the last one is at least the refetch interval old. A failed fetch counts as one, and
+    /// until the next its error stands for the keys: a kid is not called unknown on the word of
+    /// a JWKS that could not be read.
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
         check_kid(kid)?;
         if let Some(key) = self.cached(kid) {
@@ -135,18 +138,26 @@ impl ForgeKeys {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < self.refetch_interval) {
-            return Err(KeyError::Unknown(kid.to_owned()));
+        if let Some((at, failure)) = &*last_fetch
+            && at.elapsed() < self.refetch_interval
+        {
+            return Err(failure
+                .clone()
+                .unwrap_or_else(|| KeyError::Unknown(kid.to_owned())));
         }
-        *last_fetch = Some(Instant::now());
+        let fetched = self.fetch_keys().await;
+        *last_fetch = Some((Instant::now(), fetched.clone().err()));
+        // Replaced, not merged: a key Atlassian withdrew is no longer trusted.
+        *lock(&self.keys) = fetched?;
+        self.cached(kid)
+            .ok_or_else(|| KeyError::Unknown(kid.to_owned()))
+    }
+
+    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, KeyError> {
         let body = fetch(&self.client, &self.url, MAX_JWKS_BYTES)
             .await?
             .ok_or_else(|| KeyError::Unavailable(format!("GET {}: not found", self.url)))?;
-        // Replaced, not merged: a key Atlassian withdrew is no longer trusted.
-        *lock(&self.keys) =
-            jwks(&body).map_err(|why| KeyError::Unavailable(format!("GET {}: {why}", self.url)))?;
-        self.cached(kid)
-            .ok_or_else(|| KeyError::Unknown(kid.to_owned()))
+        jwks(&body).map_err(|why| KeyError::Unavailable(format!("GET {}: {why}", self.url)))
     }
 
     fn cached(&self, kid: &str) -> Option<DecodingKey> {
