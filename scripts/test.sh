@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 # The harness's build script compiles the guest for this target; rustup does not add it by itself.
 rustup target add wasm32-unknown-unknown
 
-# Outside peers for the interop tests: Atlassian's atlassian-jwt and jco (versions pinned by the
-# committed package-lock.json).
+# Outside peers for the interop tests: Atlassian's atlassian-jwt, jco, jose and
+# @octokit/webhooks-methods (versions pinned by the committed package-lock.json).
 npm ci --prefix interop --no-audit --no-fund
 
 # The shared backends' suites need a real PostgreSQL and Redis (README, "Two commands"). Say so

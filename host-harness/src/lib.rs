@@ -5,7 +5,7 @@
 //! | layer | module | what |
 //! | --- | --- | --- |
 //! | tools | `demo`, `bench`, `cli` (the binary) | the round trip, the measurements, the commands |
-//! | front | `server`, `sim`, `replay` | Jira's webhooks over HTTP, the Jira simulator, scenarios |
+//! | front | `server`, `sim`, `replay`, `install` | Jira's webhooks over HTTP, the Jira simulator, scenarios, Atlassian's RS256 install and invocation tokens |
 //! | sandbox | [`runtime`] | engine, pre-instantiation, a fresh store per call, memory and CPU bounds |
 //! | imports | `imports` | the host side of each WIT interface, egress, staged effects |
 //! | backends | [`backends`] | the traits the imports call, and the stock backends |
@@ -56,7 +56,8 @@
 //! ```
 //!
 //! Cargo features (all on by default): `replay` (scenarios, scripted HTTP, token signing),
-//! `sqlite`, `http-client` (real HTTP), `server`, `sim`, `demo`, `bench`, `cli`. With
+//! `sqlite`, `http-client` (real HTTP), `install` (Connect lifecycle and Forge invocation
+//! tokens), `server`, `sim`, `demo`, `bench`, `cli`. With
 //! `default-features = false` the crate is the runtime, the backend traits and the in-memory
 //! backends.
 
@@ -75,6 +76,8 @@ pub mod runtime;
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "install")]
+pub mod install;
 #[cfg(feature = "demo")]
 pub mod load;
 #[cfg(feature = "replay")]

@@ -1,8 +1,10 @@
 //! A Jira Cloud simulator on loopback: the REST endpoints of docs/behaviour.md#2, #3 and #1.4 with Jira's JSON
 //! shapes and status codes, Connect JWT verification of every request, fault injection, and
-//! signed `issue_updated` webhooks when an issue changes.
+//! signed `issue_updated` webhooks when an issue changes. It also plays Atlassian's key servers,
+//! and signs lifecycle callbacks and Forge invocation tokens with its own keys ([`install`]).
 
 mod http_io;
+pub mod install;
 mod jira_api;
 pub mod world;
 
@@ -218,6 +220,18 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
+    /// The simulator's Connect key server, for [`crate::install::ConnectKeys::new`]: it serves
+    /// the key of [`install::CONNECT_KID`].
+    pub fn connect_keys_url(&self) -> String {
+        format!("{}{}", self.base_url(), install::CONNECT_KEYS_PATH)
+    }
+
+    /// The simulator's Forge JWKS, for [`crate::install::ForgeKeys::new`]: it holds the key of
+    /// [`install::FORGE_KID`].
+    pub fn forge_jwks_url(&self) -> String {
+        format!("{}{}", self.base_url(), install::JWKS_PATH)
+    }
+
     /// Where `issue_updated` webhooks go.
     pub fn set_webhook_url(&self, url: &str) {
         self.shared.lock().webhook_url = Some(url.to_owned());
@@ -382,6 +396,14 @@ fn serve(
             return;
         };
         let incoming = http_io::read(&mut request, 1024 * 1024);
+        // The key servers stand for Atlassian, not for the site: no JWT, fault, latency or
+        // exchange record.
+        if let Some((status, content_type, body)) = install::serve(&incoming.method, &incoming.path)
+        {
+            let headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+            http_io::reply(request, status, headers, body.as_bytes().to_vec());
+            continue;
+        }
         let call = jira_api::Call {
             method: &incoming.method,
             path: &incoming.path,
