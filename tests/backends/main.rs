@@ -107,6 +107,8 @@ store_contract!(
     jobs_are_claimed_round_robin_per_installation,
     a_redelivered_job_is_recorded_once,
     outbox_retries_come_due_at_their_time_one_per_installation,
+    oauth_upkeep_is_leased_to_one_server_at_a_time_and_backs_off_after_failures,
+    oauth_tokens_are_saved_only_over_the_refresh_token_they_came_from,
 );
 
 cache_contract!(
