@@ -4,6 +4,7 @@
 //! their own and Redis tests under a key prefix of their own, dropped at the end.
 
 mod contract;
+mod oauth;
 mod services;
 
 use std::sync::Arc;
