@@ -152,6 +152,23 @@ impl InstallationSpec {
             } if client_id.is_empty() || client_secret.is_empty() => {
                 missing("an OAuth app's client_id and client_secret")
             }
+            // Without either token the host could never authorise a request.
+            CredentialSpec::Oauth {
+                access_token: None,
+                refresh_token: None,
+                ..
+            } => Err("credentials: an OAuth app needs a refresh_token (or an access_token)".into()),
+            CredentialSpec::Oauth {
+                access_token,
+                refresh_token,
+                jql,
+                ..
+            } if [access_token, refresh_token, jql]
+                .iter()
+                .any(|given| given.as_deref().is_some_and(|v| v.trim().is_empty())) =>
+            {
+                missing("an OAuth app's access_token, refresh_token and jql, when given,")
+            }
             _ => Ok(()),
         }
     }
@@ -197,6 +214,85 @@ impl InstallationSpec {
     }
 }
 
+/// What the host keeps up for an OAuth 2.0 installation: its tokens and its dynamic webhooks
+/// (docs/behaviour.md#10.2). Never logged: it holds secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OauthTokens {
+    /// The access token, if the host holds one.
+    pub access_token: Option<String>,
+    /// The refresh token, if the host holds one.
+    pub refresh_token: Option<String>,
+    /// When the access token expires (Unix seconds; 0 when unknown).
+    pub access_expires_at: u64,
+    /// The registered dynamic webhooks.
+    pub webhook_ids: Vec<u64>,
+    /// When they expire (Unix seconds; 0 when none are registered).
+    pub webhooks_expire_at: u64,
+}
+
+impl std::fmt::Debug for OauthTokens {
+    // The tokens are secrets: a debug print says whether they are there, not what they are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthTokens")
+            .field("access_token", &self.access_token.as_ref().map(|_| "***"))
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("access_expires_at", &self.access_expires_at)
+            .field("webhook_ids", &self.webhook_ids)
+            .field("webhooks_expire_at", &self.webhooks_expire_at)
+            .finish()
+    }
+}
+
+impl InstallationSpec {
+    /// The tokens and webhooks of an OAuth installation; `None` for another kind.
+    pub fn oauth_tokens(&self) -> Option<OauthTokens> {
+        match &self.credentials {
+            CredentialSpec::Oauth {
+                access_token,
+                refresh_token,
+                access_expires_at,
+                webhook_ids,
+                webhooks_expire_at,
+                ..
+            } => Some(OauthTokens {
+                access_token: access_token.clone(),
+                refresh_token: refresh_token.clone(),
+                access_expires_at: *access_expires_at,
+                webhook_ids: webhook_ids.clone(),
+                webhooks_expire_at: *webhooks_expire_at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Replaces an OAuth installation's tokens and webhooks with `tokens` if its refresh token
+    /// is still `expected` (a compare-and-set: a refresh token changed since it was read means
+    /// someone re-authorised the installation, whose tokens must not be overwritten with ones
+    /// from the old grant). The app's id, secret and JQL stay. Whether it replaced them.
+    pub fn replace_oauth_tokens(&mut self, expected: Option<&str>, tokens: &OauthTokens) -> bool {
+        let CredentialSpec::Oauth {
+            access_token,
+            refresh_token,
+            access_expires_at,
+            webhook_ids,
+            webhooks_expire_at,
+            ..
+        } = &mut self.credentials
+        else {
+            return false;
+        };
+        if refresh_token.as_deref() != expected {
+            return false;
+        }
+        access_token.clone_from(&tokens.access_token);
+        refresh_token.clone_from(&tokens.refresh_token);
+        *access_expires_at = tokens.access_expires_at;
+        webhook_ids.clone_from(&tokens.webhook_ids);
+        *webhooks_expire_at = tokens.webhooks_expire_at;
+        true
+    }
+}
+
 /// How Jira and the app authenticate to each other, in the host's configuration format
 /// (docs/behaviour.md#10). Tagged by `kind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +320,26 @@ pub enum CredentialSpec {
         /// The access token the host adds to the guest's requests, once it holds one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         access_token: Option<String>,
+        /// The refresh token that gets the next access token. Atlassian rotates it: each
+        /// refresh answers a new one and disables this one, so the host stores the new one
+        /// before anything uses it (docs/behaviour.md#10.2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refresh_token: Option<String>,
+        /// When the access token expires (Unix seconds); 0 when unknown, which the host takes
+        /// as expired.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        access_expires_at: u64,
+        /// The ids of the dynamic webhooks the host registered for this site.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        webhook_ids: Vec<u64>,
+        /// When those webhooks expire (Unix seconds).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        webhooks_expire_at: u64,
+        /// The JQL filter of the dynamic webhooks; the server's `oauth_webhook_jql` when absent.
+        /// Jira accepts only a subset: fields issueKey, project, issuetype, status, assignee,
+        /// reporter; operators `=`, `!=`, `IN`, `NOT IN`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jql: Option<String>,
     },
     /// A Forge app: the host verifies its invocation tokens.
     Forge {
@@ -239,6 +355,10 @@ impl CredentialSpec {
     pub fn is_connect(&self) -> bool {
         matches!(self, CredentialSpec::Connect)
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn default_hops() -> u32 {
@@ -361,6 +481,85 @@ mod tests {
                 "access_token": "at"}
         }));
         assert_eq!(oauth.outbound_authorization().as_deref(), Some("Bearer at"));
+        assert_eq!(
+            oauth.check(),
+            Ok(()),
+            "an installation of WIT 0.4.0's shape still reads"
+        );
+    }
+
+    fn oauth_spec(credentials: serde_json::Value) -> InstallationSpec {
+        spec(serde_json::json!({
+            "client_key": "cloud-1", "base_url": "https://api.atlassian.com/ex/jira/cloud-1",
+            "app_key": "app", "credentials": credentials
+        }))
+    }
+
+    #[test]
+    fn an_oauth_installation_keeps_its_tokens_and_webhooks_and_needs_a_way_to_a_token() {
+        let oauth = oauth_spec(serde_json::json!({"kind": "oauth", "client_id": "id",
+            "client_secret": "cs", "refresh_token": "rt", "access_expires_at": 1700000000,
+            "webhook_ids": [1000, 1001], "webhooks_expire_at": 1702592000,
+            "jql": "project = APP"}));
+        assert_eq!(oauth.check(), Ok(()));
+        assert_eq!(oauth.outbound_authorization(), None, "no access token yet");
+        let tokens = oauth.oauth_tokens().unwrap();
+        assert_eq!(tokens.refresh_token.as_deref(), Some("rt"));
+        assert_eq!(tokens.webhook_ids, [1000, 1001]);
+        assert_eq!(tokens.webhooks_expire_at, 1702592000);
+        let round_trip: InstallationSpec =
+            serde_json::from_str(&serde_json::to_string(&oauth).unwrap()).unwrap();
+        assert_eq!(round_trip.credentials, oauth.credentials);
+        let printed = format!("{tokens:?}");
+        assert!(
+            !printed.contains("\"rt\"") && printed.contains("***"),
+            "{printed}"
+        );
+
+        let tokenless = oauth_spec(
+            serde_json::json!({"kind": "oauth", "client_id": "id", "client_secret": "cs"}),
+        );
+        assert!(tokenless.check().unwrap_err().contains("refresh_token"));
+        let blank = oauth_spec(serde_json::json!({"kind": "oauth", "client_id": "id",
+            "client_secret": "cs", "refresh_token": "rt", "jql": " "}));
+        assert!(blank.check().unwrap_err().contains("jql"));
+    }
+
+    #[test]
+    fn oauth_tokens_are_replaced_only_over_the_refresh_token_they_came_from() {
+        let mut oauth = oauth_spec(serde_json::json!({"kind": "oauth", "client_id": "id",
+            "client_secret": "cs", "refresh_token": "rt-1", "jql": "project = APP"}));
+        let next = OauthTokens {
+            access_token: Some("at-2".into()),
+            refresh_token: Some("rt-2".into()),
+            access_expires_at: 5,
+            webhook_ids: vec![7],
+            webhooks_expire_at: 9,
+        };
+        assert!(
+            !oauth.replace_oauth_tokens(Some("rt-0"), &next),
+            "re-authorised since"
+        );
+        assert_eq!(
+            oauth.oauth_tokens().unwrap().refresh_token.as_deref(),
+            Some("rt-1")
+        );
+        assert!(oauth.replace_oauth_tokens(Some("rt-1"), &next));
+        assert_eq!(oauth.oauth_tokens().unwrap(), next);
+        assert_eq!(
+            oauth.outbound_authorization().as_deref(),
+            Some("Bearer at-2")
+        );
+        assert!(
+            matches!(&oauth.credentials, CredentialSpec::Oauth { jql: Some(j), client_secret, .. }
+                if j == "project = APP" && client_secret == "cs"),
+            "the app's own settings stay"
+        );
+        let mut connect = InstallationSpec::new("jira:1", "s", "https://a.example", "app");
+        assert!(
+            !connect.replace_oauth_tokens(None, &next),
+            "not an OAuth installation"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use jira_sync_host::backends::{
     CacheBackend, Claim, Effect, Enqueued, Field, Finished, GroupStatus, MemoryPlatform, NewJob,
     Next, PgStore, Platform, SqliteStore, Store,
 };
+use jira_sync_host::installation::{CredentialSpec, InstallationSpec, OauthTokens};
 use serde_json::json;
 
 /// Seeds what the platform tests read: links and users, however the backend stores them.
@@ -891,4 +892,216 @@ pub async fn the_cache_serves_many_calls_at_once<C: CacheBackend + 'static>(cach
     for (i, call) in calls.enumerate() {
         assert_eq!(call.await.unwrap(), Some(i.to_string()));
     }
+}
+
+fn oauth_installation(client_key: &str, refresh_token: &str) -> InstallationSpec {
+    let mut spec = InstallationSpec::new(client_key, "", "https://api.example/ex/jira/1", "app");
+    spec.credentials = CredentialSpec::Oauth {
+        client_id: "id".into(),
+        client_secret: "cs".into(),
+        access_token: None,
+        refresh_token: Some(refresh_token.into()),
+        access_expires_at: 0,
+        webhook_ids: Vec::new(),
+        webhooks_expire_at: 0,
+        jql: None,
+    };
+    spec
+}
+
+fn keys(specs: &[InstallationSpec]) -> Vec<&str> {
+    specs.iter().map(|s| s.client_key.as_str()).collect()
+}
+
+pub async fn oauth_upkeep_is_leased_to_one_server_at_a_time_and_backs_off_after_failures<
+    S: Store + 'static,
+>(
+    a: Arc<S>,
+    b: Arc<S>,
+) {
+    let now = now();
+    a.add_installation(&oauth_installation("cloud-1", "rt-1"))
+        .await
+        .unwrap();
+    a.add_installation(&oauth_installation("cloud-2", "rt-1"))
+        .await
+        .unwrap();
+    a.add_installation(&InstallationSpec::new(
+        "jira:1",
+        "s",
+        "https://a.example",
+        "app",
+    ))
+    .await
+    .unwrap();
+    let mut gone = oauth_installation("cloud-3", "rt-1");
+    gone.uninstalled = true;
+    a.add_installation(&gone).await.unwrap();
+    assert_eq!(
+        keys(&b.oauth_installations(now).await.unwrap()),
+        ["cloud-1", "cloud-2"],
+        "OAuth installations only, uninstalled ones left out"
+    );
+    assert!(
+        a.lease_oauth("jira:1", now, now + 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        a.lease_oauth("nobody", now, now + 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Many servers at once: one lease.
+    let takers = (0..8).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move { store.lease_oauth("cloud-1", now, now + 60).await.unwrap() })
+    });
+    let mut leases = Vec::new();
+    for taker in takers {
+        leases.extend(taker.await.unwrap());
+    }
+    assert_eq!(leases.len(), 1, "exactly one server holds the upkeep");
+    let lease = leases.remove(0);
+    assert_eq!((lease.until, lease.failures), (now + 60, 0));
+    assert_eq!(
+        lease.spec.oauth_tokens().unwrap().refresh_token.as_deref(),
+        Some("rt-1")
+    );
+    assert_eq!(
+        keys(&a.oauth_installations(now).await.unwrap()),
+        ["cloud-2"]
+    );
+    assert!(
+        b.lease_oauth("cloud-1", now + 61, now + 121)
+            .await
+            .unwrap()
+            .is_some(),
+        "a lease whose holder died is taken over"
+    );
+    b.release_oauth("cloud-1", now + 60, 0, false)
+        .await
+        .unwrap();
+    assert!(
+        a.lease_oauth("cloud-1", now + 62, now + 122)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old holder's release is fenced off"
+    );
+
+    // A failure holds the next attempt back until its time, and counts.
+    b.release_oauth("cloud-1", now + 121, now + 300, true)
+        .await
+        .unwrap();
+    assert!(
+        a.lease_oauth("cloud-1", now + 299, now + 359)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        keys(&a.oauth_installations(now + 299).await.unwrap()),
+        ["cloud-2"]
+    );
+    let again = a
+        .lease_oauth("cloud-1", now + 300, now + 360)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.failures, 1);
+    a.release_oauth("cloud-1", now + 360, now + 900, true)
+        .await
+        .unwrap();
+    // Re-authorised: the installation is added again and kept up at once.
+    a.add_installation(&oauth_installation("cloud-1", "rt-new"))
+        .await
+        .unwrap();
+    let fresh = b
+        .lease_oauth("cloud-1", now + 301, now + 361)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.failures, 0);
+    assert_eq!(
+        fresh.spec.oauth_tokens().unwrap().refresh_token.as_deref(),
+        Some("rt-new")
+    );
+    b.release_oauth("cloud-1", now + 361, 0, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.lease_oauth("cloud-1", now + 302, now + 362)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        0
+    );
+}
+
+pub async fn oauth_tokens_are_saved_only_over_the_refresh_token_they_came_from<
+    S: Store + 'static,
+>(
+    a: Arc<S>,
+    b: Arc<S>,
+) {
+    let mut spec = oauth_installation("cloud-1", "rt-1");
+    spec.max_transition_hops = 9;
+    a.add_installation(&spec).await.unwrap();
+    let next = |n: u64| OauthTokens {
+        access_token: Some(format!("at-{n}")),
+        refresh_token: Some(format!("rt-{n}")),
+        access_expires_at: 1000 * n,
+        webhook_ids: vec![n],
+        webhooks_expire_at: 2000 * n,
+    };
+    // Two servers save what they got from the same refresh token: one wins.
+    let savers = [(a.clone(), 2), (b.clone(), 3)].map(|(store, n)| {
+        tokio::spawn(async move {
+            store
+                .save_oauth_tokens("cloud-1", Some("rt-1"), &next(n))
+                .await
+                .unwrap()
+        })
+    });
+    let [first, second] = savers;
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert!(first ^ second, "exactly one save over rt-1");
+    let stored = b
+        .oauth_installations(now())
+        .await
+        .unwrap()
+        .remove(0)
+        .oauth_tokens()
+        .unwrap();
+    assert!(stored == next(2) || stored == next(3), "{stored:?}");
+    assert!(
+        !a.save_oauth_tokens("cloud-1", Some("rt-1"), &next(4))
+            .await
+            .unwrap()
+    );
+    assert!(!a.save_oauth_tokens("nobody", None, &next(4)).await.unwrap());
+    let current = stored.refresh_token.clone();
+    assert!(
+        a.save_oauth_tokens("cloud-1", current.as_deref(), &next(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        b.outbound_authorization("cloud-1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Bearer at-5"),
+        "the guest's next request carries the new access token"
+    );
+    let (installation, _) = b.installation("cloud-1").await.unwrap().unwrap();
+    assert_eq!(
+        installation.config.max_transition_hops, 9,
+        "the rest of the spec stays"
+    );
 }

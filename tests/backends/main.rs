@@ -4,6 +4,7 @@
 //! their own and Redis tests under a key prefix of their own, dropped at the end.
 
 mod contract;
+mod oauth;
 mod services;
 
 use std::sync::Arc;
@@ -108,6 +109,8 @@ store_contract!(
     a_redelivered_job_is_recorded_once,
     outbox_retries_come_due_at_their_time_one_per_installation,
     an_installation_s_credentials_and_uninstall_reach_every_server,
+    oauth_upkeep_is_leased_to_one_server_at_a_time_and_backs_off_after_failures,
+    oauth_tokens_are_saved_only_over_the_refresh_token_they_came_from,
 );
 
 cache_contract!(

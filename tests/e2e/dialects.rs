@@ -33,10 +33,16 @@ fn server(name: &str) -> (Server, Arc<SqliteStore>, TempDb) {
         api_token: "api-token".into(),
     };
     let mut oauth = InstallationSpec::new("cloud-1", "", "https://api.invalid/ex/jira/c1", "app");
+    // A token valid for a day: the server's upkeep has nothing to refresh.
     oauth.credentials = CredentialSpec::Oauth {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
-        access_token: None,
+        access_token: Some("access-token".into()),
+        refresh_token: None,
+        access_expires_at: unix_now() + 86_400,
+        webhook_ids: Vec::new(),
+        webhooks_expire_at: 0,
+        jql: None,
     };
     for spec in [&admin, &oauth] {
         spec.check().unwrap();
@@ -80,12 +86,16 @@ fn post(server: &Server, path: &str, headers: &[(&str, String)], body: &[u8]) ->
     request.send(body).unwrap().status().as_u16()
 }
 
-/// An HS256 token of the OAuth app's shape: `iss`, `iat`, `exp`, no qsh.
-fn oauth_token(iss: &str, secret: &str, exp_in: i64) -> String {
-    let now = std::time::SystemTime::now()
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
+        .as_secs()
+}
+
+/// An HS256 token of the OAuth app's shape: `iss`, `iat`, `exp`, no qsh.
+fn oauth_token(iss: &str, secret: &str, exp_in: i64) -> String {
+    let now = unix_now() as i64;
     let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
     let claims = URL_SAFE_NO_PAD
         .encode(json!({"iss": iss, "iat": now - 5, "exp": now + exp_in}).to_string());

@@ -10,6 +10,7 @@
 //! | `sqlite.rs` | `SqliteStore`: the platform in one SQLite file (feature `sqlite`) |
 //! | `outbox.rs` | the outbox of platform → Jira pushes, in the same file (feature `sqlite`) |
 //! | `queue.rs` | the queue of accepted webhooks' work, in the same file (feature `sqlite`) |
+//! | `oauth_upkeep.rs` | who keeps OAuth installations' tokens up, in the same file (feature `sqlite`) |
 //! | `store.rs` | [`Store`]: what a server keeps besides the platform (queue, outbox, admin) |
 //! | `effects.rs` | [`Effect`]: a call's changes, and the rule every platform commits them by |
 //! | `postgres.rs` | `PgStore`: platform, queue and outbox shared by servers (feature `postgres`) |
@@ -25,6 +26,8 @@ mod bounded;
 mod clock;
 pub mod effects;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod oauth_upkeep;
 #[cfg(feature = "sqlite")]
 mod outbox;
 #[cfg(feature = "postgres")]
@@ -67,7 +70,7 @@ pub use redis_cache::RedisCache;
 pub use scripted::{HttpStub, MAX_SCRIPTED_BODY, ScriptedHttp};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{Enqueued, Finished, NewJob, Next, OutboxEntry, QueuedJob, Store};
+pub use store::{Enqueued, Finished, NewJob, Next, OauthLease, OutboxEntry, QueuedJob, Store};
 
 /// A request the guest asked the host to send, after the sandbox allowed it.
 #[derive(Debug, Clone)]

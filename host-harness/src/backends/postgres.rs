@@ -30,11 +30,13 @@ use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{NoTls, Row};
 
 use super::effects::{self, Effect, IssueField};
-use super::store::{Enqueued, Finished, NewJob, Next, OutboxEntry, QueuedJob, Store};
+use super::store::{Enqueued, Finished, NewJob, Next, OauthLease, OutboxEntry, QueuedJob, Store};
 use super::{BackendError, BackendResult, BoxFuture, Claim, Field, Group, GroupStatus, Platform};
-use crate::installation::InstallationSpec;
+use crate::installation::{InstallationSpec, OauthTokens};
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
+
+mod oauth_upkeep;
 
 mod embedded {
     // The path is relative to the crate root; the SQL is compiled into the binary, so a server
@@ -771,10 +773,13 @@ impl PgStore {
             BackendError(format!("postgres: installation {}: {e}", spec.client_key))
         })?;
         let client = self.client(WHAT).await?;
+        // New credentials (a re-authorised OAuth installation) are kept up at once, whatever
+        // the old ones' failures held back: one statement frees the upkeep with the write.
         exec(
             &client,
             WHAT,
-            "INSERT INTO installations (client_key, spec) VALUES ($1, $2)
+            "WITH freed AS (DELETE FROM oauth_upkeep WHERE client_key = $1)
+             INSERT INTO installations (client_key, spec) VALUES ($1, $2)
              ON CONFLICT (client_key) DO UPDATE SET spec = EXCLUDED.spec",
             &[&spec.client_key, &json],
         )
@@ -1473,6 +1478,38 @@ impl Store for PgStore {
 
     fn pushes_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<OutboxEntry>>> {
         Box::pin(self.pushes_of_group_(group))
+    }
+
+    fn oauth_installations(&self, now: u64) -> BoxFuture<'_, BackendResult<Vec<InstallationSpec>>> {
+        Box::pin(self.oauth_installations_(now))
+    }
+
+    fn lease_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        now: u64,
+        until: u64,
+    ) -> BoxFuture<'a, BackendResult<Option<OauthLease>>> {
+        Box::pin(self.lease_oauth_(client_key, now, until))
+    }
+
+    fn save_oauth_tokens<'a>(
+        &'a self,
+        client_key: &'a str,
+        expected: Option<&'a str>,
+        tokens: &'a OauthTokens,
+    ) -> BoxFuture<'a, BackendResult<bool>> {
+        Box::pin(self.save_oauth_tokens_(client_key, expected, tokens))
+    }
+
+    fn release_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        held: u64,
+        retry_at: u64,
+        failed: bool,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        Box::pin(self.release_oauth_(client_key, held, retry_at, failed))
     }
 }
 

@@ -10,12 +10,12 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::effects::{self, Effect, IssueField};
-use super::store::{Enqueued, Finished, NewJob, Next, OutboxEntry, QueuedJob, Store};
+use super::store::{Enqueued, Finished, NewJob, Next, OauthLease, OutboxEntry, QueuedJob, Store};
 use super::{
     BackendError, BackendResult, BoxFuture, Claim, Field, Group, GroupStatus, Platform,
     Transaction, ready,
 };
-use crate::installation::InstallationSpec;
+use crate::installation::{InstallationSpec, OauthTokens};
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::types::Installation;
 
@@ -83,13 +83,23 @@ impl SqliteStore {
     pub fn add_installation(&self, spec: &InstallationSpec) -> BackendResult<()> {
         let json = serde_json::to_string(spec)
             .map_err(|e| BackendError(format!("installation {}: {e}", spec.client_key)))?;
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO installations (client_key, spec) VALUES (?1, ?2)",
-                params![spec.client_key, json],
-            )
-            .map(drop)
-            .map_err(failed("add installation"))
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(failed("begin add installation"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO installations (client_key, spec) VALUES (?1, ?2)",
+            params![spec.client_key, json],
+        )
+        .map_err(failed("add installation"))?;
+        // New credentials (a re-authorised OAuth installation) are kept up at once, whatever
+        // the old ones' failures held back.
+        tx.execute(
+            "DELETE FROM oauth_upkeep WHERE client_key = ?1",
+            params![spec.client_key],
+        )
+        .map_err(failed("free OAuth upkeep"))?;
+        tx.commit().map_err(failed("commit add installation"))
     }
 
     /// Links `groups` to `issue_key`; unknown groups start unresolved and unassigned.
@@ -550,6 +560,42 @@ impl Store for SqliteStore {
 
     fn pushes_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<OutboxEntry>>> {
         ready(SqliteStore::pushes_of_group(self, group))
+    }
+
+    fn oauth_installations(&self, now: u64) -> BoxFuture<'_, BackendResult<Vec<InstallationSpec>>> {
+        ready(SqliteStore::oauth_installations(self, now))
+    }
+
+    fn lease_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        now: u64,
+        until: u64,
+    ) -> BoxFuture<'a, BackendResult<Option<OauthLease>>> {
+        ready(SqliteStore::lease_oauth(self, client_key, now, until))
+    }
+
+    fn save_oauth_tokens<'a>(
+        &'a self,
+        client_key: &'a str,
+        expected: Option<&'a str>,
+        tokens: &'a OauthTokens,
+    ) -> BoxFuture<'a, BackendResult<bool>> {
+        ready(SqliteStore::save_oauth_tokens(
+            self, client_key, expected, tokens,
+        ))
+    }
+
+    fn release_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        held: u64,
+        retry_at: u64,
+        failed: bool,
+    ) -> BoxFuture<'a, BackendResult<()>> {
+        ready(SqliteStore::release_oauth(
+            self, client_key, held, retry_at, failed,
+        ))
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{BackendResult, BoxFuture, Platform};
-use crate::installation::InstallationSpec;
+use crate::installation::{InstallationSpec, OauthTokens};
 
 /// One accepted delivery whose work is due, running or failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,6 +103,18 @@ pub struct Finished {
     pub next: Next,
     /// The attempt's error, if any.
     pub error: Option<String>,
+}
+
+/// The upkeep of one OAuth installation's tokens and webhooks, held by one server (see
+/// [`Store::lease_oauth`]).
+#[derive(Debug, Clone)]
+pub struct OauthLease {
+    /// The installation as stored once the lease was taken: what the holder refreshes from.
+    pub spec: InstallationSpec,
+    /// Until when the holder has it (Unix seconds); also the fence of its release.
+    pub until: u64,
+    /// Attempts that failed in a row before this one.
+    pub failures: u32,
 }
 
 /// A server's durable state. Every method is one transaction (or one statement) of its own.
@@ -212,4 +224,38 @@ pub trait Store: Platform {
     fn outbox_backlog(&self, now: u64) -> BoxFuture<'_, BackendResult<(u64, u64)>>;
     /// Every push of `group`, newest first.
     fn pushes_of_group(&self, group: u64) -> BoxFuture<'_, BackendResult<Vec<OutboxEntry>>>;
+
+    /// The OAuth installations (uninstalled ones left out) whose upkeep no server holds and
+    /// whose next attempt may run at `now` (docs/behaviour.md#10.2).
+    fn oauth_installations(&self, now: u64) -> BoxFuture<'_, BackendResult<Vec<InstallationSpec>>>;
+    /// Takes the upkeep of OAuth installation `client_key` until `until`, if no server holds it
+    /// and its next attempt may run at `now`, and returns the installation as stored once taken:
+    /// of several callers at once, exactly one gets it, so that one refresh token is used once.
+    /// Adding the installation again ([`Store::add_installation`]) frees its upkeep and forgets
+    /// its failures, so that a re-authorised installation is kept up at once.
+    fn lease_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        now: u64,
+        until: u64,
+    ) -> BoxFuture<'a, BackendResult<Option<OauthLease>>>;
+    /// Replaces the tokens and webhooks of OAuth installation `client_key` with `tokens` if its
+    /// stored refresh token is still `expected`, in one transaction (see
+    /// [`InstallationSpec::replace_oauth_tokens`]); whether it did.
+    fn save_oauth_tokens<'a>(
+        &'a self,
+        client_key: &'a str,
+        expected: Option<&'a str>,
+        tokens: &'a OauthTokens,
+    ) -> BoxFuture<'a, BackendResult<bool>>;
+    /// Ends the lease `held` on the upkeep of `client_key`: no attempt before `retry_at`, and
+    /// `failed` adds one to the failures in a row (else they start again from none). Nothing
+    /// happens if the lease is no longer the caller's.
+    fn release_oauth<'a>(
+        &'a self,
+        client_key: &'a str,
+        held: u64,
+        retry_at: u64,
+        failed: bool,
+    ) -> BoxFuture<'a, BackendResult<()>>;
 }

@@ -70,7 +70,8 @@ pub struct ServerConfig {
     pub queue: usize,
     /// Seconds a server holds a job it runs, or a push it attempts, before another may take it
     /// over (its server died). A job's lease is renewed while its call runs; a push attempt
-    /// (three Jira calls at most, each within `http_timeout_ms`) must end within it.
+    /// (three Jira calls at most, each within `http_timeout_ms`) must end within it, and so must
+    /// the upkeep of an OAuth installation (three requests at most).
     pub job_lease_seconds: u64,
     /// Workers one installation's calls may hold at once (default: a quarter of them, at least
     /// one), so that one installation's slow or rate-limiting Jira never takes every worker
@@ -78,6 +79,18 @@ pub struct ServerConfig {
     pub tenant_workers: Option<usize>,
     /// How long shutdown waits for requests in flight, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// The app's public base URL, as Jira reaches it (e.g. `https://sync.example.com`): OAuth
+    /// installations' dynamic webhooks are registered to `<public_url>/webhooks/oauth/<client
+    /// key>`, and not at all while it is unset.
+    pub public_url: Option<String>,
+    /// Atlassian's OAuth 2.0 token endpoint, where access tokens are refreshed.
+    pub oauth_token_url: String,
+    /// The JQL filter of the dynamic webhooks of OAuth installations that name none (Jira
+    /// accepts only `=`, `!=`, `IN`, `NOT IN` on issueKey, project, issuetype, status,
+    /// assignee and reporter); without one, such installations get no webhooks.
+    pub oauth_webhook_jql: Option<String>,
+    /// Seconds between two looks at OAuth installations' tokens and webhooks.
+    pub oauth_interval_seconds: u64,
 }
 
 /// Every configuration key, as `JIRA_SYNC_<KEY>` variables may set it.
@@ -108,6 +121,10 @@ const KEYS: &[&str] = &[
     "job_lease_seconds",
     "tenant_workers",
     "shutdown_grace_ms",
+    "public_url",
+    "oauth_token_url",
+    "oauth_webhook_jql",
+    "oauth_interval_seconds",
 ];
 
 /// Where a server keeps its state (see [`ServerConfig::database`]).
@@ -168,6 +185,10 @@ impl Default for ServerConfig {
             job_lease_seconds: 120,
             tenant_workers: None,
             shutdown_grace_ms: 30_000,
+            public_url: None,
+            oauth_token_url: "https://auth.atlassian.com/oauth/token".into(),
+            oauth_webhook_jql: None,
+            oauth_interval_seconds: 60,
         }
     }
 }
@@ -214,6 +235,26 @@ impl ServerConfig {
             && !cache.starts_with("rediss://")
         {
             anyhow::bail!("cache = {cache:?}: only a redis:// URL, or no cache key (in memory)");
+        }
+        for (key, url) in [
+            ("public_url", self.public_url.as_deref()),
+            ("oauth_token_url", Some(self.oauth_token_url.as_str())),
+        ] {
+            if let Some(url) = url
+                && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                anyhow::bail!("{key} = {url:?} is not an http:// or https:// URL");
+            }
+        }
+        if self
+            .oauth_webhook_jql
+            .as_deref()
+            .is_some_and(|jql| jql.trim().is_empty())
+        {
+            anyhow::bail!("oauth_webhook_jql is empty: set a filter or leave it out");
+        }
+        if self.oauth_interval_seconds == 0 {
+            anyhow::bail!("oauth_interval_seconds must be at least 1");
         }
         if self.call_threads == 0 || self.call_threads > 256 {
             anyhow::bail!(
@@ -356,6 +397,71 @@ mod tests {
         };
         let message = format!("{:#}", memcached.check().unwrap_err());
         assert!(message.contains("redis://"), "{message}");
+    }
+
+    #[test]
+    fn the_oauth_settings_come_from_the_environment_and_are_checked() {
+        let config = ServerConfig::from_sources(
+            None,
+            vars(&[
+                ("JIRA_SYNC_PUBLIC_URL", "https://sync.example.com"),
+                (
+                    "JIRA_SYNC_OAUTH_TOKEN_URL",
+                    "http://127.0.0.1:9/oauth/token",
+                ),
+                ("JIRA_SYNC_OAUTH_WEBHOOK_JQL", "project IN (APP, OPS)"),
+                ("JIRA_SYNC_OAUTH_INTERVAL_SECONDS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://sync.example.com")
+        );
+        assert_eq!(config.oauth_token_url, "http://127.0.0.1:9/oauth/token");
+        assert_eq!(
+            config.oauth_webhook_jql.as_deref(),
+            Some("project IN (APP, OPS)")
+        );
+        assert_eq!(config.oauth_interval_seconds, 5);
+        assert!(config.check().is_ok());
+        assert_eq!(
+            ServerConfig::default().oauth_token_url,
+            "https://auth.atlassian.com/oauth/token"
+        );
+        for (bad, named) in [
+            (
+                ServerConfig {
+                    public_url: Some("sync.example.com".into()),
+                    ..ServerConfig::default()
+                },
+                "public_url",
+            ),
+            (
+                ServerConfig {
+                    oauth_token_url: "ftp://auth.example".into(),
+                    ..ServerConfig::default()
+                },
+                "oauth_token_url",
+            ),
+            (
+                ServerConfig {
+                    oauth_webhook_jql: Some(" ".into()),
+                    ..ServerConfig::default()
+                },
+                "oauth_webhook_jql",
+            ),
+            (
+                ServerConfig {
+                    oauth_interval_seconds: 0,
+                    ..ServerConfig::default()
+                },
+                "oauth_interval_seconds",
+            ),
+        ] {
+            let message = format!("{:#}", bad.check().unwrap_err());
+            assert!(message.contains(named), "{message}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `admin.rs`: the admin API and the outbound pushes it triggers;
 //! - `queue.rs`: accepted webhooks' work, run in the background from the durable queue;
 //! - `outbox.rs`: platform → Jira pushes, retried from the outbox;
+//! - `oauth/`: OAuth installations' tokens refreshed and dynamic webhooks kept registered;
 //! - `tenants.rs`: each installation's fair share of the workers;
 //! - `metrics.rs`: the Prometheus metrics.
 //!
@@ -14,6 +15,7 @@
 mod admin;
 mod config;
 mod metrics;
+mod oauth;
 mod outbox;
 mod queue;
 mod tenants;
@@ -42,6 +44,7 @@ use tenants::Tenants;
 use transport::Bounds;
 
 pub use config::{Database, LogFormat, ServerConfig};
+pub use oauth::{OauthSettings, OauthUpkeep, Outcome, UpkeepError, Upkept};
 
 /// Largest webhook or admin body the server reads.
 pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -202,6 +205,20 @@ impl Server {
             Duration::from_secs(config.retention_days.saturating_mul(86_400)),
         ));
         calls.spawn(outbox::retry_due(context.clone(), config.workers));
+        if config.public_url.is_none() {
+            tracing::warn!(
+                target: "jira_sync::oauth",
+                "public_url is not set: OAuth installations' dynamic webhooks are not registered"
+            );
+        }
+        calls.spawn(oauth::keep_up_every(
+            OauthUpkeep::new(
+                context.store.clone(),
+                context.backends.http.clone(),
+                OauthSettings::from_config(config),
+            ),
+            Duration::from_secs(config.oauth_interval_seconds),
+        ));
         calls.spawn(queue::dispatch(context.clone()));
         answers.spawn(queue::write(context.clone(), writes));
         let (stop, stopped) = oneshot::channel();

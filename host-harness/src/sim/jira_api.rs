@@ -109,13 +109,20 @@ impl Endpoint {
 
 /// Answers one request of the app: its JWT first, then any injected fault, then the endpoint.
 pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer {
-    if let Err(why) = verify(state, call) {
+    if let Some(answer) = super::oauth_api::token_endpoint(state, call) {
+        return answer;
+    }
+    let verified = super::oauth_api::verify(state, call).unwrap_or_else(|| verify(state, call));
+    if let Err(why) = verified {
         let mut answer = error(401, &["Authentication failed"], json!({}));
         answer.auth_error = Some(why);
         return answer;
     }
     if let Some(fault) = take_fault(state, call) {
         return fault;
+    }
+    if let Some(answer) = super::oauth_api::webhooks(state, call) {
+        return answer;
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(call.query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))

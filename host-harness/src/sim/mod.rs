@@ -6,6 +6,7 @@
 mod http_io;
 pub mod install;
 mod jira_api;
+mod oauth_api;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 use crate::signing;
 use crate::signing::SignOverrides;
+pub use oauth_api::{SimOauth, SimWebhook};
 pub use world::SimWorld;
 
 /// A fault the simulator answers with instead of serving a matching request.
@@ -109,6 +111,8 @@ pub(crate) struct SimState {
     pub deliveries: Vec<SimDelivery>,
     pub webhook_url: Option<String>,
     pub last_updated_ms: i64,
+    /// The OAuth app's side, once the site is an OAuth app's (`oauth_api.rs`).
+    pub oauth: Option<oauth_api::SimOauth>,
 }
 
 struct Shared {
@@ -166,6 +170,7 @@ impl Simulator {
                 deliveries: Vec::new(),
                 webhook_url: None,
                 last_updated_ms: 0,
+                oauth: None,
             }),
             latency: Mutex::new(Duration::ZERO),
             pending: Mutex::new(0),
@@ -521,6 +526,10 @@ fn post_webhook(
     let parsed = url::Url::parse(url).ok()?;
     let authorization = match &webhook.authorization {
         Some(given) => given.clone(),
+        // An OAuth app's site signs its deliveries with the app's client secret.
+        None if shared.lock().oauth.is_some() => {
+            oauth_api::delivery_authorization(&shared.lock(), now_ms() / 1000).unwrap_or_default()
+        }
         None => {
             let installation = shared.lock().world.installation.clone();
             signing::authorization(

@@ -1,0 +1,9 @@
+-- Who keeps an OAuth 2.0 installation's tokens and webhooks up (docs/behaviour.md#10.2): a
+-- lease, so that one refresh runs at a time (Atlassian rotates refresh tokens), which also holds
+-- the next attempt back after a failure, and the failures in a row that set that backoff. A row
+-- is made by the first lease; no row means free now.
+CREATE TABLE oauth_upkeep (
+    client_key TEXT PRIMARY KEY,
+    lease_until INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0
+);
