@@ -15,6 +15,7 @@ use jira_sync_host::{Runtime, bundled_component};
 use serde_json::{Value, json};
 
 mod dialects;
+mod handshakes;
 mod oauth;
 mod outbox;
 mod races;

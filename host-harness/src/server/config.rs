@@ -81,8 +81,21 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// The app's public base URL, as Jira reaches it (e.g. `https://sync.example.com`): OAuth
     /// installations' dynamic webhooks are registered to `<public_url>/webhooks/oauth/<client
-    /// key>`, and not at all while it is unset.
+    /// key>`, and not at all while it is unset; the Connect descriptor's `baseUrl` and the
+    /// audience of lifecycle tokens (the server's own address while it is unset).
     pub public_url: Option<String>,
+    /// The app key: the Connect descriptor's `key`, and that of installations Forge creates.
+    pub app_key: String,
+    /// The app's name in the Connect descriptor.
+    pub app_name: String,
+    /// Connect's install-key server: `installed`/`uninstalled` tokens are verified with the key
+    /// it serves at `<connect_key_server>/<kid>`.
+    pub connect_key_server: String,
+    /// The Forge app's ARI (`ari:cloud:ecosystem::app/<id>`): the audience of its invocation
+    /// tokens. Unset, the server answers no Forge app (`/forge/events` is 404).
+    pub forge_app_ari: Option<String>,
+    /// Where Forge's invocation-token keys are published (a JWKS).
+    pub forge_jwks_url: String,
     /// Atlassian's OAuth 2.0 token endpoint, where access tokens are refreshed.
     pub oauth_token_url: String,
     /// The JQL filter of the dynamic webhooks of OAuth installations that name none (Jira
@@ -95,6 +108,11 @@ pub struct ServerConfig {
 
 /// Every configuration key, as `JIRA_SYNC_<KEY>` variables may set it.
 const KEYS: &[&str] = &[
+    "app_key",
+    "app_name",
+    "connect_key_server",
+    "forge_app_ari",
+    "forge_jwks_url",
     "listen",
     "data_dir",
     "database",
@@ -186,6 +204,11 @@ impl Default for ServerConfig {
             tenant_workers: None,
             shutdown_grace_ms: 30_000,
             public_url: None,
+            app_key: "jira-sync".into(),
+            app_name: "jira-sync".into(),
+            connect_key_server: crate::install::keys::CONNECT_KEY_SERVER.into(),
+            forge_app_ari: None,
+            forge_jwks_url: crate::install::keys::FORGE_JWKS_URL.into(),
             oauth_token_url: "https://auth.atlassian.com/oauth/token".into(),
             oauth_webhook_jql: None,
             oauth_interval_seconds: 60,
@@ -239,6 +262,8 @@ impl ServerConfig {
         for (key, url) in [
             ("public_url", self.public_url.as_deref()),
             ("oauth_token_url", Some(self.oauth_token_url.as_str())),
+            ("connect_key_server", Some(self.connect_key_server.as_str())),
+            ("forge_jwks_url", Some(self.forge_jwks_url.as_str())),
         ] {
             if let Some(url) = url
                 && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))

@@ -6,6 +6,7 @@
 //! - `admin.rs`: the admin API and the outbound pushes it triggers;
 //! - `queue.rs`: accepted webhooks' work, run in the background from the durable queue;
 //! - `outbox.rs`: platform → Jira pushes, retried from the outbox;
+//! - `handshake.rs`: Connect's descriptor and lifecycle callbacks, and Forge's invocations;
 //! - `oauth/`: OAuth installations' tokens refreshed and dynamic webhooks kept registered;
 //! - `tenants.rs`: each installation's fair share of the workers;
 //! - `metrics.rs`: the Prometheus metrics.
@@ -14,6 +15,7 @@
 
 mod admin;
 mod config;
+mod handshake;
 mod metrics;
 mod oauth;
 mod outbox;
@@ -37,6 +39,7 @@ use crate::backends::{
     SystemClock,
 };
 use crate::imports::record::{CallRecord, body_value};
+use crate::install::{ConnectKeys, ForgeKeys};
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
 use metrics::Metrics;
@@ -80,6 +83,8 @@ struct Context {
     /// The queue's in-memory side.
     queue: queue::Queue,
     metrics: Metrics,
+    /// Connect's and Forge's handshakes, and the keys they are verified with.
+    handshakes: handshake::Handshakes,
     /// The runtime component calls and database work run on (docs/decisions/0007).
     calls: tokio::runtime::Handle,
     /// The runtime webhooks are answered on (`accept` and recording the job): a thread of its
@@ -183,6 +188,20 @@ impl Server {
             tenants: Tenants::new(config.workers_per_tenant()),
             queue,
             metrics: Metrics::new(),
+            handshakes: handshake::Handshakes {
+                public_url: config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+                app_key: config.app_key.clone(),
+                app_name: config.app_name.clone(),
+                skew: handshake::SKEW_SECONDS,
+                connect_keys: ConnectKeys::new(&config.connect_key_server),
+                forge: config
+                    .forge_app_ari
+                    .clone()
+                    .map(|ari| (ari, ForgeKeys::new(&config.forge_jwks_url))),
+            },
             calls: calls.handle().clone(),
             answers: answers.handle().clone(),
         });
@@ -439,6 +458,8 @@ async fn route(context: &Arc<Context>, received: &Received) -> Reply {
         } else {
             Reply::json(401, json!({"error": "the admin API needs the admin token"}))
         }
+    } else if handshake::is_handshake(path) {
+        handshake::handle(context, received).await
     } else if path == "/readyz" {
         // Ready when the database answers.
         match context.store.group(0).await {

@@ -78,6 +78,24 @@ impl Simulator {
         });
     }
 
+    /// Makes the site a Forge app's: from now on its REST API takes `Bearer <system_token>`,
+    /// the app system token Forge hands the app with its invocations (and no Connect JWT).
+    pub fn make_forge_site(&self, system_token: &str) {
+        self.shared.lock().oauth = Some(SimOauth {
+            client_id: "forge".to_owned(),
+            client_secret: String::new(),
+            // No refresh: Forge hands out system tokens itself.
+            refresh_token: String::new(),
+            access_token: Some(system_token.to_owned()),
+            access_expires_ms: u64::MAX,
+            refreshes: 0,
+            refused: 0,
+            webhooks: Vec::new(),
+            bearer_requests: Vec::new(),
+            next_webhook_id: 1000,
+        });
+    }
+
     /// The OAuth app's side of the site, if it is an OAuth app's.
     pub fn oauth(&self) -> Option<SimOauth> {
         self.shared.lock().oauth.clone()
