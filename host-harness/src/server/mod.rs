@@ -224,12 +224,6 @@ impl Server {
             Duration::from_secs(config.retention_days.saturating_mul(86_400)),
         ));
         calls.spawn(outbox::retry_due(context.clone(), config.workers));
-        if config.public_url.is_none() {
-            tracing::warn!(
-                target: "jira_sync::oauth",
-                "public_url is not set: OAuth installations' dynamic webhooks are not registered"
-            );
-        }
         calls.spawn(oauth::keep_up_every(
             OauthUpkeep::new(
                 context.store.clone(),

@@ -15,6 +15,7 @@
 mod atlassian;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backends::{BackendError, HttpBackend, Store};
@@ -100,6 +101,8 @@ pub struct OauthUpkeep {
     store: Arc<dyn Store>,
     http: Arc<dyn HttpBackend>,
     settings: OauthSettings,
+    /// Whether the operator was told that webhooks wait for `public_url` (once per process).
+    told_no_public_url: AtomicBool,
 }
 
 /// Seconds to hold the upkeep back after `failures` failures in a row: 60, 120, 240, ... up to
@@ -117,6 +120,7 @@ impl OauthUpkeep {
             store,
             http,
             settings,
+            told_no_public_url: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +162,18 @@ impl OauthUpkeep {
                 return Vec::new();
             }
         };
+        if self.settings.public_url.is_none()
+            && specs
+                .iter()
+                .any(|s| s.oauth_tokens().is_some_and(|t| t.webhook_ids.is_empty()))
+            && !self.told_no_public_url.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "jira_sync::oauth",
+                event = "oauth.no-public-url",
+                "public_url is not set: OAuth installations' dynamic webhooks are not registered"
+            );
+        }
         let mut outcomes = Vec::new();
         for spec in specs.iter().filter(|spec| self.due(spec, now)) {
             let key = spec.client_key.as_str();
