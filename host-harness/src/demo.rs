@@ -112,11 +112,12 @@ fn play(
     db: &std::path::Path,
     started: Instant,
 ) -> anyhow::Result<Report> {
-    let platform = start_platform(runtime, world, sim, db)?;
+    let platform = start_platform(runtime, sim, db)?;
     let mut timeline = Timeline {
         started,
         entries: Vec::new(),
     };
+    let installed = install_app(&platform, &mut timeline, world, sim)?;
     let resolved = resolve_group(&platform, &mut timeline, sim)?;
     assign_in_jira(&mut timeline, sim, &platform.server)?;
     let DemoPlatform {
@@ -130,6 +131,7 @@ fn play(
     let (jira_requests, deliveries) = (sim.exchanges(), sim.deliveries());
     let timeline = merge_timeline(timeline, &calls, sim, &deliveries);
     let summary = json!({
+        "installed_by": installed,
         "outbound_resolve": resolved["results"][0]["outcome"],
         "jira_requests": jira_requests.len(),
         "jira_requests_by_endpoint": by_endpoint(&jira_requests),
@@ -146,11 +148,10 @@ fn play(
     Ok(Report { timeline, summary })
 }
 
-/// Starts the server on a free loopback port, with the platform's installation, link and user,
-/// and points the simulator's webhooks at it.
+/// Starts the server on a free loopback port, verifying Connect's lifecycle callbacks with the
+/// simulator's install keys, and points the simulator's webhooks at it.
 fn start_platform(
     runtime: Arc<Runtime>,
-    world: &SimWorld,
     sim: &Simulator,
     db: &std::path::Path,
 ) -> anyhow::Result<DemoPlatform> {
@@ -159,13 +160,11 @@ fn start_platform(
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
         workers: 2,
+        connect_key_server: sim.connect_keys_url(),
         ..ServerConfig::default()
     };
     let http = Arc::new(RealHttp::new(HttpLimits::default()));
     let server = Server::start(&config, runtime, store.clone(), http, Some(events))?;
-    store.add_installation(&installation(world, &sim.base_url()))?;
-    store.link(&world.installation.client_key, ISSUE, &[GROUP])?;
-    store.add_user(ADA, "ada@example.com")?;
     sim.set_webhook_url(&format!("{}/extensions/jira/issue-updated/", server.url()));
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -178,6 +177,64 @@ fn start_platform(
         events: received,
         agent,
     })
+}
+
+/// The prologue: Jira installs the app with Connect's signed `installed` callback (the server
+/// verifies it with the key the simulator's key server publishes and stores the installation),
+/// then the platform sets what to sync for it, links its group and knows its user. What the
+/// summary says installed the app.
+fn install_app(
+    platform: &DemoPlatform,
+    timeline: &mut Timeline,
+    world: &SimWorld,
+    sim: &Simulator,
+) -> anyhow::Result<Value> {
+    let site = &world.installation;
+    let request = crate::sim::install::ConnectInstall {
+        app_base_url: platform.server.url(),
+        app_key: site.app_key.clone(),
+        client_key: site.client_key.clone(),
+        shared_secret: site.shared_secret.clone(),
+        site_base_url: sim.base_url(),
+    }
+    .installed(crate::sim::now_ms() / 1000);
+    timeline.say(
+        "jira",
+        format!(
+            "installs the app: POST {} (RS256, key {})",
+            request.path,
+            crate::sim::install::CONNECT_KID
+        ),
+    );
+    let mut post = platform.agent.post(&request.url);
+    for (name, value) in &request.headers {
+        post = post.header(name.as_str(), value.as_str());
+    }
+    let status = post
+        .send(&request.body[..])
+        .context("post the installed callback")?
+        .status()
+        .as_u16();
+    if status != 204 {
+        bail!("the server answered the installed callback {status}");
+    }
+    let Some(mut spec) = platform.store.installation_spec(&site.client_key)? else {
+        bail!("the installed callback stored no installation");
+    };
+    timeline.say(
+        "platform",
+        format!(
+            "stored installation {} of {} from the verified callback; sets what to sync",
+            spec.client_key, spec.base_url
+        ),
+    );
+    let settings = installation(world, &spec.base_url);
+    spec.use_email_scope = settings.use_email_scope;
+    spec.sync_status_forward = settings.sync_status_forward;
+    platform.store.add_installation(&spec)?;
+    platform.store.link(&site.client_key, ISSUE, &[GROUP])?;
+    platform.store.add_user(ADA, "ada@example.com")?;
+    Ok(json!({"connect_lifecycle": status}))
 }
 
 /// Act one: the platform resolves the group, and the component walks the Jira issue to Done.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore, Store};
+use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
 use jira_sync_host::installation::CredentialSpec;
 use jira_sync_host::server::{Server, ServerConfig};
 use jira_sync_host::sim::install::{ConnectInstall, ForgeInvocation, LifecycleRequest};
@@ -27,17 +27,8 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Runs a store read to completion.
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
-
 fn spec(store: &SqliteStore, client_key: &str) -> Option<InstallationSpec> {
-    block_on(store.installation_spec(client_key)).unwrap()
+    store.installation_spec(client_key).unwrap()
 }
 
 /// A server whose handshakes verify with the simulator's keys, on an empty database.

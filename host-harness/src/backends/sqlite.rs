@@ -188,7 +188,8 @@ fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
 }
 
 impl SqliteStore {
-    fn spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
+    /// See [`Store::installation_spec`].
+    pub fn installation_spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
         let spec: Option<String> = one(
             &self.conn(),
             "SELECT spec FROM installations WHERE client_key = ?1",
@@ -210,7 +211,7 @@ impl SqliteStore {
 impl SqliteStore {
     /// See [`Platform::installation`].
     pub fn installation(&self, client_key: &str) -> BackendResult<Option<(Installation, Limits)>> {
-        Ok(self.spec(client_key)?.and_then(|spec| spec.for_calls()))
+        Ok(SqliteStore::installation_spec(self, client_key)?.and_then(|spec| spec.for_calls()))
     }
 
     /// See [`Platform::linked_groups`].
@@ -360,7 +361,7 @@ impl Platform for SqliteStore {
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<String>>> {
         ready(
-            self.spec(client_key)
+            SqliteStore::installation_spec(self, client_key)
                 .map(|spec| spec.and_then(|spec| spec.outbound_authorization())),
         )
     }
@@ -453,7 +454,7 @@ impl Store for SqliteStore {
         &'a self,
         client_key: &'a str,
     ) -> BoxFuture<'a, BackendResult<Option<InstallationSpec>>> {
-        ready(self.spec(client_key))
+        ready(SqliteStore::installation_spec(self, client_key))
     }
 
     fn link<'a>(
