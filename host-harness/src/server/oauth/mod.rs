@@ -76,7 +76,7 @@ pub struct Upkept {
 /// Why the upkeep of an installation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpkeepError {
-    /// A request failed (see [`Failure`]).
+    /// A request to the token endpoint or the site failed.
     #[error(transparent)]
     Request(#[from] Failure),
     /// The store failed.
