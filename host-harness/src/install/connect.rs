@@ -365,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_kid_is_asked_for_once_then_remembered() {
+        let server = server();
+        let keys = ConnectKeys::new(&server.url());
+        let token = rs256("made-up-kid", &claims(INSTALLED_PATH), KEY_A_PRIVATE);
+        let headers = [("Authorization".to_owned(), format!("JWT {token}"))];
+        for _ in 0..5 {
+            let refused = block_on(verify_lifecycle(
+                &keys,
+                APP,
+                "POST",
+                INSTALLED_PATH,
+                "",
+                &headers,
+                &body("installed"),
+                NOW,
+                0,
+            ));
+            assert_eq!(refused.unwrap_err().code(), "unknown-key");
+        }
+        assert_eq!(
+            server.fetches(),
+            ["/made-up-kid"],
+            "one request to the key server"
+        );
+    }
+
+    #[test]
     fn an_unknown_kid_is_refused() {
         let token = rs256("other-kid", &claims(INSTALLED_PATH), KEY_A_PRIVATE);
         assert_eq!(code(installed_with(&token)), "unknown-key");

@@ -31,6 +31,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PEM_BYTES: u64 = 16 * 1024;
 /// Room for a few dozen keys.
 const MAX_JWKS_BYTES: u64 = 256 * 1024;
+/// How long a `kid` the key server does not know is answered unknown without asking again.
+pub const UNKNOWN_KID_TTL: Duration = Duration::from_secs(300);
+/// Unknown kids remembered at most; past it the oldest memory is dropped.
+const MAX_UNKNOWN_KIDS: usize = 4096;
 /// The longest `kid` fetched or looked up.
 const MAX_KID_LEN: usize = 128;
 
@@ -51,11 +55,14 @@ pub enum KeyError {
 /// Connect's install keys: `GET {server}/{kid}` answers the key as a PEM, cached by kid.
 ///
 /// The cache has no bound and no expiry: only keys the configured server served enter it, and
-/// a kid names one key for good (Atlassian rotates by publishing new kids).
+/// a kid names one key for good (Atlassian rotates by publishing new kids). A kid the server
+/// does not know is remembered as unknown for [`UNKNOWN_KID_TTL`], so that a forged token
+/// repeated many times costs the key server one request, not one each.
 pub struct ConnectKeys {
     server: String,
     client: reqwest::Client,
     cache: Mutex<HashMap<String, DecodingKey>>,
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 impl ConnectKeys {
@@ -68,20 +75,34 @@ impl ConnectKeys {
             server: key_server_url.trim_end_matches('/').to_owned(),
             client: client(),
             cache: Mutex::default(),
+            unknown: Mutex::default(),
         }
     }
 
-    /// The key of `kid`, from the cache or else from the key server. An unknown kid is
-    /// fetched every time it is asked for: the server's answer is what says it is unknown.
+    /// The key of `kid`, from the cache or else from the key server. A kid the server answered
+    /// unknown is unknown without asking again for [`UNKNOWN_KID_TTL`].
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
         check_kid(kid)?;
         if let Some(key) = lock(&self.cache).get(kid) {
             return Ok(key.clone());
         }
+        if lock(&self.unknown)
+            .get(kid)
+            .is_some_and(|since| since.elapsed() < UNKNOWN_KID_TTL)
+        {
+            return Err(KeyError::Unknown(kid.to_owned()));
+        }
         let url = format!("{}/{kid}", self.server);
-        let pem = fetch(&self.client, &url, MAX_PEM_BYTES)
-            .await?
-            .ok_or_else(|| KeyError::Unknown(kid.to_owned()))?;
+        let Some(pem) = fetch(&self.client, &url, MAX_PEM_BYTES).await? else {
+            let mut unknown = lock(&self.unknown);
+            unknown.retain(|_, since| since.elapsed() < UNKNOWN_KID_TTL);
+            if unknown.len() >= MAX_UNKNOWN_KIDS {
+                // A flood of made-up kids: forget them rather than grow without bound.
+                unknown.clear();
+            }
+            unknown.insert(kid.to_owned(), Instant::now());
+            return Err(KeyError::Unknown(kid.to_owned()));
+        };
         let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| {
             KeyError::Unavailable(format!("GET {url}: not an RSA public key PEM: {e}"))
         })?;
