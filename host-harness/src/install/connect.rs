@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn an_unknown_kid_is_asked_for_once_then_remembered() {
         let server = server();
-        let keys = ConnectKeys::new(&server.url());
+        let keys = ConnectKeys::new(server.url());
         let token = rs256("made-up-kid", &claims(INSTALLED_PATH), KEY_A_PRIVATE);
         let headers = [("Authorization".to_owned(), format!("JWT {token}"))];
         for _ in 0..5 {
