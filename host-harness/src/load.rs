@@ -647,6 +647,7 @@ pub fn syncs(
         .map(|i| SimIssue {
             id: format!("{}", 20_000 + i),
             key: format!("APP-{}", 1_000 + i),
+            former_keys: Vec::new(),
             project_id: "10000".into(),
             // In Progress: one hop to Done, so a sync is three Jira calls (read the issue, read
             // its transitions, post one) and takes three latencies at least.

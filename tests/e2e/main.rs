@@ -20,6 +20,7 @@ mod oauth;
 mod outbox;
 mod races;
 mod server;
+mod sim_dialects;
 
 const ISSUE: &str = "APP-123";
 

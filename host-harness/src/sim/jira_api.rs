@@ -112,7 +112,9 @@ pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer 
     if let Some(answer) = super::oauth_api::token_endpoint(state, call) {
         return answer;
     }
-    let verified = super::oauth_api::verify(state, call).unwrap_or_else(|| verify(state, call));
+    let verified = super::admin_api::verify(state, call)
+        .or_else(|| super::oauth_api::verify(state, call))
+        .unwrap_or_else(|| verify(state, call));
     if let Err(why) = verified {
         let mut answer = error(401, &["Authentication failed"], json!({}));
         answer.auth_error = Some(why);
@@ -292,7 +294,7 @@ fn issue_missing() -> Answer {
 }
 
 fn issue<'s>(state: &'s SimState, key: &str) -> Option<&'s SimIssue> {
-    state.world.issues.iter().find(|i| i.key == key)
+    state.world.issues.iter().find(|i| i.answers_to(key))
 }
 
 fn user<'s>(state: &'s SimState, account_id: &str) -> Option<&'s SimUser> {
@@ -338,7 +340,7 @@ fn statuses(state: &SimState) -> Value {
     )
 }
 
-fn issue_json(state: &SimState, issue: &SimIssue) -> Value {
+pub(super) fn issue_json(state: &SimState, issue: &SimIssue) -> Value {
     let project = state
         .world
         .projects
@@ -414,7 +416,7 @@ fn transition(state: &mut SimState, key: &str, call: &Call<'_>, ids: &AtomicU64)
     let item = json!({"field": "status", "fieldtype": "jira", "fieldId": "status",
                       "from": from, "fromString": name(&from), "to": to, "toString": name(&to)});
     let updated = touch(state);
-    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.key == key) {
+    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.answers_to(key)) {
         issue.status = to;
         issue.updated_ms = updated;
     }
@@ -453,7 +455,7 @@ pub fn set_assignee(
     let item = json!({"field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
                       "from": from, "fromString": display(&from), "to": to, "toString": display(&to)});
     let updated = touch(state);
-    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.key == key) {
+    if let Some(issue) = state.world.issues.iter_mut().find(|i| i.answers_to(key)) {
         issue.assignee = to;
         issue.updated_ms = updated;
     }
@@ -461,17 +463,22 @@ pub fn set_assignee(
 }
 
 /// A strictly increasing `updated` for the next change.
-fn touch(state: &mut SimState) -> i64 {
+pub(super) fn touch(state: &mut SimState) -> i64 {
     let now = super::now_ms() as i64;
     state.last_updated_ms = now.max(state.last_updated_ms + 1);
     state.last_updated_ms
 }
 
 fn webhook(state: &SimState, key: &str, item: Value, ids: &AtomicU64) -> Option<Webhook> {
+    queued(state, issue_updated_body(state, key, json!([item]))?, ids)
+}
+
+/// A delivery of `body` under the next id, if the site has somewhere to send it.
+pub(super) fn queued(state: &SimState, body: Value, ids: &AtomicU64) -> Option<Webhook> {
     state.webhook_url.as_ref()?;
     Some(Webhook {
         id: format!("sim-{}", ids.fetch_add(1, Ordering::SeqCst)),
-        body: issue_updated_body(state, key, json!([item]))?,
+        body,
         authorization: None,
     })
 }

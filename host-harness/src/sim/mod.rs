@@ -1,10 +1,14 @@
 //! A Jira Cloud simulator on loopback: the REST endpoints of docs/behaviour.md#2, #3 and #1.4 with Jira's JSON
 //! shapes and status codes, Connect JWT verification of every request, fault injection, and
-//! signed `issue_updated` webhooks when an issue changes. It also plays Atlassian's key servers,
-//! and signs lifecycle callbacks and Forge invocation tokens with its own keys ([`install`]).
+//! signed `issue_updated` webhooks when an issue changes (`issue_deleted` and moves in
+//! `issue_events.rs`). A site can also be an OAuth or Forge app's (`oauth_api.rs`) or an admin
+//! webhook's (`admin_api.rs`). It also plays Atlassian's key servers, and signs lifecycle
+//! callbacks and Forge invocation tokens with its own keys ([`install`]).
 
+mod admin_api;
 mod http_io;
 pub mod install;
+mod issue_events;
 mod jira_api;
 mod oauth_api;
 pub mod world;
@@ -100,7 +104,8 @@ pub struct Webhook {
     pub id: String,
     /// The JSON body.
     pub body: Value,
-    /// A token to send instead of a valid one (tests forge and tamper with it).
+    /// A proof to send instead of a valid one (tests forge and tamper with it): the
+    /// `Authorization` header, or an admin webhook site's `X-Hub-Signature`.
     pub authorization: Option<String>,
 }
 
@@ -113,6 +118,8 @@ pub(crate) struct SimState {
     pub last_updated_ms: i64,
     /// The OAuth app's side, once the site is an OAuth app's (`oauth_api.rs`).
     pub oauth: Option<oauth_api::SimOauth>,
+    /// The admin webhook's side, once the site is an admin webhook's (`admin_api.rs`).
+    pub admin: Option<admin_api::SimAdmin>,
 }
 
 struct Shared {
@@ -171,6 +178,7 @@ impl Simulator {
                 webhook_url: None,
                 last_updated_ms: 0,
                 oauth: None,
+                admin: None,
             }),
             latency: Mutex::new(Duration::ZERO),
             pending: Mutex::new(0),
@@ -293,14 +301,14 @@ impl Simulator {
         *pending == 0
     }
 
-    /// The issue as the simulator holds it now.
+    /// The issue as the simulator holds it now (under its key or one it had before a move).
     pub fn issue(&self, key: &str) -> Option<world::SimIssue> {
         self.shared
             .lock()
             .world
             .issues
             .iter()
-            .find(|i| i.key == key)
+            .find(|i| i.answers_to(key))
             .cloned()
     }
 
@@ -524,27 +532,36 @@ fn post_webhook(
     attempt: u32,
 ) -> Option<u16> {
     let parsed = url::Url::parse(url).ok()?;
-    let authorization = match &webhook.authorization {
-        Some(given) => given.clone(),
-        // An OAuth app's site signs its deliveries with the app's client secret.
-        None if shared.lock().oauth.is_some() => {
-            oauth_api::delivery_authorization(&shared.lock(), now_ms() / 1000).unwrap_or_default()
-        }
-        None => {
-            let installation = shared.lock().world.installation.clone();
-            signing::authorization(
-                &installation.client_key,
-                &installation.shared_secret,
-                now_ms() / 1000,
-                ("POST", parsed.path(), parsed.query().unwrap_or("")),
-                &SignOverrides::default(),
-            )
+    let body = webhook.body.to_string();
+    let proof = {
+        let state = shared.lock();
+        match (
+            admin_api::delivery_signature(&state, webhook, body.as_bytes()),
+            &webhook.authorization,
+        ) {
+            // An admin webhook's delivery is proved by its body's HMAC alone.
+            (Some(signature), _) => ("X-Hub-Signature", signature),
+            (None, Some(given)) => ("Authorization", given.clone()),
+            // An OAuth app's site signs its deliveries with the app's client secret.
+            (None, None) if state.oauth.is_some() => (
+                "Authorization",
+                oauth_api::delivery_authorization(&state, now_ms() / 1000).unwrap_or_default(),
+            ),
+            (None, None) => (
+                "Authorization",
+                signing::authorization(
+                    &state.world.installation.client_key,
+                    &state.world.installation.shared_secret,
+                    now_ms() / 1000,
+                    ("POST", parsed.path(), parsed.query().unwrap_or("")),
+                    &SignOverrides::default(),
+                ),
+            ),
         }
     };
-    let body = webhook.body.to_string();
     agent
         .post(url)
-        .header("Authorization", &authorization)
+        .header(proof.0, &proof.1)
         .header("Content-Type", "application/json")
         .header("X-Atlassian-Webhook-Identifier", &webhook.id)
         .header("X-Atlassian-Webhook-Retry", &attempt.to_string())

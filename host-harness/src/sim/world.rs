@@ -45,6 +45,9 @@ pub struct SimIssue {
     pub id: String,
     /// Issue key, e.g. "APP-123".
     pub key: String,
+    /// The keys it had before it was moved: Jira still answers them (a redirect).
+    #[serde(default)]
+    pub former_keys: Vec<String>,
     /// Its project's id.
     pub project_id: String,
     /// Its status id.
@@ -55,6 +58,13 @@ pub struct SimIssue {
     /// `issue.fields.updated`, Unix milliseconds; set by the simulator on every change.
     #[serde(default)]
     pub updated_ms: i64,
+}
+
+impl SimIssue {
+    /// Whether Jira answers `key` with this issue: its key, or one it had before a move.
+    pub fn answers_to(&self, key: &str) -> bool {
+        self.key == key || self.former_keys.iter().any(|k| k == key)
+    }
 }
 
 /// A Jira user.
@@ -138,6 +148,7 @@ impl SimWorld {
             issues: vec![SimIssue {
                 id: "10001".into(),
                 key: "APP-123".into(),
+                former_keys: Vec::new(),
                 project_id: "10000".into(),
                 status: "1".into(),
                 assignee: None,

@@ -738,6 +738,7 @@ fn world() -> SimWorld {
     world.issues.extend((1..=PUSHES).map(|k| SimIssue {
         id: format!("{}", 30_000 + k),
         key: format!("OUT-{k}"),
+        former_keys: Vec::new(),
         project_id: "10000".into(),
         status: "3".into(),
         assignee: None,
