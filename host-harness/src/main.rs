@@ -371,17 +371,20 @@ fn serve(
         max_response_bytes: config.max_response_bytes,
     }));
     let server = Server::start(&config, runtime, store, http, None)?;
+    // Listening before saying so: a signal sent as soon as the address is out must not find
+    // the default action (which kills the process) still in place.
+    let mut termination = Termination::listen()?;
     eprintln!(
         "jira-sync-host: serving on {} (state in {state})",
         server.url()
     );
-    wait_for_termination()?;
+    termination.wait()?;
     eprintln!(
         "jira-sync-host: shutting down; finishing requests in flight (signal again to stop now)"
     );
     // A second signal means the operator will not wait for the grace period.
-    std::thread::spawn(|| {
-        if wait_for_termination().is_ok() {
+    std::thread::spawn(move || {
+        if termination.wait().is_ok() {
             eprintln!("jira-sync-host: stopping now; requests in flight are cut off");
             std::process::exit(130);
         }
@@ -405,8 +408,9 @@ fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> any
     if let Some(url) = webhook_url {
         sim.set_webhook_url(&url);
     }
+    let mut termination = Termination::listen()?;
     eprintln!("jira-sync-host: Jira simulator on {}", sim.base_url());
-    wait_for_termination()
+    termination.wait()
 }
 
 /// The admin API of a running server, for `group`.
@@ -509,24 +513,48 @@ impl Admin {
     }
 }
 
-/// Returns once the process is asked to stop: SIGTERM (what service managers and container
-/// runtimes send) or SIGINT (Ctrl-C).
-fn wait_for_termination() -> anyhow::Result<()> {
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    signals.block_on(async {
+/// SIGTERM (what service managers and container runtimes send) and SIGINT (Ctrl-C), caught from
+/// the moment [`Termination::listen`] returns.
+struct Termination {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Termination {
+    fn listen() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        #[cfg(unix)]
+        let signals = runtime.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>([
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ])
+        })?;
+        Ok(Termination {
+            runtime,
+            #[cfg(unix)]
+            signals,
+        })
+    }
+
+    /// Returns once the process is asked to stop.
+    fn wait(&mut self) -> anyhow::Result<()> {
         #[cfg(unix)]
         {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = terminate.recv() => Ok(()),
-                interrupted = tokio::signal::ctrl_c() => interrupted,
-            }
+            let [terminate, interrupt] = &mut self.signals;
+            self.runtime.block_on(async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            });
         }
         #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await
-    })?;
-    Ok(())
+        self.runtime.block_on(tokio::signal::ctrl_c())?;
+        Ok(())
+    }
 }
