@@ -4,10 +4,11 @@
 //!
 //! Renames and unlinks (Jira moved or deleted an issue) are applied first, in the order the
 //! call staged them: they carry an issue's watermarks to its new key or drop them, so the
-//! compare-and-set below must see the watermarks they leave. Each watermark moves by compare-and-set inside that transaction, only forward. When another
-//! call has already moved a field's watermark past this call's event, this call's changes to
-//! that field of that issue are dropped: of two events for one issue handled at once, the older
-//! can never be applied last. A delivery is marked handled once: a commit that finds its
+//! compare-and-set below must see the watermarks they leave. Each watermark moves by
+//! compare-and-set inside that transaction, only forward. When another call has already moved a
+//! field's watermark past this call's event, this call's changes to that field of that issue
+//! are dropped: of two events for one issue handled at once, the older can never be applied
+//! last. A delivery is marked handled once: a commit that finds its
 //! delivery already marked (another server ran it after this one's lease ran out) applies
 //! nothing and fails.
 
