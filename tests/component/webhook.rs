@@ -1089,3 +1089,27 @@ fn a_deleted_issue_loses_its_links_and_its_groups_stay() {
     );
     assert_eq!(trace.group(2)["status"], "resolved");
 }
+
+// --- changelog items by fieldId (docs/behaviour.md#1.3) ---------------------------------------
+
+#[test]
+fn an_issue_created_straight_into_a_done_status_resolves_its_groups() {
+    // The shape Jira Cloud sends for `issue_created`: the status item's `field` is "Status".
+    let created = json!({
+        "timestamp": 1_700_000_000_000u64,
+        "webhookEvent": "jira:issue_created",
+        "issue_event_type_name": "issue_created",
+        "user": {"accountId": "5f1a", "displayName": "Ada Byron"},
+        "issue": {"id": "101", "key": "APP-123", "fields": {
+            "status": {"id": "10101", "name": "Done", "statusCategory": {"key": "done"}},
+            "project": {"id": "10000", "key": "APP"},
+            "updated": "2023-11-14T22:13:20.000+0000"}},
+        "changelog": {"id": "10200", "items": [
+            {"field": "Status", "fieldtype": "jira", "fieldId": "status", "from": null,
+             "fromString": null, "to": "10101", "toString": "Done"}]}
+    });
+    let trace = one(created);
+    assert_eq!(trace.status(0), 200);
+    assert_eq!(trace.resolutions(0)[0]["groups"], json!([1, 2]));
+    assert_eq!(trace.group(1)["status"], "resolved");
+}
