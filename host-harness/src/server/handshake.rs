@@ -100,6 +100,15 @@ fn refused(kind: &str, refusal: &Refusal) -> Reply {
     Reply::json(401, body)
 }
 
+/// 204 without a body (a 204 may not have one).
+fn no_content() -> Reply {
+    Reply {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
 /// A store that failed: 503, so that Atlassian sends the request again.
 fn unavailable(error: impl std::fmt::Display) -> Reply {
     let mut reply = Reply::json(503, json!({"error": format!("the store failed: {error}")}));
@@ -167,7 +176,7 @@ async fn lifecycle(context: &Arc<Context>, received: &Received) -> Reply {
         }
         Lifecycle::Uninstalled { client_key, .. } => {
             let Some(mut spec) = existing else {
-                return Reply::json(204, Value::Null);
+                return no_content();
             };
             spec.uninstalled = true;
             tracing::info!(target: "jira_sync::server", %client_key, "uninstalled (Connect)");
@@ -175,7 +184,7 @@ async fn lifecycle(context: &Arc<Context>, received: &Received) -> Reply {
         }
     };
     match context.store.add_installation(&spec).await {
-        Ok(()) => Reply::json(204, Value::Null),
+        Ok(()) => no_content(),
         Err(e) => unavailable(e),
     }
 }
