@@ -540,15 +540,7 @@ fn errors_verdict(errors: &[StepError]) -> Verdict {
 /// docs/behaviour.md#1.1 and docs/behaviour.md#1.2, a Connect webhook: header, token,
 /// installation (a Connect one), algorithm, signature, expiry, qsh, age; in that order.
 fn authenticate(env: &mut impl Env, request: &WebhookRequest) -> Result<Installation, String> {
-    let Some(authorization) = header(&request.headers, "authorization") else {
-        return Err(reject(
-            env,
-            "no-header",
-            "missing Authorization header".into(),
-        ));
-    };
-    let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
-    let unverified = jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))?;
+    let unverified = bearer(env, request)?;
     let installation = installation(env, &unverified.iss, "iss")?;
     let Credentials::Connect(secret) = &installation.credentials else {
         return Err(wrong_kind(env, &installation, "Connect"));
@@ -566,15 +558,7 @@ fn authenticate_oauth(
     client_key: &str,
     request: &WebhookRequest,
 ) -> Result<Installation, String> {
-    let Some(authorization) = header(&request.headers, "authorization") else {
-        return Err(reject(
-            env,
-            "no-header",
-            "missing Authorization header".into(),
-        ));
-    };
-    let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
-    let unverified = jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))?;
+    let unverified = bearer(env, request)?;
     let installation = installation(env, client_key, "client_key")?;
     let Credentials::Oauth(app) = &installation.credentials else {
         return Err(wrong_kind(env, &installation, "OAuth 2.0"));
@@ -616,6 +600,23 @@ fn authenticate_admin(
         return Err(reject(env, e.code(), e.to_string()));
     }
     Ok(installation)
+}
+
+/// The request's token (docs/behaviour.md#1.1), decoded but not verified; `Err`, logged, when
+/// there is none or it is malformed.
+fn bearer<'r>(
+    env: &mut impl Env,
+    request: &'r WebhookRequest,
+) -> Result<jwt::Unverified<'r>, String> {
+    let Some(authorization) = header(&request.headers, "authorization") else {
+        return Err(reject(
+            env,
+            "no-header",
+            "missing Authorization header".into(),
+        ));
+    };
+    let token = credential(authorization).map_err(|(code, why)| reject(env, code, why.into()))?;
+    jwt::decode(token).map_err(|e| reject(env, e.code(), e.to_string()))
 }
 
 /// The installation `client_key` names; `Err`, logged (the key under `field`: the token's `iss`,
