@@ -28,7 +28,8 @@ pub struct Answer {
     pub webhooks: Vec<Webhook>,
 }
 
-fn json_answer(status: u16, body: Value) -> Answer {
+/// A JSON answer without delay, fault or webhooks.
+pub(super) fn json_answer(status: u16, body: Value) -> Answer {
     Answer {
         status,
         headers: vec![("Content-Type".into(), "application/json".into())],

@@ -5,12 +5,10 @@
 //! token on every REST request instead of a Connect JWT, and deliveries signed as Jira signs an
 //! OAuth app's (a bearer HS256 JWT under the client secret, `iss` = client id, no `qsh`).
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::jira_api::{Answer, Call};
+use super::jira_api::{Answer, Call, json_answer};
 use super::{SimState, Simulator};
 use crate::signing::{self, SignOverrides};
 
@@ -102,18 +100,6 @@ impl Simulator {
     }
 }
 
-fn answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        headers: vec![("Content-Type".into(), "application/json".into())],
-        body: body.to_string().into_bytes(),
-        delay: Duration::ZERO,
-        auth_error: None,
-        fault: false,
-        webhooks: Vec::new(),
-    }
-}
-
 /// `POST /oauth/token`, if that is the call and the site is an OAuth app's.
 pub(super) fn token_endpoint(state: &mut SimState, call: &Call<'_>) -> Option<Answer> {
     if (call.method, call.path) != ("POST", "/oauth/token") {
@@ -122,12 +108,12 @@ pub(super) fn token_endpoint(state: &mut SimState, call: &Call<'_>) -> Option<An
     let oauth = state.oauth.as_mut()?;
     let body: Value = serde_json::from_slice(call.body).unwrap_or(Value::Null);
     if body["grant_type"] != "refresh_token" {
-        return Some(answer(400, json!({"error": "unsupported_grant_type"})));
+        return Some(json_answer(400, json!({"error": "unsupported_grant_type"})));
     }
     if body["client_id"] != oauth.client_id.as_str()
         || body["client_secret"] != oauth.client_secret.as_str()
     {
-        return Some(answer(
+        return Some(json_answer(
             401,
             json!({"error": "access_denied",
             "error_description": "Unauthorized"}),
@@ -136,7 +122,7 @@ pub(super) fn token_endpoint(state: &mut SimState, call: &Call<'_>) -> Option<An
     if body["refresh_token"] != oauth.refresh_token.as_str() {
         oauth.refused += 1;
         // Atlassian's documented answer to a used, expired or unknown refresh token.
-        return Some(answer(
+        return Some(json_answer(
             403,
             json!({"error": "invalid_grant",
                    "error_description": "Unknown or invalid refresh token."}),
@@ -148,7 +134,7 @@ pub(super) fn token_endpoint(state: &mut SimState, call: &Call<'_>) -> Option<An
     let access = format!("sim-access-{}-{n}", oauth.client_id);
     oauth.access_token = Some(access.clone());
     oauth.access_expires_ms = call.now_ms + EXPIRES_IN_SECONDS * 1000;
-    Some(answer(
+    Some(json_answer(
         200,
         json!({
             "access_token": access,
@@ -198,7 +184,7 @@ pub(super) fn webhooks(state: &mut SimState, call: &Call<'_>) -> Option<Answer> 
             let url = body["url"].as_str().filter(|u| !u.is_empty());
             let asked = body["webhooks"].as_array().filter(|w| !w.is_empty());
             let (Some(url), Some(asked)) = (url, asked) else {
-                return Some(answer(
+                return Some(json_answer(
                     400,
                     json!({"errorMessages": ["url and webhooks are required."]}),
                 ));
@@ -229,7 +215,10 @@ pub(super) fn webhooks(state: &mut SimState, call: &Call<'_>) -> Option<Answer> 
             }
             // One URL per app: the site's deliveries go there now.
             state.webhook_url = Some(url.to_owned());
-            Some(answer(200, json!({"webhookRegistrationResult": results})))
+            Some(json_answer(
+                200,
+                json!({"webhookRegistrationResult": results}),
+            ))
         }
         ("PUT", "/rest/api/3/webhook/refresh") => {
             let oauth = state.oauth.as_mut()?;
@@ -244,7 +233,7 @@ pub(super) fn webhooks(state: &mut SimState, call: &Call<'_>) -> Option<Answer> 
                     .iter()
                     .any(|id| !oauth.webhooks.iter().any(|w| w.id == *id))
             {
-                return Some(answer(
+                return Some(json_answer(
                     400,
                     json!({"errorMessages": ["Webhooks not found or not registered by the app."]}),
                 ));
@@ -253,7 +242,10 @@ pub(super) fn webhooks(state: &mut SimState, call: &Call<'_>) -> Option<Answer> 
             for webhook in oauth.webhooks.iter_mut().filter(|w| ids.contains(&w.id)) {
                 webhook.expires_ms = until;
             }
-            Some(answer(200, json!({"expirationDate": jira_date(until)})))
+            Some(json_answer(
+                200,
+                json!({"expirationDate": jira_date(until)}),
+            ))
         }
         _ => None,
     }
