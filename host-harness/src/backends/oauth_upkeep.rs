@@ -4,15 +4,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::sqlite::failed;
+use super::sqlite::{failed, parse_spec, read_spec};
 use super::store::OauthLease;
 use super::{BackendError, BackendResult, SqliteStore};
 use crate::installation::{InstallationSpec, OauthTokens};
-
-fn parse(client_key: &str, json: &str) -> BackendResult<InstallationSpec> {
-    serde_json::from_str(json)
-        .map_err(|e| BackendError(format!("installation {client_key} is unreadable: {e}")))
-}
 
 impl SqliteStore {
     /// See [`super::Store::oauth_installations`].
@@ -33,7 +28,7 @@ impl SqliteStore {
             .map_err(failed("read OAuth installations"))?;
         let mut specs = Vec::new();
         for (client_key, json) in rows {
-            let spec = parse(&client_key, &json)?;
+            let spec = parse_spec(&client_key, &json)?;
             if !spec.uninstalled {
                 specs.push(spec);
             }
@@ -52,15 +47,7 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(failed("begin OAuth lease"))?;
-        let json: Option<String> = tx
-            .query_row(
-                "SELECT spec FROM installations WHERE client_key = ?1",
-                params![client_key],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(failed("read installation"))?;
-        let Some(spec) = json.map(|json| parse(client_key, &json)).transpose()? else {
+        let Some(spec) = read_spec(&tx, client_key)? else {
             return Ok(None);
         };
         if spec.uninstalled || spec.oauth_tokens().is_none() {
@@ -96,15 +83,7 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(failed("begin saving OAuth tokens"))?;
-        let json: Option<String> = tx
-            .query_row(
-                "SELECT spec FROM installations WHERE client_key = ?1",
-                params![client_key],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(failed("read installation"))?;
-        let Some(mut spec) = json.map(|json| parse(client_key, &json)).transpose()? else {
+        let Some(mut spec) = read_spec(&tx, client_key)? else {
             return Ok(false);
         };
         if !spec.replace_oauth_tokens(expected, tokens) {

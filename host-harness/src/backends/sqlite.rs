@@ -187,22 +187,32 @@ fn group_of(resolved: bool, assignee: Option<i64>) -> Group {
     }
 }
 
+/// The stored installation `client_key`, read on `conn` (a transaction's, or none).
+pub(super) fn read_spec(
+    conn: &Connection,
+    client_key: &str,
+) -> BackendResult<Option<InstallationSpec>> {
+    let spec: Option<String> = one(
+        conn,
+        "SELECT spec FROM installations WHERE client_key = ?1",
+        params![client_key],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(failed("read installation"))?;
+    spec.map(|spec| parse_spec(client_key, &spec)).transpose()
+}
+
+/// An installation as stored (JSON).
+pub(super) fn parse_spec(client_key: &str, json: &str) -> BackendResult<InstallationSpec> {
+    serde_json::from_str(json)
+        .map_err(|e| BackendError(format!("installation {client_key} is unreadable: {e}")))
+}
+
 impl SqliteStore {
     /// See [`Store::installation_spec`].
     pub fn installation_spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
-        let spec: Option<String> = one(
-            &self.conn(),
-            "SELECT spec FROM installations WHERE client_key = ?1",
-            params![client_key],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(failed("read installation"))?;
-        spec.map(|spec| {
-            serde_json::from_str(&spec)
-                .map_err(|e| BackendError(format!("installation {client_key} is unreadable: {e}")))
-        })
-        .transpose()
+        read_spec(&self.conn(), client_key)
     }
 }
 
