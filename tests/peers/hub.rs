@@ -3,8 +3,6 @@
 //! component's signature is octokit's, and every delivery octokit signs is accepted by the
 //! component through the runtime, while the same delivery with one byte changed is refused.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use jira_sync_host::backends::{Backends, ManualClock, MemoryCache, MemoryPlatform};
@@ -19,26 +17,13 @@ const CLIENT_KEY: &str = "site-hub";
 
 /// Runs `node interop/tokens.mjs hub` over `cases`: one `sha256=<hex>` per case.
 fn octokit(cases: &[Value]) -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
-    assert!(
-        dir.join("node_modules/@octokit/webhooks-methods").exists(),
-        "@octokit/webhooks-methods is not installed: run `npm ci --prefix interop`"
-    );
-    let file = std::env::temp_dir().join(format!("jira-sync-hub-{}.json", std::process::id()));
-    std::fs::write(&file, serde_json::to_vec(cases).unwrap()).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("tokens.mjs"))
-        .arg("hub")
-        .arg(&file)
-        .output()
-        .expect("run node (Node.js must be installed)");
-    std::fs::remove_file(&file).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(super::node(
+        "tokens.mjs",
+        "hub",
+        "@octokit/webhooks-methods",
+        cases,
+    ))
+    .unwrap()
 }
 
 /// A string of up to `max` characters (fewer than `min` never) drawn from ASCII, punctuation,

@@ -5,8 +5,6 @@
 //! path) is hashed by both sides; tokens atlassian-jwt signs go through the component's webhook;
 //! tokens the component signs for its outbound requests are decoded and checked by atlassian-jwt.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use jira_sync_host::backends::{
@@ -23,35 +21,9 @@ const CORPUS: usize = 1200;
 const NOW: u64 = 1_700_000_000;
 const SECRET: &str = "s3cret-for-interop";
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop")
-}
-
 /// Runs `node interop/jwt.mjs MODE` over `cases`.
 fn atlassian(mode: &str, cases: &[Value]) -> Vec<Value> {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/atlassian-jwt").exists(),
-        "atlassian-jwt is not installed: run `npm ci --prefix interop` (scripts/test.sh does)"
-    );
-    let file = std::env::temp_dir().join(format!(
-        "jira-sync-interop-{mode}-{}.json",
-        std::process::id()
-    ));
-    std::fs::write(&file, serde_json::to_vec(cases).unwrap()).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("jwt.mjs"))
-        .arg(mode)
-        .arg(&file)
-        .output()
-        .expect("run node (Node.js must be installed)");
-    std::fs::remove_file(&file).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(super::node("jwt.mjs", mode, "atlassian-jwt", cases)).unwrap()
 }
 
 const SEGMENTS: &[&str] = &[

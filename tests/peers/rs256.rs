@@ -3,10 +3,6 @@
 //! simulator's private keys, verified with the public keys the simulator serves over loopback
 //! HTTP. The valid ones must pass; each tampered one must be refused with its own code.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use jira_sync_host::install::connect::{INSTALLED_PATH, UNINSTALLED_PATH};
 use jira_sync_host::install::{
     ConnectKeys, ForgeKeys, Invocation, Lifecycle, forge, verify_invocation, verify_lifecycle,
@@ -28,32 +24,7 @@ const ARI: &str = "ari:cloud:ecosystem::app/0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3
 
 /// Runs `node interop/tokens.mjs rs256` over `cases`: one token per case.
 fn jose(cases: &[Value]) -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
-    assert!(
-        dir.join("node_modules/jose").exists(),
-        "jose is not installed: run `npm ci --prefix interop` (scripts/test.sh does)"
-    );
-    // One file per call: the tests of this file run at once, in one process.
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let file: PathBuf = std::env::temp_dir().join(format!(
-        "jira-sync-rs256-{}-{call}.json",
-        std::process::id()
-    ));
-    std::fs::write(&file, serde_json::to_vec(cases).unwrap()).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("tokens.mjs"))
-        .arg("rs256")
-        .arg(&file)
-        .output()
-        .expect("run node (Node.js must be installed)");
-    std::fs::remove_file(&file).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(super::node("tokens.mjs", "rs256", "jose", cases)).unwrap()
 }
 
 /// One token for jose to sign, and the code it must be refused with (`None`: accepted).

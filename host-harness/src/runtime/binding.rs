@@ -43,17 +43,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_webhook_is_bound_to_the_iss_of_its_token_or_to_nothing() {
-        let token = jira_sync_plugin::jwt::sign(
-            &jira_sync_plugin::jwt::Claims {
-                iss: "jira:1c4",
+    /// A Connect token issued by `iss`.
+    fn token(iss: &str) -> String {
+        jwt::sign(
+            &jwt::Claims {
+                iss,
                 iat: 0,
                 exp: 10,
                 qsh: "q",
             },
             "secret",
-        );
+        )
+    }
+
+    #[test]
+    fn a_webhook_is_bound_to_the_iss_of_its_token_or_to_nothing() {
+        let token = token("jira:1c4");
         assert_eq!(
             webhook_tenant(&request(Some(&format!("JWT {token}")))).as_deref(),
             Some("jira:1c4")
@@ -70,15 +75,7 @@ mod tests {
 
     #[test]
     fn an_admin_or_oauth_webhook_is_bound_to_the_installation_its_path_names() {
-        let token = jira_sync_plugin::jwt::sign(
-            &jira_sync_plugin::jwt::Claims {
-                iss: "jira:1c4",
-                iat: 0,
-                exp: 10,
-                qsh: "q",
-            },
-            "secret",
-        );
+        let token = token("jira:1c4");
         let mut admin = request(Some(&format!("JWT {token}")));
         admin.path = "/webhooks/admin/site%2D1".into();
         assert_eq!(
