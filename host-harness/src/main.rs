@@ -18,6 +18,10 @@ use jira_sync_host::sim::{SimWorld, Simulator};
 use jira_sync_host::{BUNDLED_COMPONENT, Runtime, Scenario, World};
 use jira_sync_host::{bench, demo, load};
 
+/// Why mimalloc: Cargo.toml, beside the dependency.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Host the jira-sync WebAssembly component")]
 struct Cli {
@@ -96,6 +100,9 @@ enum Command {
         /// Print JSON instead.
         #[arg(long)]
         json: bool,
+        /// Measure one part only (e.g. to profile it).
+        #[arg(long, value_enum)]
+        only: Option<bench::Section>,
     },
     /// List the component's imports.
     Imports {
@@ -293,8 +300,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             iterations,
             component,
             json,
+            only,
         } => {
-            let rows = bench::run(&component_bytes(component)?, iterations)?;
+            let rows = bench::run(&component_bytes(component)?, iterations, only)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

@@ -23,3 +23,5 @@ pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
 mod guest;
+#[cfg(target_arch = "wasm32")]
+mod heap;

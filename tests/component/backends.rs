@@ -190,6 +190,21 @@ fn a_read_failure_ends_the_call_with_a_backend_error_not_unknown_installation() 
 }
 
 #[test]
+fn a_call_that_changes_nothing_opens_no_transaction() {
+    // With every commit failing, a refused webhook still gets its answer: a call with no
+    // effects never reaches the backend's commit (a transaction of nothing, per call).
+    let setup = setup();
+    setup.failing.commits.store(true, Ordering::SeqCst);
+    let mut unsigned = ada_delivery("d-1");
+    unsigned
+        .headers
+        .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+    let call = runtime().blocking().webhook(&setup.backends, &unsigned);
+    assert_eq!(call.result.unwrap().status, 409);
+    assert_untouched(&setup);
+}
+
+#[test]
 fn a_failure_in_the_middle_of_a_call_applies_nothing() {
     let setup = setup();
     // The installation is read when the call is bound; the links fail after it.

@@ -139,6 +139,21 @@ fn visible_email_assigns_the_linked_groups_without_calling_jira() {
 }
 
 #[test]
+fn a_payload_larger_than_the_initial_memory_grows_it_and_is_handled() {
+    // The guest starts with 2 MiB of memory, about 1 MiB of it heap (plugin/build.rs): a real
+    // issue with a long description takes several times its size while parsed, and the
+    // allocator then grows memory instead of failing.
+    let trace = one(issue_updated(
+        json!([assignee_item()]),
+        json!({"assignee": {"accountId": "5f1a", "emailAddress": "ada@example.com"},
+               "description": "x".repeat(3 << 20)}),
+    ));
+    assert_eq!(trace.status(0), 200);
+    assert_eq!(trace.group(1)["assignee"], 7);
+    assert!(trace.has_event(0, "jira.assignee-synced"));
+}
+
+#[test]
 fn hidden_email_is_fetched_from_the_email_api_with_the_scope() {
     let trace = one(issue_updated(json!([assignee_item()]), hidden_ada()));
     assert_eq!(trace.status(0), 200);

@@ -67,6 +67,10 @@ impl Staged {
     /// dropped because a newer event had already been applied to them.
     pub async fn commit(&mut self, platform: &dyn Platform) -> BackendResult<Vec<IssueField>> {
         let effects = std::mem::take(&mut self.effects);
+        // A call that changed nothing (a refused or duplicate webhook) opens no transaction.
+        if effects.is_empty() {
+            return Ok(Vec::new());
+        }
         platform.commit(&effects).await
     }
 }

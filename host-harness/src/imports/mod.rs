@@ -102,6 +102,15 @@ struct Stretch {
 }
 
 impl Stretch {
+    /// A stretch not started yet: [`CallState::enter_guest`] starts the first one, so that a
+    /// call reads the thread's CPU clock (a system call) only once it runs guest code.
+    fn unstarted() -> Self {
+        Stretch {
+            cpu: None,
+            wall: Instant::now(),
+        }
+    }
+
     fn now() -> Self {
         Stretch {
             cpu: thread_cpu(),
@@ -172,7 +181,7 @@ impl CallState {
             usage: Usage::default(),
             staged: Staged::default(),
             started: Instant::now(),
-            stretch: Stretch::now(),
+            stretch: Stretch::unstarted(),
             guest_before: Duration::ZERO,
             resumed: Arc::default(),
         }

@@ -13,12 +13,13 @@
 mod binding;
 mod cpu;
 mod engine;
+mod exports;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 
 use crate::backends::{BackendError, Backends};
 use crate::imports::CallState;
@@ -27,6 +28,7 @@ use crate::limits::{LimitExceeded, Limits};
 use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use crate::wit::{Plugin, PluginPre};
 use cpu::Ticker;
+use exports::Exports;
 
 pub use cpu::EPOCH_TICK;
 pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
@@ -83,7 +85,8 @@ pub struct Call<T> {
 pub struct Runtime {
     engine: wasmtime::Engine,
     component: Component,
-    pre: PluginPre<CallState>,
+    pre: InstancePre<CallState>,
+    exports: Exports,
     origin: Origin,
     allocation: Allocation,
     // Dropped with the runtime: stops the epoch ticker.
@@ -144,13 +147,17 @@ impl Runtime {
             .map_err(|e| anyhow!("link the imports: {e:#}"))?;
         let pre = linker
             .instantiate_pre(&component)
-            .and_then(PluginPre::new)
             .map_err(|e| anyhow!("the component does not fit the host's WIT: {e:#}"))?;
+        // The generated bindings check that every export the host calls is there.
+        PluginPre::new(pre.clone())
+            .map_err(|e| anyhow!("the component does not fit the host's WIT: {e:#}"))?;
+        let exports = Exports::find(&engine, &component)?;
         let ticker = Ticker::start(&engine)?;
         Ok(Runtime {
             engine,
             component,
             pre,
+            exports,
             origin,
             allocation,
             _ticker: ticker,
@@ -204,13 +211,10 @@ impl Runtime {
         self.call(
             backends,
             binding::webhook_tenant(request),
-            async |plugin, store| {
-                plugin
-                    .jira_sync_plugin_webhook()
-                    .call_handle(store, request)
-                    .await
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.handle, (request,)).await
             },
-            |response, limits| {
+            |response: &webhook::Response, limits| {
                 if response.body.len() > limits.webhook_response_bytes {
                     Err(CallError::Limit(LimitExceeded::WebhookResponse))
                 } else {
@@ -234,11 +238,8 @@ impl Runtime {
         self.call(
             backends,
             tenant,
-            async |plugin, store| {
-                plugin
-                    .jira_sync_plugin_webhook()
-                    .call_accept(store, request)
-                    .await
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.accept, (request,)).await
             },
             move |acceptance, limits| match acceptance {
                 webhook::Acceptance::Answered(response) => {
@@ -300,11 +301,8 @@ impl Runtime {
             backends,
             Some(job.client_key.clone()),
             lease,
-            async |plugin, store| {
-                plugin
-                    .jira_sync_plugin_webhook()
-                    .call_process(store, job)
-                    .await
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.process, (job,)).await
             },
             |_, _| Ok(()),
         )
@@ -320,11 +318,8 @@ impl Runtime {
         self.call(
             backends,
             Some(request.client_key.clone()),
-            async |plugin, store| {
-                plugin
-                    .jira_sync_plugin_outbound()
-                    .call_sync_status(store, request)
-                    .await
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.sync_status, (request,)).await
             },
             |_, _| Ok(()),
         )
@@ -340,11 +335,8 @@ impl Runtime {
         self.call(
             backends,
             Some(request.client_key.clone()),
-            async |plugin, store| {
-                plugin
-                    .jira_sync_plugin_outbound()
-                    .call_sync_assignee(store, request)
-                    .await
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.sync_assignee, (request,)).await
             },
             |_, _| Ok(()),
         )
@@ -366,7 +358,7 @@ impl Runtime {
         &self,
         backends: &Backends,
         tenant: Option<String>,
-        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        run: impl AsyncFnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Call<T> {
         self.call_leased(backends, tenant, None, run, check).await
@@ -378,7 +370,7 @@ impl Runtime {
         backends: &Backends,
         tenant: Option<String>,
         lease: Option<(String, String)>,
-        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        run: impl AsyncFnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Call<T> {
         let mut store = self.store(backends, tenant).await;
@@ -402,13 +394,13 @@ impl Runtime {
     async fn run<T>(
         &self,
         store: &mut Store<CallState>,
-        run: impl AsyncFnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<T>,
+        run: impl AsyncFnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<T>,
         check: impl FnOnce(&T, &Limits) -> Result<(), CallError>,
     ) -> Result<T, CallError> {
         // The guest's CPU time starts here, on the thread that polls the call first.
         store.data_mut().enter_guest();
         let result = match self.pre.instantiate_async(&mut *store).await {
-            Ok(plugin) => run(&plugin, store).await,
+            Ok(instance) => run(&instance, store).await,
             Err(e) => Err(e),
         };
         let state = store.data_mut();
