@@ -596,6 +596,8 @@ mod tests {
     #[test]
     fn guest_time_is_cpu_time_not_time_spent_waiting() {
         let (mut call, _) = state();
+        // The runtime starts the guest's clock when the guest starts.
+        call.enter_guest();
         // Descheduled, blocked or asleep: the thread's CPU clock does not move.
         std::thread::sleep(std::time::Duration::from_millis(60));
         assert!(
