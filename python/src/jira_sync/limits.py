@@ -1,0 +1,53 @@
+"""What one call into the component may consume, and the errors that end a call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-call bounds; the defaults follow the Rust host's (host-harness/src/limits.rs)."""
+
+    #: Linear memory the instance may grow to (wasmtime store limits).
+    memory_bytes: int = 32 * 1024 * 1024
+    #: Guest instructions one call may run, in wasmtime fuel units; host calls do not count.
+    #: The heaviest shared scenario's call uses well under 1 % of it (docs/decisions/0011).
+    fuel: int = 2_000_000_000
+    #: Seconds of `clock.sleep` one call may ask for before its deadline ends it.
+    wall_seconds: int = 90
+    #: HTTP requests one call may send.
+    http_calls: int = 32
+    #: Largest Jira response body handed to the guest; larger is `response-too-large`.
+    response_bytes: int = 1024 * 1024
+    #: Log lines one call may write.
+    log_lines: int = 1_000
+    #: Largest webhook answer the guest may return.
+    webhook_response_bytes: int = 64 * 1024
+
+
+class CallError(Exception):
+    """A call produced no result; nothing the guest returned is used."""
+
+
+class LimitExceeded(CallError):
+    """The call broke one of its `Limits`; `limit` names which (as the Rust host does)."""
+
+    def __init__(self, limit: str):
+        super().__init__(f"limit: {limit}")
+        self.limit = limit
+
+
+class GuestTrap(CallError):
+    """The guest trapped (it panicked, or aborted when memory ran out); wasmtime's message."""
+
+    def __init__(self, message: str):
+        super().__init__(f"trap: {message}")
+        self.message = message
+
+
+class ContractError(CallError):
+    """The guest answered something the host's contract forbids."""
+
+    def __init__(self, message: str):
+        super().__init__(f"contract: {message}")
