@@ -39,11 +39,14 @@ class LimitExceeded(CallError):
 
 
 class GuestTrap(CallError):
-    """The guest trapped (it panicked, or aborted when memory ran out); wasmtime's message."""
+    """The guest trapped: it panicked, or aborted when its memory could not grow past
+    `Limits.memory_bytes` (wasmtime-py cannot tell the two apart). `reason` is wasmtime's,
+    `detail` adds the guest's backtrace."""
 
-    def __init__(self, message: str):
-        super().__init__(f"trap: {message}")
-        self.message = message
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"trap: {reason}")
+        self.reason = reason
+        self.detail = detail
 
 
 class ContractError(CallError):

@@ -389,4 +389,6 @@ def _classify(error: wasmtime.WasmtimeError) -> CallError:
         return LimitExceeded("cpu")
     if "all fuel consumed" in message:
         return LimitExceeded("cpu")
-    return GuestTrap(message)
+    # wasmtime's message is the backtrace, then "Caused by:" and the trap itself.
+    reason = message.rpartition("Caused by:")[2].strip() or message.strip()
+    return GuestTrap(reason, message)

@@ -284,7 +284,9 @@ class World:
         self.record["refusals"].append(what)
 
 
-class _Now:
+class ScenarioClock:
+    """The world's clock, moved by `advance_clock` steps and the guest's sleeps."""
+
     def __init__(self, world: World) -> None:
         self.world = world
 
@@ -293,20 +295,6 @@ class _Now:
 
     def sleep(self, seconds: int) -> None:
         self.world.sleep(seconds)
-
-
-class _Cache:
-    def __init__(self, world: World) -> None:
-        self.world = world
-
-    def get(self, key: str) -> Optional[str]:
-        return self.world.get(key)
-
-    def set(self, key: str, value: str, ttl_seconds: int) -> None:
-        self.world.set(key, value, ttl_seconds)
-
-    def delete(self, key: str) -> None:
-        self.world.delete(key)
 
 
 def _json(value: Any) -> str:
@@ -323,8 +311,8 @@ def _matches(stub: dict[str, Any], method: str, url: Any) -> bool:
 
 def plugin_for(world: World, component: Optional[str] = None) -> Plugin:
     """A `Plugin` whose every import is `world`'s."""
-    return Plugin(http=world, cache=_Cache(world), installations=world, group_assignment=world,
-                  group_status=world, links=world, deliveries=world, clock=_Now(world), log=world,
+    return Plugin(http=world, cache=world, installations=world, group_assignment=world,
+                  group_status=world, links=world, deliveries=world, clock=ScenarioClock(world), log=world,
                   component=component, observer=world)
 
 
