@@ -12,7 +12,8 @@ class Limits:
     #: Linear memory the instance may grow to (wasmtime store limits).
     memory_bytes: int = 32 * 1024 * 1024
     #: Guest instructions one call may run, in wasmtime fuel units; host calls do not count.
-    #: The heaviest shared scenario's call uses well under 1 % of it (docs/decisions/0011).
+    #: About 150 ms of a tight loop here; the heaviest call of the shared scenarios uses 0.72 M
+    #: (docs/decisions/0011-python-host.md).
     fuel: int = 2_000_000_000
     #: Seconds of `clock.sleep` one call may ask for before its deadline ends it.
     wall_seconds: int = 90
