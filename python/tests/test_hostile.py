@@ -32,6 +32,15 @@ def test_a_runaway_guest_breaks_a_limit_and_the_next_call_runs(hostile_path, com
     assert call(plugin, world, s, "assign").status == 200
 
 
+def test_moving_too_many_bytes_breaks_the_total(hostile_path):
+    s = scenario(http=[{"method": "GET", "path": "/rest/api/2/status", "repeat": True, "body": "x" * 1000}])
+    world = World(s)
+    plugin = hostile(world, hostile_path, Limits(http_calls=100, total_bytes=10_000))
+    with pytest.raises(LimitExceeded, match="limit: total-bytes"):
+        call(plugin, world, s, "http-flood")
+    assert len(world.record["http"]) == 11, "10,000 bytes are within the total, the eleventh response is past it"
+
+
 def test_hoarding_memory_past_the_cap_traps_with_the_reason(hostile_path):
     s = scenario()
     world = World(s)

@@ -15,12 +15,14 @@ class Limits:
     #: About 150 ms of a tight loop here; the heaviest call of the shared scenarios uses 0.72 M
     #: (docs/decisions/0011-python-host.md).
     fuel: int = 2_000_000_000
-    #: Seconds of `clock.sleep` one call may ask for before its deadline ends it.
+    #: The call's wall-clock deadline, host calls and `clock.sleep` included.
     wall_seconds: int = 90
     #: HTTP requests one call may send.
     http_calls: int = 32
     #: Largest Jira response body handed to the guest; larger is `response-too-large`.
     response_bytes: int = 1024 * 1024
+    #: Request, response and log bytes one call may move in total.
+    total_bytes: int = 8 * 1024 * 1024
     #: Log lines one call may write.
     log_lines: int = 1_000
     #: Largest webhook answer the guest may return.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,7 +69,9 @@ class _Call:
     egress: Egress = field(default_factory=Egress)
     http_calls: int = 0
     log_lines: int = 0
+    bytes: int = 0
     slept: int = 0
+    started: float = field(default_factory=time.monotonic)
     claims: list[tuple[str, str]] = field(default_factory=list)
     handled: set[tuple[str, str]] = field(default_factory=set)
 
@@ -194,6 +197,19 @@ class Plugin:
             raise ContractError("an import was called outside a call")
         return call
 
+    def _past_deadline(self, waiting: int = 0) -> bool:
+        # Seconds slept on a clock that does not really sleep (replay's) count too, so that a
+        # replay ends where a real run would.
+        call = self._call
+        spent = max(time.monotonic() - call.started, call.slept)
+        return spent + waiting > self.limits.wall_seconds
+
+    def _count_bytes(self, count: int) -> None:
+        call = self._call
+        call.bytes += count
+        if call.bytes > self.limits.total_bytes:
+            raise LimitExceeded("total-bytes")
+
     def _own(self, client_key: str, what: str) -> bool:
         call = self._call
         if call.tenant == client_key:
@@ -232,7 +248,10 @@ class Plugin:
         call.http_calls += 1
         if call.http_calls > self.limits.http_calls:
             raise LimitExceeded("http-calls")
+        if self._past_deadline():
+            raise LimitExceeded("deadline")
         request = wire.http_request(raw)
+        call.bytes += len(request.body or b"")
         result: Union[HttpResponse, HttpError]
         refused = call.egress.check(request.url)
         if refused is not None:
@@ -248,6 +267,7 @@ class Plugin:
                 result = HttpError("response-too-large", limit=self.limits.response_bytes)
         if self._observer is not None:
             self._observer.http(request, result)
+        self._count_bytes(len(result.body) if isinstance(result, HttpResponse) else 0)
         return wire.http_result(result)
 
     def _cache_key(self, key: str) -> Optional[str]:
@@ -341,7 +361,7 @@ class Plugin:
 
     def _sleep(self, _store: Any, seconds: int) -> None:
         call = self._call
-        if call.slept + seconds > self.limits.wall_seconds:
+        if self._past_deadline(seconds):
             raise LimitExceeded("deadline")
         call.slept += seconds
         self.clock.sleep(seconds)
@@ -351,6 +371,7 @@ class Plugin:
         call.log_lines += 1
         if call.log_lines > self.limits.log_lines:
             raise LimitExceeded("log")
+        self._count_bytes(len(event.encode()) + sum(len(k.encode()) + len(v.encode()) for k, v in fields))
         self.log.log(level, event, list(fields))  # type: ignore[arg-type]
 
     # --- loading ------------------------------------------------------------------------
