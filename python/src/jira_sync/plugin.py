@@ -405,9 +405,8 @@ def _load(engine: wasmtime.Engine, component: Union[str, Path, bytes, None]) -> 
 
 def _classify(error: wasmtime.WasmtimeError) -> CallError:
     """The reason a call ended inside wasmtime, as the Rust host names it."""
+    # A component call's traps come as a WasmtimeError whose message names the trap.
     message = str(error)
-    if isinstance(error, wasmtime.Trap) and error.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
-        return LimitExceeded("cpu")
     if "all fuel consumed" in message:
         return LimitExceeded("cpu")
     # wasmtime's message is the backtrace, then "Caused by:" and the trap itself.
