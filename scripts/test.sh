@@ -10,6 +10,11 @@ rustup target add wasm32-unknown-unknown
 # @octokit/webhooks-methods (versions pinned by the committed package-lock.json).
 npm ci --prefix interop --no-audit --no-fund
 
+# The Python host (python/): a virtual environment with the package (editable) and pytest; the
+# peers suite (tests/peers/python.rs) copies the freshly built component in and runs pytest.
+python3 -m venv python/.venv
+python/.venv/bin/pip install --quiet --disable-pip-version-check -e 'python[test]'
+
 # The shared backends' suites need a real PostgreSQL and Redis (README, "Two commands"). Say so
 # at once when one is not reachable, rather than deep in a test; JIRA_SYNC_TEST_SERVICES=none
 # runs everything else on a machine without them.

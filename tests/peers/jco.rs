@@ -2,28 +2,14 @@
 //! runs every shared scenario under Node.js with the imports written in JS, and each trace must
 //! equal the wasmtime harness's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use jira_sync_host::{Scenario, bundled_component, replay};
 use jira_sync_tests::runtime;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Every scenario file of `examples/` and `tests/scenarios/`.
-fn shared_scenarios() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = ["examples", "tests/scenarios"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
+use crate::{first_difference, root, shared_scenarios};
 
 fn transpile() -> PathBuf {
     let jco = root().join("interop/node_modules/.bin/jco");
@@ -44,29 +30,6 @@ fn transpile() -> PathBuf {
     // jco emits ES modules.
     std::fs::write(out.join("package.json"), r#"{"type": "module"}"#).unwrap();
     out
-}
-
-/// The first place where two traces differ, as a JSON path.
-fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                first_difference(
-                    &format!("{path}.{k}"),
-                    x.get(k).unwrap_or(&Value::Null),
-                    y.get(k).unwrap_or(&Value::Null),
-                )
-            })
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), a, b)),
-        _ if a == b => None,
-        _ => Some(format!("{path}: wasmtime {a} vs jco {b}")),
-    }
 }
 
 #[test]
@@ -95,7 +58,7 @@ fn jco_traces_equal_wasmtime_traces_for_every_shared_scenario() {
             String::from_utf8_lossy(&out.stderr)
         );
         let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
-        if let Some(difference) = first_difference("$", &ours, &theirs) {
+        if let Some(difference) = first_difference("$", "jco", &ours, &theirs) {
             differences.push(format!("{}: {difference}", file.display()));
         }
     }

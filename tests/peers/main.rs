@@ -1,10 +1,12 @@
 //! Tests against peers nobody here wrote, run under Node.js from `interop/`: Atlassian's
 //! `atlassian-jwt` (`jwt`), the component transpiled by jco (`jco`), RS256 tokens signed by
-//! jose (`rs256`), and admin webhooks' signatures made by `@octokit/webhooks-methods` (`hub`).
+//! jose (`rs256`), and admin webhooks' signatures made by `@octokit/webhooks-methods` (`hub`);
+//! and the component hosted from Python by wasmtime-py (`python`, the package in `python/`).
 
 mod hub;
 mod jco;
 mod jwt;
+mod python;
 mod rs256;
 
 use std::path::{Path, PathBuf};
@@ -13,9 +15,51 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+/// The workspace's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every scenario file of `examples/` and `tests/scenarios/`: the set every runtime replays.
+fn shared_scenarios() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["examples", "tests/scenarios"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The first place where the wasmtime harness's trace `a` and `peer`'s trace `b` differ, as a
+/// JSON path.
+fn first_difference(path: &str, peer: &str, a: &Value, b: &Value) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    &format!("{path}.{k}"),
+                    peer,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                )
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), peer, a, b)),
+        _ if a == b => None,
+        _ => Some(format!("{path}: wasmtime {a} vs {peer} {b}")),
+    }
+}
+
 /// `interop/`, where the Node.js peers live.
 fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop")
+    root().join("interop")
 }
 
 /// Runs `node interop/SCRIPT MODE FILE` with `cases` written to FILE, and reads what it prints.
