@@ -563,6 +563,26 @@ mod tests {
     }
 
     #[test]
+    fn memory_bounds_the_host_cannot_honour_are_refused() {
+        let mut spec = InstallationSpec::new("jira:1", "s", "https://a.example", "app");
+        spec.limits.memory_bytes = 1024 * 1024;
+        assert!(
+            spec.check()
+                .unwrap_err()
+                .contains("below the component's initial memory"),
+            "a call could never start"
+        );
+        spec.limits.memory_bytes = crate::limits::MAX_MEMORY_BYTES + 1;
+        assert!(
+            spec.check()
+                .unwrap_err()
+                .contains("above the host's instance slot")
+        );
+        spec.limits.memory_bytes = crate::limits::MIN_MEMORY_BYTES;
+        assert_eq!(spec.check(), Ok(()));
+    }
+
+    #[test]
     fn credentials_that_lack_what_their_kind_needs_are_refused() {
         let mut connect = InstallationSpec::new("jira:1", "", "https://a.example", "app");
         assert!(connect.check().unwrap_err().contains("shared_secret"));

@@ -7,11 +7,16 @@ use serde::{Deserialize, Serialize};
 /// No installation's `memory_bytes` goes beyond this: it is the pooling allocator's slot size.
 pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
+/// No installation's `memory_bytes` goes below this: the component starts with 2 MiB of memory
+/// (plugin/build.rs), so a smaller bound would fail every call before the guest ran.
+pub const MIN_MEMORY_BYTES: usize = 2 * 1024 * 1024;
+
 /// What one call for an installation may consume; every field has a safe default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Linear memory the instance may grow to (at most [`MAX_MEMORY_BYTES`]).
+    /// Linear memory the instance may grow to (from [`MIN_MEMORY_BYTES`] to
+    /// [`MAX_MEMORY_BYTES`]).
     pub memory_bytes: usize,
     /// CPU time the call's thread may spend running guest code (the thread's CPU clock, less
     /// the CPU of host calls), so that a busy machine never shortens a call's budget.
@@ -57,6 +62,13 @@ impl Limits {
         if self.memory_bytes > MAX_MEMORY_BYTES {
             return Err(format!(
                 "memory_bytes {} is above the host's instance slot of {MAX_MEMORY_BYTES} bytes",
+                self.memory_bytes
+            ));
+        }
+        if self.memory_bytes < MIN_MEMORY_BYTES {
+            return Err(format!(
+                "memory_bytes {} is below the component's initial memory of \
+                 {MIN_MEMORY_BYTES} bytes: every call would fail",
                 self.memory_bytes
             ));
         }
