@@ -9,6 +9,9 @@ use jira_sync_plugin::model;
 use serde_json::{Value, json};
 
 use crate::installation::{InstallationSpec, Strategy};
+use crate::wit::exports::jira_sync::plugin::mapping_check::{
+    CheckError, IssueTypeCheck, ProjectOutcome, ProjectReport, StatusCheck,
+};
 use crate::wit::exports::jira_sync::plugin::outbound::{AssigneeOutcome, Failure, StatusOutcome};
 use crate::wit::exports::jira_sync::plugin::webhook;
 use crate::wit::jira_sync::plugin::http::{Error as HttpError, Method};
@@ -278,6 +281,72 @@ impl From<&AssigneeOutcome> for Value {
             AssigneeOutcome::Failed((message, f)) => {
                 json!({"type": "failed", "message": message, "failure": Value::from(f)})
             }
+        }
+    }
+}
+
+impl From<&ProjectReport> for Value {
+    fn from(r: &ProjectReport) -> Self {
+        json!({
+            "project_id": r.project_id,
+            "resolved_status": r.resolved_status,
+            "unresolved_status": r.unresolved_status,
+            "outcome": Value::from(&r.outcome),
+        })
+    }
+}
+
+impl From<&ProjectOutcome> for Value {
+    fn from(o: &ProjectOutcome) -> Self {
+        match o {
+            ProjectOutcome::Checked(checks) => json!({
+                "type": "checked",
+                "issue_types": checks.iter().map(Value::from).collect::<Vec<_>>(),
+            }),
+            ProjectOutcome::ProjectNotFound => json!({"type": "project-not-found"}),
+            ProjectOutcome::Unauthorized => json!({"type": "unauthorized"}),
+            ProjectOutcome::RateLimited(after) => {
+                json!({"type": "rate-limited", "retry_after": after})
+            }
+            ProjectOutcome::Failed(f) => json!({"type": "failed", "failure": Value::from(f)}),
+        }
+    }
+}
+
+impl From<&IssueTypeCheck> for Value {
+    fn from(c: &IssueTypeCheck) -> Self {
+        json!({
+            "id": c.issue_type_id,
+            "name": c.issue_type_name,
+            "workflow": c.workflow,
+            "resolved": Value::from(&c.resolved),
+            "unresolved": Value::from(&c.unresolved),
+        })
+    }
+}
+
+impl From<&StatusCheck> for Value {
+    fn from(c: &StatusCheck) -> Self {
+        match c {
+            StatusCheck::Ok => json!({"type": "ok"}),
+            StatusCheck::MissingStatus => json!({"type": "missing-status"}),
+            StatusCheck::UnreachableFrom(ids) => {
+                json!({"type": "unreachable-from", "statuses": ids})
+            }
+            StatusCheck::UnknownScopes(endpoint) => {
+                json!({"type": "unknown-scopes", "endpoint": endpoint})
+            }
+            StatusCheck::UnknownWorkflow(name) => {
+                json!({"type": "unknown-workflow", "workflow": name})
+            }
+        }
+    }
+}
+
+impl From<&CheckError> for Value {
+    fn from(e: &CheckError) -> Self {
+        match e {
+            CheckError::UnknownInstallation => json!({"type": "unknown-installation"}),
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::sim::{SimDelivery, SimExchange, SimWorld, Simulator};
 const ISSUE: &str = "APP-123";
 const GROUP: u64 = 1;
 const ADA: u64 = 7;
+/// The simulator's project whose mapping the demo breaks on purpose (OPS).
+pub const BROKEN_PROJECT: &str = "10010";
 /// How long the demo waits for Jira's webhooks to be delivered and handled.
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -52,13 +54,24 @@ pub fn installation(world: &SimWorld, base_url: &str) -> InstallationSpec {
         &world.installation.app_key,
     );
     spec.use_email_scope = true;
-    spec.sync_status_forward = BTreeMap::from([(
-        "10000".to_owned(),
-        StatusPair {
-            resolved: "10101".into(),
-            unresolved: "3".into(),
-        },
-    )]);
+    spec.sync_status_forward = BTreeMap::from([
+        (
+            "10000".to_owned(),
+            StatusPair {
+                resolved: "10101".into(),
+                unresolved: "3".into(),
+            },
+        ),
+        // Deliberately broken, for the mapping check: OPS has no Won't Do (10102), and its
+        // Done (10101) has no way back to In Progress (3).
+        (
+            BROKEN_PROJECT.to_owned(),
+            StatusPair {
+                resolved: "10102".into(),
+                unresolved: "3".into(),
+            },
+        ),
+    ]);
     spec
 }
 
@@ -118,6 +131,7 @@ fn play(
         entries: Vec::new(),
     };
     let installed = install_app(&platform, &mut timeline, world, sim)?;
+    let mapping_check = check_mappings(&platform, &mut timeline, &world.installation.client_key)?;
     let resolved = resolve_group(&platform, &mut timeline, sim)?;
     assign_in_jira(&mut timeline, sim, &platform.server)?;
     let DemoPlatform {
@@ -132,6 +146,8 @@ fn play(
     let timeline = merge_timeline(timeline, &calls, sim, &deliveries);
     let summary = json!({
         "installed_by": installed,
+        "mapping_check_problems": mapping_check["problems"],
+        "mapping_check": mapping_check["projects"],
         "outbound_resolve": resolved["results"][0]["outcome"],
         "jira_requests": jira_requests.len(),
         "jira_requests_by_endpoint": by_endpoint(&jira_requests),
@@ -235,6 +251,42 @@ fn install_app(
     platform.store.link(&site.client_key, ISSUE, &[GROUP])?;
     platform.store.add_user(ADA, "ada@example.com")?;
     Ok(json!({"connect_lifecycle": status}))
+}
+
+/// The platform checks the installation's mappings before anything is synced: the APP project's
+/// is sound, the OPS project's broken on purpose. The admin API's answer.
+fn check_mappings(
+    platform: &DemoPlatform,
+    timeline: &mut Timeline,
+    client_key: &str,
+) -> anyhow::Result<Value> {
+    timeline.say(
+        "platform",
+        "checks the status mappings against Jira's workflows".to_owned(),
+    );
+    let answer = platform
+        .agent
+        .get(&format!(
+            "{}/admin/installations/{}/check",
+            platform.server.url(),
+            jira_sync_plugin::qsh::encode(client_key)
+        ))
+        .call()
+        .context("ask the server to check the mappings")?
+        .body_mut()
+        .read_to_vec()
+        .context("read the server's answer")?;
+    let answer: Value = serde_json::from_slice(&answer).context("the server's answer")?;
+    if answer.get("problems").is_none() {
+        bail!("the mapping check failed: {answer}");
+    }
+    let report = crate::server::check::render(&answer);
+    let mut lines = report.lines();
+    timeline.say("platform", lines.next().unwrap_or_default().to_owned());
+    if let Some(entry) = timeline.entries.last_mut() {
+        entry.details = lines.map(str::to_owned).collect();
+    }
+    Ok(answer)
 }
 
 /// Act one: the platform resolves the group, and the component walks the Jira issue to Done.

@@ -149,6 +149,22 @@ enum Command {
         #[arg(long)]
         webhook_url: Option<String>,
     },
+    /// Check an installation's status mappings against its Jira site through a running server's
+    /// admin API: per mapped project and issue type, whether each mapped status exists and can
+    /// be reached. Fails when any mapping needs attention.
+    Check {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The installation's client key.
+        client_key: String,
+        /// The server's `admin_token`, if it has one.
+        #[arg(long, env = "JIRA_SYNC_ADMIN_TOKEN")]
+        token: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Resolve, unresolve, assign or unassign a group through a running server's admin API.
     Group {
         /// The server's base URL.
@@ -295,6 +311,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             admin.wait_for_pushes(group, &pushed, Duration::from_secs(wait_seconds))
+        }
+        Command::Check {
+            server,
+            client_key,
+            token,
+            json,
+        } => {
+            let admin = Admin::new(server, token);
+            let path = format!(
+                "/admin/installations/{}/check",
+                jira_sync_plugin::qsh::encode(&client_key)
+            );
+            let answer = admin.call("GET", &path, "")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{}", server::check::render(&answer));
+            }
+            match answer["problems"].as_u64() {
+                Some(0) => Ok(()),
+                Some(n) => anyhow::bail!("{n} mapped status(es) need attention"),
+                None => anyhow::bail!("the server's answer has no problem count: {answer}"),
+            }
         }
         Command::Bench {
             iterations,

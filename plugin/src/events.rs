@@ -90,6 +90,13 @@ pub const SYNC_STATUS_OUTBOUND_STOPPED_MIDWAY: &str = "jira.sync_status_outbound
 /// The target status could not be reached within the hop budget.
 pub const STATUS_SYNC_FAIL: &str = "jira.status-sync-fail";
 
+// The mapping check (docs/behaviour.md#11).
+
+/// A mapped status is missing, unreachable or of unknown reachability for an issue type, or a
+/// mapped project could not be checked (fields `project_id`, `issue_type` (empty for a project),
+/// `target` (empty for a project) and `problem`, the outcome's WIT name).
+pub const MAPPING_CHECK_PROBLEM: &str = "jira.mapping-check.problem";
+
 // Outbound assignee sync (docs/behaviour.md#3).
 
 /// The assignment came from this installation's own webhook; pushing it back would loop.
@@ -147,6 +154,7 @@ pub const ALL: &[&str] = &[
     SYNC_STATUS_OUTBOUND_TRANSITIONED,
     SYNC_STATUS_OUTBOUND_STOPPED_MIDWAY,
     STATUS_SYNC_FAIL,
+    MAPPING_CHECK_PROBLEM,
     ASSIGNEE_LOOP_SKIPPED,
     ASSIGNEE_NO_VERIFIED_EMAIL,
     ASSIGNEE_PUSHED,

@@ -5,12 +5,14 @@
 
 use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Links, Log};
 use crate::events;
+use crate::mapping_check;
 use crate::model;
 use crate::outbound;
 use crate::webhook;
 
 wit_bindgen::generate!({ path: "../wit", world: "plugin" });
 
+use exports::jira_sync::plugin::mapping_check as wit_check;
 use exports::jira_sync::plugin::outbound as wit_out;
 use exports::jira_sync::plugin::webhook as wit_hook;
 use jira_sync::plugin::types as wit;
@@ -162,6 +164,15 @@ impl wit_out::Guest for Component {
     fn sync_assignee(request: wit_out::AssigneeRequest) -> wit_out::AssigneeOutcome {
         forward_panics();
         outbound::sync_assignee(&mut Imports, &request.into()).into()
+    }
+}
+
+impl wit_check::Guest for Component {
+    fn check(client_key: String) -> Result<Vec<wit_check::ProjectReport>, wit_check::CheckError> {
+        forward_panics();
+        mapping_check::check(&mut Imports, &client_key)
+            .map(|reports| reports.into_iter().map(Into::into).collect())
+            .map_err(Into::into)
     }
 }
 
@@ -534,6 +545,75 @@ impl From<outbound::Failure> for wit_out::Failure {
                 wit_out::Failure::UnexpectedStatus(status)
             }
             outbound::Failure::BadResponse(endpoint) => wit_out::Failure::BadResponse(endpoint),
+        }
+    }
+}
+
+impl From<mapping_check::ProjectReport> for wit_check::ProjectReport {
+    fn from(r: mapping_check::ProjectReport) -> Self {
+        wit_check::ProjectReport {
+            project_id: r.mapping.project_id,
+            resolved_status: r.mapping.resolved_status,
+            unresolved_status: r.mapping.unresolved_status,
+            outcome: r.outcome.into(),
+        }
+    }
+}
+
+impl From<mapping_check::ProjectOutcome> for wit_check::ProjectOutcome {
+    fn from(o: mapping_check::ProjectOutcome) -> Self {
+        match o {
+            mapping_check::ProjectOutcome::Checked(checks) => {
+                wit_check::ProjectOutcome::Checked(checks.into_iter().map(Into::into).collect())
+            }
+            mapping_check::ProjectOutcome::ProjectNotFound => {
+                wit_check::ProjectOutcome::ProjectNotFound
+            }
+            mapping_check::ProjectOutcome::Unauthorized => wit_check::ProjectOutcome::Unauthorized,
+            mapping_check::ProjectOutcome::RateLimited(secs) => {
+                wit_check::ProjectOutcome::RateLimited(secs)
+            }
+            mapping_check::ProjectOutcome::Failed(f) => wit_check::ProjectOutcome::Failed(f.into()),
+        }
+    }
+}
+
+impl From<mapping_check::IssueTypeCheck> for wit_check::IssueTypeCheck {
+    fn from(c: mapping_check::IssueTypeCheck) -> Self {
+        wit_check::IssueTypeCheck {
+            issue_type_id: c.issue_type_id,
+            issue_type_name: c.issue_type_name,
+            workflow: c.workflow,
+            resolved: c.resolved.into(),
+            unresolved: c.unresolved.into(),
+        }
+    }
+}
+
+impl From<mapping_check::StatusCheck> for wit_check::StatusCheck {
+    fn from(c: mapping_check::StatusCheck) -> Self {
+        match c {
+            mapping_check::StatusCheck::Ok => wit_check::StatusCheck::Ok,
+            mapping_check::StatusCheck::MissingStatus => wit_check::StatusCheck::MissingStatus,
+            mapping_check::StatusCheck::UnreachableFrom(ids) => {
+                wit_check::StatusCheck::UnreachableFrom(ids)
+            }
+            mapping_check::StatusCheck::UnknownScopes(endpoint) => {
+                wit_check::StatusCheck::UnknownScopes(endpoint)
+            }
+            mapping_check::StatusCheck::UnknownWorkflow(name) => {
+                wit_check::StatusCheck::UnknownWorkflow(name)
+            }
+        }
+    }
+}
+
+impl From<mapping_check::CheckError> for wit_check::CheckError {
+    fn from(e: mapping_check::CheckError) -> Self {
+        match e {
+            mapping_check::CheckError::UnknownInstallation => {
+                wit_check::CheckError::UnknownInstallation
+            }
         }
     }
 }

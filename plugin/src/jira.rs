@@ -40,6 +40,14 @@ pub enum Endpoint {
     AssignableSearch,
     /// `GET /rest/api/3/user/email`: an account's email, even when hidden (needs the email scope).
     UserEmail,
+    /// `GET /rest/api/2/project/{id}/statuses`: a project's statuses, per issue type.
+    ProjectStatuses,
+    /// `GET /rest/api/3/workflowscheme/project`: which workflow each issue type of a project uses
+    /// (needs administration scopes).
+    WorkflowScheme,
+    /// `GET /rest/api/3/workflow/search`: workflows with their transitions, paginated (needs
+    /// administration scopes).
+    WorkflowSearch,
 }
 
 impl Endpoint {
@@ -53,6 +61,9 @@ impl Endpoint {
             Endpoint::StatusList => "status-list",
             Endpoint::AssignableSearch => "assignable-search",
             Endpoint::UserEmail => "user-email",
+            Endpoint::ProjectStatuses => "project-statuses",
+            Endpoint::WorkflowScheme => "workflow-scheme",
+            Endpoint::WorkflowSearch => "workflow-search",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod env;
 pub mod events;
 pub mod jira;
 pub mod jwt;
+pub mod mapping_check;
 pub mod model;
 pub mod outbound;
 pub mod payload;

@@ -150,11 +150,17 @@ pub fn sync_status(env: &mut impl Env, request: &StatusRequest) -> StatusOutcome
         return StatusOutcome::SkippedLoop;
     }
     let mut jira = Jira::new(env, &installation);
-    let max_hops = (installation.config.max_transition_hops as usize).clamp(1, MAX_HOPS_CEILING);
+    let max_hops = max_hops(&installation);
     match sync_issue_status(&mut jira, &installation, request, max_hops) {
         Ok(outcome) => outcome,
         Err(e) => status_error(e),
     }
+}
+
+/// The transitions one status sync of `installation` may take: its setting, within
+/// 1..=[`MAX_HOPS_CEILING`].
+pub(crate) fn max_hops(installation: &Installation) -> usize {
+    (installation.config.max_transition_hops as usize).clamp(1, MAX_HOPS_CEILING)
 }
 
 /// Reads the issue, picks the status its project maps to, and walks there unless it is already
@@ -204,7 +210,7 @@ fn sync_issue_status<E: Env>(
 /// The category of `current` when it already lies on the side of the group's new state: `done`
 /// for a resolved group, any other category for an unresolved one (docs/behaviour.md#2.4).
 /// `None` when it does not, or when the status list does not know `current`.
-fn on_the_targets_side<'c>(
+pub(crate) fn on_the_targets_side<'c>(
     categories: &'c [(String, String)],
     current: &str,
     resolved: bool,
@@ -499,7 +505,7 @@ fn status_error(e: JiraError) -> StatusOutcome {
 }
 
 /// The machine-readable failure for a Jira error no outcome names more precisely.
-fn failure(e: JiraError) -> Failure {
+pub(crate) fn failure(e: JiraError) -> Failure {
     match e {
         JiraError::Http(e) => Failure::Http(e),
         JiraError::Status { status, .. } if status >= 500 => Failure::ServerError(status),

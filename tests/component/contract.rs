@@ -8,13 +8,13 @@ fn component_imports_only_jira_sync_interfaces() {
     assert!(!imports.is_empty());
     for import in &imports {
         assert!(
-            import.starts_with("jira-sync:plugin/") && import.ends_with("@0.4.0"),
+            import.starts_with("jira-sync:plugin/") && import.ends_with("@0.5.0"),
             "unexpected import {import}"
         );
     }
     let mut names: Vec<&str> = imports
         .iter()
-        .map(|i| &i["jira-sync:plugin/".len()..i.len() - "@0.4.0".len()])
+        .map(|i| &i["jira-sync:plugin/".len()..i.len() - "@0.5.0".len()])
         .collect();
     names.sort();
     assert_eq!(

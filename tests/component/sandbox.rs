@@ -201,6 +201,18 @@ fn outbound_calls_are_bounded_too() {
 }
 
 #[test]
+fn a_mapping_check_is_bounded_too() {
+    let world = world();
+    let call = hostile()
+        .blocking()
+        .check_mappings(&world.backends, "jira:1c4");
+    assert_eq!(
+        call.result.err(),
+        Some(CallError::Limit(LimitExceeded::Cpu))
+    );
+}
+
+#[test]
 fn parallel_misdeeds_do_not_disturb_each_other() {
     let world = Arc::new(world());
     let threads: Vec<_> = (0..4)

@@ -14,6 +14,7 @@ use jira_sync_host::sim::{Fault, SimWorld, Simulator, Webhook};
 use jira_sync_host::{Runtime, bundled_component};
 use serde_json::{Value, json};
 
+mod check;
 mod dialects;
 mod handshakes;
 mod oauth;

@@ -1,6 +1,6 @@
 //! The component's exported functions, found by name once when the component is loaded, so
 //! that a call looks up (and type-checks) only the one function it runs. The generated
-//! `Plugin::instantiate` looked up all five on every instantiation, a sixth of a bare
+//! `Plugin::instantiate` looked up all of them on every instantiation, over a tenth of a bare
 //! instance's cost (BENCHMARKS.md).
 
 use anyhow::anyhow;
@@ -18,6 +18,7 @@ pub(super) struct Exports {
     pub process: ComponentExportIndex,
     pub sync_status: ComponentExportIndex,
     pub sync_assignee: ComponentExportIndex,
+    pub check: ComponentExportIndex,
 }
 
 impl Exports {
@@ -46,6 +47,7 @@ impl Exports {
             process: find("webhook", "process")?,
             sync_status: find("outbound", "sync-status")?,
             sync_assignee: find("outbound", "sync-assignee")?,
+            check: find("mapping-check", "check")?,
         })
     }
 }

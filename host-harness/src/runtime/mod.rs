@@ -25,7 +25,7 @@ use crate::backends::{BackendError, Backends};
 use crate::imports::CallState;
 use crate::imports::record::CallRecord;
 use crate::limits::{LimitExceeded, Limits};
-use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
+use crate::wit::exports::jira_sync::plugin::{mapping_check, outbound, webhook};
 use crate::wit::{Plugin, PluginPre};
 use cpu::Ticker;
 use exports::Exports;
@@ -187,7 +187,7 @@ impl Runtime {
             .map_err(|e| anyhow!("instantiate: {e:#}"))
     }
 
-    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.4.0`.
+    /// The names of the component's imports, e.g. `jira-sync:plugin/http@0.5.0`.
     pub fn imports(&self) -> Vec<String> {
         self.component
             .component_type()
@@ -343,6 +343,24 @@ impl Runtime {
         .await
     }
 
+    /// `mapping-check.check`: checks the status mappings of installation `client_key` against
+    /// its Jira site, bound to that installation.
+    pub async fn check_mappings(
+        &self,
+        backends: &Backends,
+        client_key: &str,
+    ) -> Call<Result<Vec<mapping_check::ProjectReport>, mapping_check::CheckError>> {
+        self.call(
+            backends,
+            Some(client_key.to_owned()),
+            async |instance, store| {
+                exports::call(instance, store, &self.exports.check, (client_key,)).await
+            },
+            |_, _| Ok(()),
+        )
+        .await
+    }
+
     /// A fresh store bound to `tenant`, with the memory limiter and the CPU check.
     async fn store(&self, backends: &Backends, tenant: Option<String>) -> Store<CallState> {
         let state = CallState::new(backends.clone(), tenant).await;
@@ -471,6 +489,15 @@ impl Blocking<'_> {
         request: &outbound::AssigneeRequest,
     ) -> Call<outbound::AssigneeOutcome> {
         pollster::block_on(self.0.sync_assignee(backends, request))
+    }
+
+    /// [`Runtime::check_mappings`], blocking.
+    pub fn check_mappings(
+        &self,
+        backends: &Backends,
+        client_key: &str,
+    ) -> Call<Result<Vec<mapping_check::ProjectReport>, mapping_check::CheckError>> {
+        pollster::block_on(self.0.check_mappings(backends, client_key))
     }
 
     /// [`Runtime::instantiate_and_drop`], blocking.

@@ -1,11 +1,12 @@
 //! The platform's admin API: set up installations, links and users; resolve, unresolve, assign
 //! or unassign a group and push the change to every linked Jira issue through the outbox (the
-//! outbound sync), and show each push's state.
+//! outbound sync), and show each push's state; check an installation's status mappings against
+//! its Jira site (docs/behaviour.md#11).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Context, outbox};
+use super::{Context, check, outbox, record_call};
 use crate::backends::{BackendError, BackendResult, Group, OutboxEntry};
 use crate::installation::InstallationSpec;
 
@@ -51,6 +52,8 @@ struct AssignBody {
 enum Endpoint<'a> {
     /// `POST /admin/installations`
     AddInstallation,
+    /// `GET /admin/installations/{client_key}/check` (the key percent-encoded)
+    CheckMappings(String),
     /// `POST /admin/links`
     Link,
     /// `POST /admin/users`
@@ -77,6 +80,12 @@ impl<'a> Endpoint<'a> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match (method, &segments[..]) {
             ("POST", ["admin", "installations"]) => Endpoint::AddInstallation,
+            ("GET", ["admin", "installations", key, "check"]) => Endpoint::CheckMappings(
+                percent_encoding::percent_decode_str(key)
+                    .decode_utf8()
+                    .ok()?
+                    .into_owned(),
+            ),
             ("POST", ["admin", "links"]) => Endpoint::Link,
             ("POST", ["admin", "users"]) => Endpoint::AddUser,
             ("GET", ["admin", "groups", id]) => Endpoint::Group(id),
@@ -121,6 +130,7 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
             },
             Err(answer) => Err(answer),
         },
+        Endpoint::CheckMappings(client_key) => Ok(check_mappings(context, &client_key).await),
         Endpoint::Link => match parse::<LinkBody>(body) {
             Ok(link) => {
                 Ok(stored(store.link(&link.client_key, &link.issue_key, &link.groups)).await)
@@ -144,6 +154,52 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
         },
     };
     result.unwrap_or_else(|error| error)
+}
+
+/// `GET /admin/installations/{client_key}/check`: the mapping check's report (200), or 404 for
+/// an installation the platform does not know; a call that failed is answered 500.
+async fn check_mappings(context: &Context, client_key: &str) -> Answer {
+    let started = std::time::Instant::now();
+    let call = context
+        .runtime
+        .check_mappings(&context.backends, client_key)
+        .await;
+    let (answer, error) = match &call.result {
+        Ok(Ok(reports)) => {
+            let projects: Vec<Value> = reports.iter().map(Value::from).collect();
+            let problems = check::problems(&projects);
+            (
+                (
+                    200,
+                    json!({"client_key": client_key, "problems": problems, "projects": projects}),
+                ),
+                None,
+            )
+        }
+        Ok(Err(e)) => (
+            (
+                404,
+                json!({"error": format!("no installation {client_key}"), "check": Value::from(e)}),
+            ),
+            None,
+        ),
+        Err(e) => ((500, json!({"error": e.to_string()})), Some(e.to_string())),
+    };
+    // The log line says how it went; the report itself is the answer's.
+    let result = match answer.1.get("problems") {
+        Some(problems) => json!({"problems": problems}),
+        None => answer.1.clone(),
+    };
+    record_call(
+        context,
+        "check_mappings",
+        format!("check the mappings of {client_key}"),
+        started,
+        result,
+        error,
+        call.record,
+    );
+    answer
 }
 
 async fn known_group(context: &Context, id: &str) -> Result<(u64, Group), Answer> {

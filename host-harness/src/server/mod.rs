@@ -4,6 +4,7 @@
 //! - `transport.rs`: HTTP on tokio and hyper, with connection, time and admission bounds;
 //! - `config.rs`: the TOML configuration;
 //! - `admin.rs`: the admin API and the outbound pushes it triggers;
+//! - `check.rs`: the mapping check's report, counted and rendered for people;
 //! - `queue.rs`: accepted webhooks' work, run in the background from the durable queue;
 //! - `outbox.rs`: platform → Jira pushes, retried from the outbox;
 //! - `handshake.rs`: Connect's descriptor and lifecycle callbacks, and Forge's invocations;
@@ -14,6 +15,7 @@
 //! The server sits on top of the runtime; nothing below it knows it exists.
 
 mod admin;
+pub mod check;
 mod config;
 mod handshake;
 mod metrics;

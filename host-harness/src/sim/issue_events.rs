@@ -128,15 +128,16 @@ fn project(state: &mut SimState, key: &str, like: &str) -> String {
         .max()
         .map_or(10_000, |n| n + 1)
         .to_string();
-    let workflow = projects
+    let (workflow, issue_types) = projects
         .iter()
         .find(|p| p.id == like)
-        .map(|p| p.workflow.clone())
+        .map(|p| (p.workflow.clone(), p.issue_types.clone()))
         .unwrap_or_default();
     projects.push(SimProject {
         id: id.clone(),
         key: key.to_owned(),
         workflow,
+        issue_types,
     });
     id
 }

@@ -73,6 +73,12 @@ enum Endpoint {
     Email,
     /// `GET /rest/api/2/user/assignable/search`
     AssignableSearch,
+    /// `GET /rest/api/2/project/{idOrKey}/statuses`
+    ProjectStatuses(String),
+    /// `GET /rest/api/3/workflowscheme/project?projectId=`
+    WorkflowSchemes,
+    /// `GET /rest/api/3/workflow/search`
+    WorkflowSearch,
 }
 
 impl Endpoint {
@@ -103,6 +109,13 @@ impl Endpoint {
             ("GET", ["", "rest", "api", "2", "user", "assignable", "search"]) => {
                 Endpoint::AssignableSearch
             }
+            ("GET", ["", "rest", "api", "2", "project", p, "statuses"]) => {
+                Endpoint::ProjectStatuses(key(p))
+            }
+            ("GET", ["", "rest", "api", "3", "workflowscheme", "project"]) => {
+                Endpoint::WorkflowSchemes
+            }
+            ("GET", ["", "rest", "api", "3", "workflow", "search"]) => Endpoint::WorkflowSearch,
             _ => return None,
         })
     }
@@ -159,8 +172,127 @@ pub fn handle(state: &mut SimState, call: &Call<'_>, ids: &AtomicU64) -> Answer 
             Some(key) => assignable_search(state, key, param("query").unwrap_or_default()),
             None => error(400, &["issueKey is required."], json!({})),
         },
+        Some(Endpoint::ProjectStatuses(project)) => project_statuses(state, &project),
+        Some(Endpoint::WorkflowSchemes) => workflow_schemes(state, &params),
+        Some(Endpoint::WorkflowSearch) => workflow_search(state, &params),
         None => error(404, &["No such endpoint in the simulator."], json!({})),
     }
+}
+
+/// The project with this id or key.
+fn project<'s>(state: &'s SimState, id_or_key: &str) -> Option<&'s super::world::SimProject> {
+    state
+        .world
+        .projects
+        .iter()
+        .find(|p| p.id == id_or_key || p.key == id_or_key)
+}
+
+/// `GET /rest/api/2/project/{idOrKey}/statuses`: per issue type, the statuses of the project's
+/// workflow in the site's order.
+fn project_statuses(state: &SimState, id_or_key: &str) -> Answer {
+    let Some(project) = project(state, id_or_key) else {
+        return error(
+            404,
+            &[&format!(
+                "No project could be found with key '{id_or_key}'."
+            )],
+            json!({}),
+        );
+    };
+    let statuses: Vec<Value> = state
+        .world
+        .statuses
+        .iter()
+        .filter(|s| project.has_status(&s.id))
+        .map(|s| status_json(state, &s.id))
+        .collect();
+    let types: Vec<Value> = project
+        .issue_types
+        .iter()
+        .map(|t| {
+            json!({"self": format!("/rest/api/2/issuetype/{}", t.id), "id": t.id,
+                   "name": t.name, "subtask": false, "statuses": statuses})
+        })
+        .collect();
+    json_answer(200, Value::Array(types))
+}
+
+/// `GET /rest/api/3/workflowscheme/project?projectId=..`: one scheme per project, whose default
+/// workflow is the project's.
+fn workflow_schemes(state: &SimState, params: &[(String, String)]) -> Answer {
+    let values: Vec<Value> = params
+        .iter()
+        .filter(|(k, _)| k == "projectId")
+        .filter_map(|(_, id)| state.world.projects.iter().find(|p| p.id == *id))
+        .map(|p| {
+            json!({"projectIds": [p.id], "workflowScheme": {
+                "id": p.id.parse::<u64>().unwrap_or_default(),
+                "name": format!("{} workflow scheme", p.key), "description": "",
+                "defaultWorkflow": p.workflow_name(), "issueTypeMappings": {},
+                "self": format!("/rest/api/3/workflowscheme/{}", p.id)}})
+        })
+        .collect();
+    if values.is_empty() {
+        return error(400, &["projectId is required."], json!({}));
+    }
+    json_answer(
+        200,
+        json!({"isLast": true, "maxResults": 50, "startAt": 0, "total": values.len(),
+               "values": values}),
+    )
+}
+
+/// `GET /rest/api/3/workflow/search`: the projects' workflows (those named by `workflowName`,
+/// else all) with their statuses and transitions, paginated by `startAt` and `maxResults`.
+fn workflow_search(state: &SimState, params: &[(String, String)]) -> Answer {
+    let names: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "workflowName")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let number = |name: &str, default: usize| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let (start, max) = (number("startAt", 0), number("maxResults", 50).clamp(1, 50));
+    let all: Vec<Value> = state
+        .world
+        .projects
+        .iter()
+        .filter(|p| names.is_empty() || names.contains(&p.workflow_name().as_str()))
+        .map(|p| workflow_json(state, p))
+        .collect();
+    let page: Vec<Value> = all.iter().skip(start).take(max).cloned().collect();
+    json_answer(
+        200,
+        json!({"isLast": start + page.len() >= all.len(), "maxResults": max, "startAt": start,
+               "total": all.len(), "values": page}),
+    )
+}
+
+/// A project's workflow as the workflow search shows it: an initial transition into its first
+/// status, then its own (global when they are open from every status).
+fn workflow_json(state: &SimState, project: &super::world::SimProject) -> Value {
+    let statuses: Vec<Value> = state
+        .world
+        .statuses
+        .iter()
+        .filter(|s| project.has_status(&s.id))
+        .map(|s| json!({"id": s.id, "name": s.name, "properties": {}}))
+        .collect();
+    let mut transitions = vec![json!({"id": "1", "name": "Create", "description": "",
+                                      "from": [], "to": statuses.first().map(|s| s["id"].clone()),
+                                      "type": "initial"})];
+    transitions.extend(project.workflow.iter().map(|t| {
+        json!({"id": t.id, "name": t.name, "description": "", "from": t.from, "to": t.to,
+               "type": if t.from.is_empty() { "global" } else { "directed" }})
+    }));
+    json!({"id": {"name": project.workflow_name(), "entityId": format!("wf-{}", project.id)},
+           "description": "", "statuses": statuses, "transitions": transitions})
 }
 
 /// `PUT .../assignee` `{"accountId": "..." | null}`.

@@ -27,7 +27,16 @@ pub struct SimTransition {
     pub to: String,
 }
 
-/// A Jira project and its workflow.
+/// An issue type of a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimIssueType {
+    /// Issue type id, e.g. "10001".
+    pub id: String,
+    /// Its name, e.g. "Task".
+    pub name: String,
+}
+
+/// A Jira project and its workflow, which all its issue types share.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimProject {
     /// Project id, e.g. "10000".
@@ -36,6 +45,30 @@ pub struct SimProject {
     pub key: String,
     /// Its transitions.
     pub workflow: Vec<SimTransition>,
+    /// Its issue types (default: one, Task).
+    #[serde(default = "SimProject::default_issue_types")]
+    pub issue_types: Vec<SimIssueType>,
+}
+
+impl SimProject {
+    fn default_issue_types() -> Vec<SimIssueType> {
+        vec![SimIssueType {
+            id: "10001".into(),
+            name: "Task".into(),
+        }]
+    }
+
+    /// The name of its workflow, as the workflow scheme and the workflow search give it.
+    pub fn workflow_name(&self) -> String {
+        format!("{} workflow", self.key)
+    }
+
+    /// Whether `status` is one of its workflow's: a transition leads to or from it.
+    pub fn has_status(&self, status: &str) -> bool {
+        self.workflow
+            .iter()
+            .any(|t| t.to == status || t.from.iter().any(|f| f == status))
+    }
 }
 
 /// A Jira issue.
@@ -109,7 +142,9 @@ pub struct SimWorld {
 
 impl SimWorld {
     /// One project whose workflow needs two hops from Open to Done, one issue, and a user who
-    /// hides their email: the seed's round trip.
+    /// hides their email: the seed's round trip. A second project, OPS, whose Done is a dead end
+    /// and which has no Won't Do, is there for the mapping check: the demo maps it so that the
+    /// check finds both problems.
     pub fn demo() -> Self {
         let status = |id: &str, name: &str, category: &str| SimStatus {
             id: id.into(),
@@ -134,17 +169,38 @@ impl SimWorld {
                 status("10101", "Done", "done"),
                 status("10102", "Won't Do", "done"),
             ],
-            projects: vec![SimProject {
-                id: "10000".into(),
-                key: "APP".into(),
-                workflow: vec![
-                    transition("11", "Start progress", &["1"], "3"),
-                    transition("21", "Done", &["3"], "10101"),
-                    transition("22", "Stop progress", &["3"], "1"),
-                    transition("31", "Reopen", &["10101", "10102"], "3"),
-                    transition("41", "Won't do", &["1", "3"], "10102"),
-                ],
-            }],
+            projects: vec![
+                SimProject {
+                    id: "10000".into(),
+                    key: "APP".into(),
+                    workflow: vec![
+                        transition("11", "Start progress", &["1"], "3"),
+                        transition("21", "Done", &["3"], "10101"),
+                        transition("22", "Stop progress", &["3"], "1"),
+                        transition("31", "Reopen", &["10101", "10102"], "3"),
+                        transition("41", "Won't do", &["1", "3"], "10102"),
+                    ],
+                    issue_types: vec![
+                        SimIssueType {
+                            id: "10001".into(),
+                            name: "Task".into(),
+                        },
+                        SimIssueType {
+                            id: "10004".into(),
+                            name: "Bug".into(),
+                        },
+                    ],
+                },
+                SimProject {
+                    id: "10010".into(),
+                    key: "OPS".into(),
+                    workflow: vec![
+                        transition("11", "Start progress", &["1"], "3"),
+                        transition("21", "Done", &["3"], "10101"),
+                    ],
+                    issue_types: SimProject::default_issue_types(),
+                },
+            ],
             issues: vec![SimIssue {
                 id: "10001".into(),
                 key: "APP-123".into(),

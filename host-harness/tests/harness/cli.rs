@@ -82,6 +82,10 @@ fn demo_plays_the_round_trip_and_exits() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["group"]["status"], "resolved");
     assert_eq!(report["summary"]["jira_issue"]["status"], "10101");
+    assert_eq!(
+        report["summary"]["mapping_check_problems"], 2,
+        "the demo's broken mapping is found"
+    );
     assert!(report["timeline"].as_array().unwrap().len() >= 8);
 
     let out = host().arg("demo").output().unwrap();
@@ -89,6 +93,7 @@ fn demo_plays_the_round_trip_and_exits() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("summary"), "{text}");
     assert!(text.contains("GET /rest/api/3/user/email"), "{text}");
+    assert!(text.contains("UNREACHABLE from 10101"), "{text}");
 }
 
 #[test]
@@ -208,6 +213,75 @@ fn group_waits_for_its_pushes_and_fails_when_one_fails() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+#[test]
+fn check_prints_the_report_and_fails_while_a_mapping_is_broken() {
+    use std::sync::Arc;
+
+    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
+    use jira_sync_host::server::{Server, ServerConfig};
+    use jira_sync_host::sim::{SimWorld, Simulator};
+    use jira_sync_host::{Runtime, demo};
+
+    let dir = std::env::temp_dir().join(format!("jira-sync-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = SimWorld::demo();
+    let sim = Simulator::start(world.clone()).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let mut spec = demo::installation(&world, &sim.base_url());
+    store.add_installation(&spec).unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        admin_token: Some("t0ken".into()),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(
+        &config,
+        Arc::new(Runtime::bundled().unwrap()),
+        store.clone(),
+        Arc::new(RealHttp::new(HttpLimits::default())),
+        None,
+    )
+    .unwrap();
+    let check = |json: bool| {
+        let mut command = host();
+        command.args(["check", "--server", &server.url(), "--token", "t0ken"]);
+        if json {
+            command.arg("--json");
+        }
+        command
+            .arg(&world.installation.client_key)
+            .output()
+            .unwrap()
+    };
+    let broken = check(false);
+    let text = String::from_utf8_lossy(&broken.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&broken.stderr).into_owned();
+    assert!(!broken.status.success(), "{text}");
+    assert!(
+        stderr.contains("2 mapped status(es) need attention"),
+        "{stderr}"
+    );
+    assert!(
+        text.contains("Task (10001, workflow OPS workflow) resolved   MISSING"),
+        "{text}"
+    );
+    assert!(text.contains("UNREACHABLE from 10101"), "{text}");
+
+    spec.sync_status_forward.remove(demo::BROKEN_PROJECT);
+    store.add_installation(&spec).unwrap();
+    let sound = check(true);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        sound.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sound.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&sound.stdout).unwrap();
+    assert_eq!(answer["problems"], 0);
+    assert_eq!(answer["projects"][0]["project_id"], "10000");
 }
 
 /// A `serve` process of the test's: its URL (read from its "serving on" line) and its stderr,

@@ -34,14 +34,14 @@ from .types import (
 
 #: The WIT package this host speaks (wit/world.wit); the only place its version is written.
 WIT_PACKAGE = "jira-sync:plugin"
-WIT_VERSION = "0.4.0"
+WIT_VERSION = "0.5.0"
 
 #: Where the package keeps the component (package data; see README, "A Python platform").
 COMPONENT_FILE = "jira_sync_plugin.wasm"
 
 
 def interface(name: str) -> str:
-    """The full name of WIT interface `name`, e.g. `jira-sync:plugin/http@0.4.0`."""
+    """The full name of WIT interface `name`, e.g. `jira-sync:plugin/http@0.5.0`."""
     return f"{WIT_PACKAGE}/{name}@{WIT_VERSION}"
 
 

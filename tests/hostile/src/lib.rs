@@ -7,6 +7,7 @@
 mod guest {
     wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
 
+    use exports::jira_sync::plugin::mapping_check::{self, CheckError, ProjectReport};
     use exports::jira_sync::plugin::outbound::{self, AssigneeOutcome, StatusOutcome};
     use exports::jira_sync::plugin::webhook::{
         self, Acceptance, Job, JobOutcome, Request, Response,
@@ -181,6 +182,12 @@ mod guest {
 
         fn sync_assignee(_: outbound::AssigneeRequest) -> AssigneeOutcome {
             AssigneeOutcome::Disabled
+        }
+    }
+
+    impl mapping_check::Guest for Hostile {
+        fn check(_: String) -> Result<Vec<ProjectReport>, CheckError> {
+            spin()
         }
     }
 
