@@ -1,4 +1,5 @@
-//! The component's capabilities are exactly the WIT's: it imports only our package.
+//! The component's capabilities are exactly the WIT's (it imports only our package), and it keeps
+//! to its size budget.
 
 use jira_sync_tests::runtime;
 
@@ -32,4 +33,13 @@ fn component_imports_only_jira_sync_interfaces() {
             "types"
         ]
     );
+}
+
+#[test]
+fn the_component_stays_within_its_size_budget() {
+    // A platform downloads, stores and compiles it per deployment: 300 KB is the budget
+    // (BENCHMARKS.md). The guest is always built with the `wasm-release` profile, so this
+    // holds for debug and release test runs alike.
+    let size = jira_sync_host::BUNDLED_COMPONENT.len();
+    assert!(size <= 300_000, "the component is {size} bytes");
 }
