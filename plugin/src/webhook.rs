@@ -981,4 +981,4 @@ fn empty(status: u16) -> WebhookResponse {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

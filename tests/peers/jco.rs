@@ -5,11 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use jira_sync_host::{Scenario, bundled_component, replay};
-use jira_sync_tests::runtime;
-use serde_json::Value;
+use jira_sync_host::bundled_component;
 
-use crate::{first_difference, root, shared_scenarios};
+use crate::{assert_peer_traces_equal, root};
 
 fn transpile() -> PathBuf {
     let jco = root().join("interop/node_modules/.bin/jco");
@@ -35,33 +33,13 @@ fn transpile() -> PathBuf {
 #[test]
 fn jco_traces_equal_wasmtime_traces_for_every_shared_scenario() {
     let transpiled = transpile();
-    let scenarios = shared_scenarios();
-    assert!(
-        scenarios.len() >= 10,
-        "the shared set shrank: {scenarios:?}"
-    );
-    let mut differences = Vec::new();
-    for file in &scenarios {
-        let text = std::fs::read_to_string(file).unwrap();
-        let scenario = Scenario::from_json(&text).unwrap();
-        let ours = replay(runtime(), &scenario);
-        let out = Command::new("node")
+    assert_peer_traces_equal("jco", |file| {
+        let mut command = Command::new("node");
+        command
             .arg(root().join("interop/replay.mjs"))
             .arg(&transpiled)
-            .arg(file)
-            .output()
-            .expect("run node");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
-        if let Some(difference) = first_difference("$", "jco", &ours, &theirs) {
-            differences.push(format!("{}: {difference}", file.display()));
-        }
-    }
+            .arg(file);
+        command
+    });
     std::fs::remove_dir_all(&transpiled).unwrap();
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use jira_sync_host::{Scenario, replay};
+use jira_sync_tests::runtime;
 use serde_json::Value;
 
 /// The workspace's root.
@@ -30,6 +32,37 @@ fn shared_scenarios() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Replays every shared scenario with the wasmtime harness and with `peer`, whose `command`
+/// replays the scenario file it is given and prints its trace as JSON; fails with the first
+/// difference of each scenario whose traces differ.
+fn assert_peer_traces_equal(peer: &str, mut command: impl FnMut(&Path) -> Command) {
+    let scenarios = shared_scenarios();
+    assert!(
+        scenarios.len() >= 10,
+        "the shared set shrank: {scenarios:?}"
+    );
+    let mut differences = Vec::new();
+    for file in &scenarios {
+        let text = std::fs::read_to_string(file).unwrap();
+        let scenario = Scenario::from_json(&text).unwrap();
+        let ours = replay(runtime(), &scenario);
+        let out = command(file)
+            .output()
+            .unwrap_or_else(|e| panic!("run {peer}: {e}"));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(difference) = first_difference("$", peer, &ours, &theirs) {
+            differences.push(format!("{}: {difference}", file.display()));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
 /// The first place where the wasmtime harness's trace `a` and `peer`'s trace `b` differ, as a

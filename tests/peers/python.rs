@@ -7,12 +7,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Once;
 
+use jira_sync_host::bundled_component;
 use jira_sync_host::runtime::hostile_component;
-use jira_sync_host::{Scenario, bundled_component, replay};
-use jira_sync_tests::runtime;
-use serde_json::Value;
 
-use crate::{first_difference, root, shared_scenarios};
+use crate::{assert_peer_traces_equal, root};
 
 /// The virtual environment's interpreter, with the package installed (editable) in it.
 fn python() -> PathBuf {
@@ -60,31 +58,9 @@ fn the_python_package_passes_its_pytest_suite() {
 fn python_traces_equal_wasmtime_traces_for_every_shared_scenario() {
     let python = python();
     install_component();
-    let scenarios = shared_scenarios();
-    assert!(
-        scenarios.len() >= 10,
-        "the shared set shrank: {scenarios:?}"
-    );
-    let mut differences = Vec::new();
-    for file in &scenarios {
-        let text = std::fs::read_to_string(file).unwrap();
-        let scenario = Scenario::from_json(&text).unwrap();
-        let ours = replay(runtime(), &scenario);
-        let out = Command::new(&python)
-            .args(["-m", "jira_sync.replay"])
-            .arg(file)
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
-        if let Some(difference) = first_difference("$", "python", &ours, &theirs) {
-            differences.push(format!("{}: {difference}", file.display()));
-        }
-    }
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_peer_traces_equal("python", |file| {
+        let mut command = Command::new(&python);
+        command.args(["-m", "jira_sync.replay"]).arg(file);
+        command
+    });
 }

@@ -6,10 +6,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::env::{Cache, Clock, Deliveries, Groups, Http, Installations, Links, Log};
 use crate::model::{
-    AssignOutcome, Claim, Credentials, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_EXACT_STATUS_MAPPING,
-    DEFAULT_MAX_EMAIL_LOOKUPS, DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, DEFAULT_MAX_TRANSITION_HOPS,
-    DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, Field, HttpError, HttpRequest, HttpResponse,
-    ResolutionStrategy, RetryPolicy, StatusChange, SyncConfig, UnassignOutcome,
+    AssignOutcome, Claim, Field, HttpError, HttpRequest, HttpResponse, ResolutionStrategy,
+    StatusChange, UnassignOutcome,
 };
 
 const CLIENT_KEY: &str = "jira:check";
@@ -104,27 +102,11 @@ impl Fake {
     }
 }
 
+/// The webhook tests' installation, under this file's client key.
 fn installation() -> Installation {
     Installation {
         client_key: CLIENT_KEY.into(),
-        credentials: Credentials::Connect("secret".into()),
-        base_url: "https://acme.atlassian.net".into(),
-        app_key: "test.app".into(),
-        config: SyncConfig {
-            use_email_scope: false,
-            sync_status_forward: Vec::new(),
-            sync_status_reverse: true,
-            sync_forward_assignment: true,
-            sync_reverse_assignment: true,
-            resolution_strategy: ResolutionStrategy::Resolve,
-            max_transition_hops: DEFAULT_MAX_TRANSITION_HOPS,
-            retry: RetryPolicy::default(),
-            clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
-            max_token_lifetime_seconds: DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
-            webhook_max_wait_seconds: DEFAULT_WEBHOOK_MAX_WAIT_SECONDS,
-            exact_status_mapping: DEFAULT_EXACT_STATUS_MAPPING,
-            max_email_lookups: DEFAULT_MAX_EMAIL_LOOKUPS,
-        },
+        ..crate::webhook::tests::installation()
     }
 }
 

@@ -107,7 +107,7 @@ fn status(status: u16, body: &[u8]) -> HttpResponse {
     }
 }
 
-fn installation() -> Installation {
+pub(crate) fn installation() -> Installation {
     Installation {
         client_key: CLIENT_KEY.into(),
         credentials: Credentials::Connect(SECRET.into()),
