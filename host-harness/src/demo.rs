@@ -2,6 +2,7 @@
 //! the webhook server, with a timeline of everything that crossed the sandbox.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -75,8 +76,18 @@ pub fn installation(world: &SimWorld, base_url: &str) -> InstallationSpec {
     spec
 }
 
-/// Plays the round trip and returns its timeline and summary; leaves nothing running.
-pub fn run(runtime: Arc<Runtime>) -> anyhow::Result<Report> {
+/// Where and how the demo records its installation's calls (docs/behaviour.md#12).
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The server's `recordings_dir`.
+    pub directory: PathBuf,
+    /// Replace emails, account ids and display names by pseudonyms.
+    pub pseudonymise: bool,
+}
+
+/// Plays the round trip and returns its timeline and summary; leaves nothing running. With
+/// `record`, every component call of the demo's installation is also written as a scenario.
+pub fn run(runtime: Arc<Runtime>, record: Option<&Recording>) -> anyhow::Result<Report> {
     let started = Instant::now();
     let world = SimWorld::demo();
     let sim = Simulator::start(world.clone())?;
@@ -85,7 +96,7 @@ pub fn run(runtime: Arc<Runtime>) -> anyhow::Result<Report> {
         std::process::id(),
         started.elapsed().as_nanos()
     ));
-    let result = play(runtime, &world, &sim, &db, started);
+    let result = play(runtime, &world, &sim, &db, started, record);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
@@ -124,16 +135,25 @@ fn play(
     sim: &Simulator,
     db: &std::path::Path,
     started: Instant,
+    record: Option<&Recording>,
 ) -> anyhow::Result<Report> {
-    let platform = start_platform(runtime, sim, db)?;
+    let platform = start_platform(runtime, sim, db, record)?;
     let mut timeline = Timeline {
         started,
         entries: Vec::new(),
     };
     let installed = install_app(&platform, &mut timeline, world, sim)?;
-    let mapping_check = check_mappings(&platform, &mut timeline, &world.installation.client_key)?;
+    let client_key = &world.installation.client_key;
+    if let Some(record) = record {
+        recording(&platform, &mut timeline, client_key, "PUT", record)?;
+    }
+    let mapping_check = check_mappings(&platform, &mut timeline, client_key)?;
     let resolved = resolve_group(&platform, &mut timeline, sim)?;
     assign_in_jira(&mut timeline, sim, &platform.server)?;
+    let recorded = match record {
+        Some(record) => recording(&platform, &mut timeline, client_key, "DELETE", record)?,
+        None => Value::Null,
+    };
     let DemoPlatform {
         server,
         store,
@@ -161,6 +181,10 @@ fn play(
         "jira_issue": sim.issue(ISSUE).map(|i| json!({"status": i.status, "assignee": i.assignee})),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     });
+    let mut summary = summary;
+    if !recorded.is_null() {
+        summary["recorded"] = recorded["stopped"].clone();
+    }
     Ok(Report { timeline, summary })
 }
 
@@ -170,6 +194,7 @@ fn start_platform(
     runtime: Arc<Runtime>,
     sim: &Simulator,
     db: &std::path::Path,
+    record: Option<&Recording>,
 ) -> anyhow::Result<DemoPlatform> {
     let store = Arc::new(SqliteStore::open(db)?);
     let (events, received) = mpsc::channel();
@@ -177,6 +202,7 @@ fn start_platform(
         listen: "127.0.0.1:0".into(),
         workers: 2,
         connect_key_server: sim.connect_keys_url(),
+        recordings_dir: record.map(|r| r.directory.clone()),
         ..ServerConfig::default()
     };
     let http = Arc::new(RealHttp::new(HttpLimits::default()));
@@ -251,6 +277,54 @@ fn install_app(
     platform.store.link(&site.client_key, ISSUE, &[GROUP])?;
     platform.store.add_user(ADA, "ada@example.com")?;
     Ok(json!({"connect_lifecycle": status}))
+}
+
+/// Switches recording of the installation's calls on (`PUT`) or off (`DELETE`) through the
+/// admin API; the server's answer.
+fn recording(
+    platform: &DemoPlatform,
+    timeline: &mut Timeline,
+    client_key: &str,
+    method: &str,
+    record: &Recording,
+) -> anyhow::Result<Value> {
+    let url = format!(
+        "{}/admin/installations/{}/recording",
+        platform.server.url(),
+        jira_sync_plugin::qsh::encode(client_key)
+    );
+    let mut response = if method == "PUT" {
+        platform
+            .agent
+            .put(&url)
+            .header("Content-Type", "application/json")
+            .send(json!({"pseudonymise": record.pseudonymise}).to_string())
+    } else {
+        platform.agent.delete(&url).call()
+    }
+    .context("switch the recording")?;
+    let status = response.status().as_u16();
+    let answer = response
+        .body_mut()
+        .read_to_vec()
+        .context("read the server's answer")?;
+    let answer: Value = serde_json::from_slice(&answer).context("the server's answer")?;
+    if status != 200 {
+        bail!("the server answered {status} to {method} {url}: {answer}");
+    }
+    let session = answer.get("recording").or_else(|| answer.get("stopped"));
+    let directory = session.map_or(Value::Null, |s| s["directory"].clone());
+    timeline.say(
+        "platform",
+        match method {
+            "PUT" => format!("records every call of {client_key} as a scenario in {directory}"),
+            _ => format!(
+                "stops recording: {} scenario files in {directory}",
+                session.map_or(Value::Null, |s| s["files"].clone())
+            ),
+        },
+    );
+    Ok(answer)
 }
 
 /// The platform checks the installation's mappings before anything is synced: the APP project's

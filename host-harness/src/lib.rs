@@ -81,6 +81,8 @@ pub mod install;
 #[cfg(feature = "demo")]
 pub mod load;
 #[cfg(feature = "replay")]
+pub mod recording;
+#[cfg(feature = "replay")]
 pub mod replay;
 #[cfg(feature = "server")]
 pub mod server;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jira_sync_host::backends::{HttpLimits, RealHttp, ScriptedHttp};
-use jira_sync_host::replay::replay_in;
+use jira_sync_host::replay::{recording_mismatch, replay_in};
 use jira_sync_host::runtime::Allocation;
 use jira_sync_host::server::{self, LogFormat, Server, ServerConfig};
 use jira_sync_host::sim::{SimWorld, Simulator};
@@ -116,6 +116,13 @@ enum Command {
         json: bool,
         #[arg(long)]
         component: Option<PathBuf>,
+        /// Record every component call of the demo's installation as a scenario file under
+        /// this directory (replay each with `replay`).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// With `--record`: replace emails, account ids and display names by pseudonyms.
+        #[arg(long, requires = "record")]
+        pseudonymise: bool,
     },
     /// Serve Jira's webhooks and the platform's admin API over HTTP.
     Serve {
@@ -276,9 +283,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }
-        Command::Demo { json, component } => {
+        Command::Demo {
+            json,
+            component,
+            record,
+            pseudonymise,
+        } => {
             let runtime = Arc::new(compile(component)?);
-            let report = demo::run(runtime)?;
+            let record = record.map(|directory| demo::Recording {
+                directory,
+                pseudonymise,
+            });
+            let report = demo::run(runtime, record.as_ref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -390,7 +406,14 @@ fn replay(scenario: &Path, component: &[u8], real_http: Option<HttpLimits>) -> a
     };
     let trace = replay_in(&runtime, &parsed, &world);
     println!("{}", serde_json::to_string_pretty(&trace)?);
-    Ok(())
+    // A recorded scenario says what its calls did: replay must do the same (with the script;
+    // a real site answers as it answers now).
+    match recording_mismatch(&parsed, &trace) {
+        Some(difference) if real_http.is_none() => {
+            anyhow::bail!("the replay differs from the recording:\n{difference}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `serve`: the webhook server and admin API until interrupted.

@@ -7,7 +7,7 @@ use jira_sync_plugin::qsh;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Lifetime Jira gives its webhook tokens.
 pub const JIRA_TOKEN_LIFETIME: i64 = 180;
@@ -59,7 +59,7 @@ pub fn authorization(
 }
 
 /// What to forge in a token; the default signs exactly like Jira.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignOverrides {
     /// Secret instead of the installation's.

@@ -16,5 +16,6 @@ mod contract;
 mod deliveries;
 mod hostile_input;
 mod outbound;
+mod recorded_state;
 mod sandbox;
 mod webhook;

@@ -16,14 +16,19 @@ use serde_json::json;
 
 use super::TempDb;
 
-const HOOK_SECRET: &str = "It's a Secret to Everybody";
-const CLIENT_ID: &str = "oauth-client-id";
-const CLIENT_SECRET: &str = "oauth-client-secret";
+pub(super) const HOOK_SECRET: &str = "It's a Secret to Everybody";
+pub(super) const CLIENT_ID: &str = "oauth-client-id";
+pub(super) const CLIENT_SECRET: &str = "oauth-client-secret";
 
 /// A server with an admin webhook site (`site-admin`, group 1 on `ADM-1`) and an OAuth one
 /// (`cloud-1`, group 2 on `OA-1`), both reaching an unroutable site: the deliveries below need
 /// no Jira call.
 fn server(name: &str) -> (Server, Arc<SqliteStore>, TempDb) {
+    server_with(name, ServerConfig::default())
+}
+
+/// [`server`], configured from `config` but for its address and workers.
+pub(super) fn server_with(name: &str, config: ServerConfig) -> (Server, Arc<SqliteStore>, TempDb) {
     let db = TempDb::new(name);
     let store = Arc::new(SqliteStore::open(&db.0).unwrap());
     let mut admin = InstallationSpec::new("site-admin", "", "https://acme.invalid", "app");
@@ -54,7 +59,7 @@ fn server(name: &str) -> (Server, Arc<SqliteStore>, TempDb) {
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
         workers: 2,
-        ..ServerConfig::default()
+        ..config
     };
     let runtime = Arc::new(Runtime::load(&bundled_component()).unwrap());
     let http = Arc::new(RealHttp::new(HttpLimits::default()));
@@ -63,7 +68,7 @@ fn server(name: &str) -> (Server, Arc<SqliteStore>, TempDb) {
 }
 
 /// Ada, whose email is visible, became the assignee of `key`.
-fn assigned_to_ada(key: &str) -> Vec<u8> {
+pub(super) fn assigned_to_ada(key: &str) -> Vec<u8> {
     json!({"webhookEvent": "jira:issue_updated",
         "changelog": {"items": [{"field": "assignee", "fieldId": "assignee", "to": "5f1a"}]},
         "issue": {"id": "1", "key": key, "fields": {
@@ -73,7 +78,7 @@ fn assigned_to_ada(key: &str) -> Vec<u8> {
 }
 
 /// POSTs `body` to the server's `path` with these headers; the status.
-fn post(server: &Server, path: &str, headers: &[(&str, String)], body: &[u8]) -> u16 {
+pub(super) fn post(server: &Server, path: &str, headers: &[(&str, String)], body: &[u8]) -> u16 {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -94,7 +99,7 @@ fn unix_now() -> u64 {
 }
 
 /// An HS256 token of the OAuth app's shape: `iss`, `iat`, `exp`, no qsh.
-fn oauth_token(iss: &str, secret: &str, exp_in: i64) -> String {
+pub(super) fn oauth_token(iss: &str, secret: &str, exp_in: i64) -> String {
     let now = unix_now() as i64;
     let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256"}"#);
     let claims = URL_SAFE_NO_PAD

@@ -20,6 +20,7 @@ mod handshakes;
 mod oauth;
 mod outbox;
 mod races;
+mod recording;
 mod server;
 mod sim_dialects;
 
@@ -80,10 +81,15 @@ impl Stack {
     }
 
     fn start_server(&mut self) {
+        self.start_server_with(ServerConfig::default());
+    }
+
+    /// Starts a server configured from `config` but for its address and workers.
+    fn start_server_with(&mut self, config: ServerConfig) {
         let config = ServerConfig {
             listen: "127.0.0.1:0".into(),
             workers: 2,
-            ..ServerConfig::default()
+            ..config
         };
         let http = Arc::new(RealHttp::new(HttpLimits::default()));
         let server = Server::start(
@@ -178,7 +184,7 @@ impl Stack {
 
 #[test]
 fn the_seed_round_trip() {
-    let report = demo::run(runtime()).unwrap();
+    let report = demo::run(runtime(), None).unwrap();
     let s = &report.summary;
     assert_eq!(
         s["outbound_resolve"],

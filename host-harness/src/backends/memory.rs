@@ -196,7 +196,8 @@ impl MemoryPlatform {
         }
     }
 
-    fn commit_now(&self, effects: &[Effect]) -> BackendResult<Vec<IssueField>> {
+    /// Applies `effects` at once (see [`Platform::commit`]), e.g. to set up a replay's state.
+    pub fn commit_now(&self, effects: &[Effect]) -> BackendResult<Vec<IssueField>> {
         let mut state = lock(&self.state);
         // Work on a copy and swap it in whole: a failure leaves the state as it was.
         let mut draft = state.clone();

@@ -48,7 +48,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
 use crate::wit::jira_sync::plugin::deliveries::Field as DeliveryField;
@@ -172,7 +172,7 @@ pub struct Group {
 /// The issue field an ordering watermark belongs to: each field of an issue is ordered on its
 /// own, so a late assignee change is not stale because a newer status change was applied
 /// (docs/behaviour.md#7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Field {
     /// The issue's status.

@@ -6,7 +6,7 @@ use url::Url;
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BoxFuture, HttpBackend, HttpResult, OutboundRequest, OutboundResponse};
@@ -16,7 +16,7 @@ use crate::wit::jira_sync::plugin::http::Error as HttpError;
 pub const MAX_SCRIPTED_BODY: u64 = 4 * 1024 * 1024;
 
 /// A scripted Jira answer, matched by method, path and query (in any order).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpStub {
     /// The method to match (default `GET`).
@@ -25,22 +25,23 @@ pub struct HttpStub {
     /// The path to match, exactly.
     pub path: String,
     /// The query parameters to match, in any order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
     /// The answer's status (default 200).
     #[serde(default = "ok")]
     pub status: u16,
     /// The answer's headers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// JSON, or a string sent as it is.
     #[serde(default)]
     pub body: Value,
     /// Answer every match instead of the first one only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repeat: bool,
-    /// Answer with this transport error instead: "timeout", "connection", "too-large".
-    #[serde(default)]
+    /// Answer with this transport error instead: "timeout", "connection", "too-large", or an
+    /// error as traces write it ("connection: refused", "response-too-large: 1024").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -143,14 +144,8 @@ impl ScriptedHttp {
             Value::String(text) => text.clone().into_bytes(),
             json => json.to_string().into_bytes(),
         };
-        match stub.error.as_deref() {
-            Some("timeout") => return Err(HttpError::Timeout),
-            Some("connection") => return Err(HttpError::Connection("connection refused".into())),
-            Some("too-large") => return Err(HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY)),
-            Some(other) => {
-                return Err(HttpError::Connection(format!("scripted error `{other}`")));
-            }
-            None => {}
+        if let Some(error) = &stub.error {
+            return Err(scripted_error(error));
         }
         if body.len() as u64 > MAX_SCRIPTED_BODY {
             return Err(HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY));
@@ -164,5 +159,21 @@ impl ScriptedHttp {
                 .collect(),
             body,
         })
+    }
+}
+
+/// A stub's `error` as the transport error it stands for.
+fn scripted_error(error: &str) -> HttpError {
+    if let Some(why) = error.strip_prefix("connection: ") {
+        return HttpError::Connection(why.to_owned());
+    }
+    if let Some(Ok(limit)) = error.strip_prefix("response-too-large: ").map(str::parse) {
+        return HttpError::ResponseTooLarge(limit);
+    }
+    match error {
+        "timeout" => HttpError::Timeout,
+        "connection" => HttpError::Connection("connection refused".into()),
+        "too-large" => HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY),
+        other => HttpError::Connection(format!("scripted error `{other}`")),
     }
 }

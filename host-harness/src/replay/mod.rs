@@ -3,22 +3,26 @@
 //! suites and the interop runs, which compare traces across runtimes.
 
 pub mod scenario;
-mod trace;
+pub mod trace;
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::backends::{
-    Backends, Clock as _, Group, GroupStatus, HttpBackend, ManualClock, MemoryCache,
+    Backends, Clock as _, Effect, Group, GroupStatus, HttpBackend, ManualClock, MemoryCache,
     MemoryPlatform, ScriptedHttp,
 };
-use crate::imports::record::body_value;
 use crate::runtime::Runtime;
 use crate::signing::{self, SignOverrides};
 use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use crate::wit::jira_sync::plugin::types::Installation;
-use scenario::{GroupStatusSpec, Scenario, Sign, Step, WebhookStep};
+use scenario::{GroupStatusSpec, Scenario, Sign, Step, WebhookStep, body_bytes};
+
+/// Whose claim holds a scenario's `deliveries_in_progress`: no call of the replay.
+const ANOTHER_CALL: u64 = u64::MAX;
+/// How long the scenario's cache entries live: past any replay (they were live when recorded).
+const CACHE_TTL_SECONDS: u32 = u32::MAX;
 
 /// The in-memory world a scenario runs in; kept so that tests can look inside after a replay.
 pub struct World {
@@ -74,7 +78,30 @@ impl World {
                 );
             }
         }
+        let mut effects: Vec<Effect> = scenario
+            .handled_deliveries
+            .iter()
+            .map(|id| Effect::Handled(client_key.clone(), id.clone()))
+            .collect();
+        for (issue_key, fields) in &scenario.watermarks {
+            for (field, updated_ms) in fields {
+                effects.push(Effect::Watermark {
+                    issue: (client_key.clone(), issue_key.clone()),
+                    fields: vec![*field],
+                    updated_ms: *updated_ms,
+                });
+            }
+        }
+        // Memory never fails; a scenario that names no links or groups commits nothing else.
+        let _ = platform.commit_now(&effects);
+        for id in &scenario.deliveries_in_progress {
+            // A delivery also listed as handled stays handled.
+            platform.claim(client_key, id, ANOTHER_CALL, scenario.now, u64::MAX);
+        }
         let cache = Arc::new(MemoryCache::default());
+        for (key, value) in &scenario.cache {
+            cache.set(key, value, CACHE_TTL_SECONDS, scenario.now);
+        }
         let clock = Arc::new(ManualClock::new(scenario.now));
         let backends = Backends {
             http: backend,
@@ -118,25 +145,69 @@ pub fn replay_in(runtime: &Runtime, scenario: &Scenario, world: &World) -> Value
     })
 }
 
+/// What a replayed scenario's trace does not reproduce of its recording, if anything: one line
+/// per differing step, naming the first key that differs.
+pub fn recording_mismatch(scenario: &Scenario, trace: &Value) -> Option<String> {
+    let recorded = scenario.recorded.as_ref()?;
+    let replayed: Vec<Value> = trace["steps"]
+        .as_array()
+        .map(|steps| steps.iter().map(trace::comparable).collect())
+        .unwrap_or_default();
+    if replayed.len() != recorded.steps.len() {
+        return Some(format!(
+            "{} steps replayed, {} recorded",
+            replayed.len(),
+            recorded.steps.len()
+        ));
+    }
+    let differences: Vec<String> = recorded
+        .steps
+        .iter()
+        .zip(&replayed)
+        .enumerate()
+        .filter(|(_, (recorded, replayed))| recorded != replayed)
+        .map(|(i, (recorded, replayed))| {
+            let key = recorded
+                .as_object()
+                .and_then(|fields| {
+                    fields
+                        .iter()
+                        .find(|(k, v)| replayed.get(k.as_str()) != Some(v))
+                        .map(|(k, _)| k.clone())
+                })
+                .unwrap_or_else(|| "the step".to_owned());
+            format!(
+                "step {i}: `{key}` was {} when recorded, {} replayed",
+                recorded.get(&key).unwrap_or(recorded),
+                replayed.get(&key).unwrap_or(replayed)
+            )
+        })
+        .collect();
+    (!differences.is_empty()).then(|| differences.join("\n"))
+}
+
 fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) -> Value {
     let default_key = &scenario.installation.client_key;
+    let blocking = runtime.blocking();
     match step {
         Step::Webhook(hook) => {
             let request = webhook_request(scenario, world, hook);
-            let call = runtime.blocking().webhook(&world.backends, &request);
-            let response = call.result.as_ref().ok().map(|r| {
-                let headers: Map<String, Value> = r
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.clone(), json!(value)))
-                    .collect();
-                json!({
-                    "status": r.status,
-                    "headers": headers,
-                    "body": body_value(&r.body),
-                })
-            });
-            trace::step("webhook", response, Value::Null, call)
+            trace::webhook(&blocking.webhook(&world.backends, &request))
+        }
+        Step::Accept(hook) => {
+            let request = webhook_request(scenario, world, hook);
+            trace::accept(&blocking.accept(&world.backends, &request))
+        }
+        Step::Process(job) => {
+            let job = webhook::Job {
+                client_key: job
+                    .client_key
+                    .clone()
+                    .unwrap_or_else(|| default_key.clone()),
+                delivery_id: job.delivery_id.clone(),
+                body: body_bytes(&job.body),
+            };
+            trace::process(&blocking.process(&world.backends, &job))
         }
         Step::SyncStatusOutbound(s) => {
             let request = outbound::StatusRequest {
@@ -146,9 +217,7 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 dry_run: s.dry_run,
                 source: s.source.into(),
             };
-            let call = runtime.blocking().sync_status(&world.backends, &request);
-            let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
-            trace::step("sync_status_outbound", None, outcome, call)
+            trace::sync_status(&blocking.sync_status(&world.backends, &request))
         }
         Step::SyncAssigneeOutbound(s) => {
             let request = outbound::AssigneeRequest {
@@ -161,9 +230,11 @@ fn run_step(runtime: &Runtime, scenario: &Scenario, world: &World, step: &Step) 
                 },
                 source: s.source.into(),
             };
-            let call = runtime.blocking().sync_assignee(&world.backends, &request);
-            let outcome = call.result.as_ref().map_or(Value::Null, Value::from);
-            trace::step("sync_assignee_outbound", None, outcome, call)
+            trace::sync_assignee(&blocking.sync_assignee(&world.backends, &request))
+        }
+        Step::CheckMappings(check) => {
+            let client_key = check.client_key.as_ref().unwrap_or(default_key);
+            trace::check_mappings(&blocking.check_mappings(&world.backends, client_key))
         }
         Step::AdvanceClock(seconds) => {
             world.clock.advance(*seconds);
@@ -199,15 +270,11 @@ fn webhook_request(scenario: &Scenario, world: &World, hook: &WebhookStep) -> we
             ),
         ));
     }
-    let body = match &hook.body {
-        Value::String(raw) => raw.clone().into_bytes(),
-        json => json.to_string().into_bytes(),
-    };
     webhook::Request {
         method: hook.method.clone(),
         path: hook.path.clone(),
         query: hook.query.clone(),
         headers,
-        body,
+        body: body_bytes(&hook.body),
     }
 }

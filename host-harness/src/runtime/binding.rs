@@ -12,7 +12,7 @@ use jira_sync_plugin::webhook::Route;
 use crate::wit::exports::jira_sync::plugin::webhook;
 
 /// The client key a webhook's route or credential names, unverified.
-pub(super) fn webhook_tenant(request: &webhook::Request) -> Option<String> {
+pub fn webhook_tenant(request: &webhook::Request) -> Option<String> {
     match Route::of(&request.path)? {
         Route::Admin(client_key) | Route::Oauth(client_key) => Some(client_key),
         Route::Connect => credential_tenant(header(&request.headers, "authorization")?),

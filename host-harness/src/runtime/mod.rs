@@ -30,6 +30,7 @@ use crate::wit::{Plugin, PluginPre};
 use cpu::Ticker;
 use exports::Exports;
 
+pub use binding::webhook_tenant;
 pub use cpu::EPOCH_TICK;
 pub use engine::{Allocation, Origin, POOL_SLOTS, artefact_path, engine, engine_with};
 

@@ -6,9 +6,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Context, check, outbox, record_call};
+use super::{Context, check, outbox, record_call, recording::Start};
 use crate::backends::{BackendError, BackendResult, Group, OutboxEntry};
 use crate::installation::InstallationSpec;
+use crate::recording;
+use crate::replay::trace;
 
 /// An answer: status and JSON body.
 type Answer = (u16, Value);
@@ -54,6 +56,8 @@ enum Endpoint<'a> {
     AddInstallation,
     /// `GET /admin/installations/{client_key}/check` (the key percent-encoded)
     CheckMappings(String),
+    /// `PUT`, `GET` or `DELETE /admin/installations/{client_key}/recording`
+    Recording(String, Switch),
     /// `POST /admin/links`
     Link,
     /// `POST /admin/users`
@@ -64,6 +68,14 @@ enum Endpoint<'a> {
     GroupAction(&'a str, Action),
     /// `GET /admin/groups/{id}/syncs`
     Syncs(&'a str),
+}
+
+/// What a request does to an installation's recording.
+#[derive(Clone, Copy)]
+enum Switch {
+    On,
+    Show,
+    Off,
 }
 
 /// What the platform does to a group.
@@ -80,12 +92,18 @@ impl<'a> Endpoint<'a> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match (method, &segments[..]) {
             ("POST", ["admin", "installations"]) => Endpoint::AddInstallation,
-            ("GET", ["admin", "installations", key, "check"]) => Endpoint::CheckMappings(
-                percent_encoding::percent_decode_str(key)
-                    .decode_utf8()
-                    .ok()?
-                    .into_owned(),
-            ),
+            ("GET", ["admin", "installations", key, "check"]) => {
+                Endpoint::CheckMappings(decoded(key)?)
+            }
+            (method, ["admin", "installations", key, "recording"]) => {
+                let switch = match method {
+                    "PUT" => Switch::On,
+                    "GET" => Switch::Show,
+                    "DELETE" => Switch::Off,
+                    _ => return None,
+                };
+                Endpoint::Recording(decoded(key)?, switch)
+            }
             ("POST", ["admin", "links"]) => Endpoint::Link,
             ("POST", ["admin", "users"]) => Endpoint::AddUser,
             ("GET", ["admin", "groups", id]) => Endpoint::Group(id),
@@ -103,6 +121,14 @@ impl<'a> Endpoint<'a> {
             _ => return None,
         })
     }
+}
+
+/// A percent-encoded path segment.
+fn decoded(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> {
@@ -131,6 +157,9 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
             Err(answer) => Err(answer),
         },
         Endpoint::CheckMappings(client_key) => Ok(check_mappings(context, &client_key).await),
+        Endpoint::Recording(client_key, switch) => {
+            recording_switch(context, &client_key, switch, body).await
+        }
         Endpoint::Link => match parse::<LinkBody>(body) {
             Ok(link) => {
                 Ok(stored(store.link(&link.client_key, &link.issue_key, &link.groups)).await)
@@ -161,8 +190,12 @@ pub(super) async fn handle(context: &Context, method: &str, path: &str, body: &[
 async fn check_mappings(context: &Context, client_key: &str) -> Answer {
     let started = std::time::Instant::now();
     let call = context
-        .runtime
-        .check_mappings(&context.backends, client_key)
+        .call_recorded(
+            || Some(client_key.to_owned()),
+            recording::check_step,
+            trace::check_mappings,
+            async |backends| context.runtime.check_mappings(backends, client_key).await,
+        )
         .await;
     let (answer, error) = match &call.result {
         Ok(Ok(reports)) => {
@@ -200,6 +233,55 @@ async fn check_mappings(context: &Context, client_key: &str) -> Answer {
         call.record,
     );
     answer
+}
+
+/// `/admin/installations/{client_key}/recording` (docs/behaviour.md#12): `PUT` starts recording
+/// the installation's calls (body, optional: `max_bytes`, `pseudonymise`), `GET` shows the
+/// session, `DELETE` stops it; each answers the session's state.
+async fn recording_switch(
+    context: &Context,
+    client_key: &str,
+    switch: Switch,
+    body: &[u8],
+) -> Result<Answer, Answer> {
+    let recordings = &context.recordings;
+    let not_recording = || {
+        (
+            404,
+            json!({"error": format!("{client_key} is not being recorded")}),
+        )
+    };
+    match switch {
+        Switch::On => {
+            let start: Start = if body.iter().all(u8::is_ascii_whitespace) {
+                parse(b"{}")?
+            } else {
+                parse(body)?
+            };
+            match context.store.installation_spec(client_key).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err((
+                        404,
+                        json!({"error": format!("no installation {client_key}")}),
+                    ));
+                }
+                Err(e) => return Err(backend_failed(&e)),
+            }
+            let session = recordings
+                .start(client_key, &start, outbox::now())
+                .map_err(|(status, why)| (status, json!({"error": why})))?;
+            Ok((200, json!({"recording": session})))
+        }
+        Switch::Show => recordings
+            .state(client_key)
+            .map(|session| (200, json!({"recording": session})))
+            .ok_or_else(not_recording),
+        Switch::Off => recordings
+            .stop(client_key)
+            .map(|session| (200, json!({"stopped": session})))
+            .ok_or_else(not_recording),
+    }
 }
 
 async fn known_group(context: &Context, id: &str) -> Result<(u64, Group), Answer> {

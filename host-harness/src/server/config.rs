@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub max_sleep_seconds: u64,
     /// Where the precompiled component is kept between starts (default `<data_dir>/cache`).
     pub cache_dir: Option<PathBuf>,
+    /// Where recorded calls are written as scenario files (default `<data_dir>/recordings`);
+    /// recording is switched on per installation through the admin API.
+    pub recordings_dir: Option<PathBuf>,
     /// When set, `/admin/*` requires `Authorization: Bearer <admin_token>`.
     pub admin_token: Option<String>,
     /// Serve the admin API without a token on a non-loopback address anyway.
@@ -127,6 +130,7 @@ const KEYS: &[&str] = &[
     "max_response_bytes",
     "max_sleep_seconds",
     "cache_dir",
+    "recordings_dir",
     "admin_token",
     "allow_open_admin",
     "log_format",
@@ -191,6 +195,7 @@ impl Default for ServerConfig {
             max_response_bytes: 1024 * 1024,
             max_sleep_seconds: 30,
             cache_dir: None,
+            recordings_dir: None,
             admin_token: None,
             allow_open_admin: false,
             log_format: LogFormat::Text,
@@ -313,6 +318,13 @@ impl ServerConfig {
         self.cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The directory recordings are written under.
+    pub fn recordings_path(&self) -> PathBuf {
+        self.recordings_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("recordings"))
     }
 
     /// The configuration from the TOML file at `path` (if any), then every `JIRA_SYNC_<KEY>`

@@ -7,6 +7,7 @@
 //! - `check.rs`: the mapping check's report, counted and rendered for people;
 //! - `queue.rs`: accepted webhooks' work, run in the background from the durable queue;
 //! - `outbox.rs`: platform → Jira pushes, retried from the outbox;
+//! - `recording.rs`: recording mode, each call of an installation written as a scenario;
 //! - `handshake.rs`: Connect's descriptor and lifecycle callbacks, and Forge's invocations;
 //! - `oauth/`: OAuth installations' tokens refreshed and dynamic webhooks kept registered;
 //! - `tenants.rs`: each installation's fair share of the workers;
@@ -22,6 +23,7 @@ mod metrics;
 mod oauth;
 mod outbox;
 mod queue;
+mod recording;
 mod tenants;
 mod transport;
 
@@ -42,6 +44,7 @@ use crate::backends::{
 };
 use crate::imports::record::{CallRecord, body_value};
 use crate::install::{ConnectKeys, ForgeKeys};
+use crate::replay::trace;
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
 use metrics::Metrics;
@@ -84,6 +87,8 @@ struct Context {
     tenants: Tenants,
     /// The queue's in-memory side.
     queue: queue::Queue,
+    /// The installations being recorded (docs/behaviour.md#12).
+    recordings: recording::Recordings,
     metrics: Metrics,
     /// Connect's and Forge's handshakes, and the keys they are verified with.
     handshakes: handshake::Handshakes,
@@ -189,6 +194,7 @@ impl Server {
             background: Arc::new(Semaphore::new((config.workers * 3 / 4).max(1))),
             tenants: Tenants::new(config.workers_per_tenant()),
             queue,
+            recordings: recording::Recordings::new(config.recordings_path()),
             metrics: Metrics::new(),
             handshakes: handshake::Handshakes {
                 public_url: config
@@ -518,7 +524,14 @@ fn record_call(
 /// 200 at once; the job runs in the background (`queue.rs`).
 async fn handle_webhook(context: &Arc<Context>, request: &webhook::Request) -> webhook::Response {
     let started = Instant::now();
-    let call = context.runtime.accept(&context.backends, request).await;
+    let call = context
+        .call_recorded(
+            || crate::runtime::webhook_tenant(request),
+            || crate::recording::accept_step(request),
+            trace::accept,
+            async |backends| context.runtime.accept(backends, request).await,
+        )
+        .await;
     let delivery = request
         .headers
         .iter()

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use super::{Context, record_call};
 use crate::backends::{Clock as _, Next, OutboxEntry, SystemClock};
+use crate::recording;
+use crate::replay::trace;
 use crate::wit::exports::jira_sync::plugin::outbound;
 
 /// Attempts before a push fails for good.
@@ -58,8 +60,12 @@ async fn push(context: &Context, entry: &OutboxEntry) -> Value {
             source: outbound::AssignmentSource::Platform,
         };
         let call = context
-            .runtime
-            .sync_status(&context.backends, &request)
+            .call_recorded(
+                || Some(request.client_key.clone()),
+                || recording::status_step(&request),
+                trace::sync_status,
+                async |backends| context.runtime.sync_status(backends, &request).await,
+            )
             .await;
         let verb = if resolved { "resolve" } else { "unresolve" };
         let result = call
@@ -88,8 +94,12 @@ async fn push(context: &Context, entry: &OutboxEntry) -> Value {
             source: outbound::AssignmentSource::Platform,
         };
         let call = context
-            .runtime
-            .sync_assignee(&context.backends, &request)
+            .call_recorded(
+                || Some(request.client_key.clone()),
+                || recording::assignee_step(&request),
+                trace::sync_assignee,
+                async |backends| context.runtime.sync_assignee(backends, &request).await,
+            )
             .await;
         let result = call
             .result

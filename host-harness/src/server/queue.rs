@@ -21,6 +21,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::outbox::{backoff, now};
 use super::{Context, record_call};
 use crate::backends::{BackendError, Enqueued, Finished, NewJob, Next, QueuedJob};
+use crate::recording;
+use crate::replay::trace;
 use crate::runtime::CallError;
 use crate::wit::exports::jira_sync::plugin::webhook;
 
@@ -287,7 +289,12 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
     };
     // The job's lease is exclusive (one server per SQLite file, which takes back a killed
     // predecessor's jobs at start): it stands for the delivery's claim.
-    let process = context.runtime.process_leased(&context.backends, &request);
+    let process = context.call_recorded(
+        || Some(request.client_key.clone()),
+        || recording::process_step(&request),
+        trace::process,
+        async |backends| context.runtime.process_leased(backends, &request).await,
+    );
     let (call, held) = holding_lease(context, job.id, held, process).await;
     let (next, error) = next_step(&call.result, job.attempts, now());
     if next == Next::Failed {
@@ -301,7 +308,7 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
     }
     finish(context, job.id, held, next, error.clone()).await;
     let result = match &call.result {
-        Ok(outcome) => json!(outcome_name(outcome)),
+        Ok(outcome) => trace::job_outcome(outcome),
         Err(e) => json!({"error": e.to_string()}),
     };
     record_call(
@@ -317,16 +324,6 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
         call.result.as_ref().err().map(ToString::to_string),
         call.record,
     );
-}
-
-fn outcome_name(outcome: &webhook::JobOutcome) -> serde_json::Value {
-    match outcome {
-        webhook::JobOutcome::Done => json!({"type": "done"}),
-        webhook::JobOutcome::RetryAfter(seconds) => {
-            json!({"type": "retry-after", "seconds": seconds})
-        }
-        webhook::JobOutcome::Failed(why) => json!({"type": "failed", "error": why}),
-    }
 }
 
 /// What an attempt's result means for the job: done, failed for good, or due again (no sooner
