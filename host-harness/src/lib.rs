@@ -55,9 +55,9 @@
 //! # }
 //! ```
 //!
-//! Cargo features (all on by default): `replay` (scenarios, scripted HTTP, token signing),
-//! `sqlite`, `http-client` (real HTTP), `install` (Connect lifecycle and Forge invocation
-//! tokens), `server`, `sim`, `demo`, `bench`, `cli`. With
+//! Cargo features (all on by default): `replay` (scenarios, scripted HTTP, token signing,
+//! recording), `sqlite`, `http-client` (real HTTP), `install` (Connect lifecycle and Forge
+//! invocation tokens), `server`, `sim`, `demo`, `bench`, `cli`. With
 //! `default-features = false` the crate is the runtime, the backend traits and the in-memory
 //! backends.
 
