@@ -221,6 +221,8 @@ fn recording_is_switched_per_installation_at_run_time_and_stops_at_its_bound() {
         .installation
         .client_key;
     let key = jira_sync_plugin::qsh::encode(&site);
+    let path = format!("/admin/installations/{key}/recording");
+    let switch = |method: &str, body: &str| admin(&stack, method, &path, body);
     let other = InstallationSpec::new("jira:other", "other-secret", "https://o.invalid", "app");
     stack.store.add_installation(&other).unwrap();
 
@@ -239,24 +241,10 @@ fn recording_is_switched_per_installation_at_run_time_and_stops_at_its_bound() {
         r#"{"max_bytes": "lots"}"#,
         r#"{"colour": 1}"#,
     ] {
-        let (status, answer) = admin(
-            &stack,
-            "PUT",
-            &format!("/admin/installations/{key}/recording"),
-            bad,
-        );
+        let (status, answer) = switch("PUT", bad);
         assert_eq!(status, 400, "{bad}: {answer}");
     }
-    assert_eq!(
-        admin(
-            &stack,
-            "GET",
-            &format!("/admin/installations/{key}/recording"),
-            ""
-        )
-        .0,
-        404
-    );
+    assert_eq!(switch("GET", "").0, 404);
 
     // Nothing is recorded before the switch.
     stack.send(
@@ -270,12 +258,7 @@ fn recording_is_switched_per_installation_at_run_time_and_stops_at_its_bound() {
         "",
     );
     assert_eq!(status, 200);
-    let (status, answer) = admin(
-        &stack,
-        "PUT",
-        &format!("/admin/installations/{key}/recording"),
-        r#"{"max_bytes": 20000}"#,
-    );
+    let (status, answer) = switch("PUT", r#"{"max_bytes": 20000}"#);
     assert_eq!(status, 200, "{answer}");
     let directory = PathBuf::from(answer["recording"]["directory"].as_str().unwrap());
     assert!(directory.starts_with(&dir.0), "{directory:?}");
@@ -305,12 +288,7 @@ fn recording_is_switched_per_installation_at_run_time_and_stops_at_its_bound() {
             stack.assignee_body(account, &updated),
         );
     }
-    let (status, answer) = admin(
-        &stack,
-        "GET",
-        &format!("/admin/installations/{key}/recording"),
-        "",
-    );
+    let (status, answer) = switch("GET", "");
     assert_eq!(status, 200);
     let session = &answer["recording"];
     assert_eq!(session["full"], json!(true), "{session}");
@@ -327,36 +305,13 @@ fn recording_is_switched_per_installation_at_run_time_and_stops_at_its_bound() {
         json!(409)
     );
 
-    let (status, answer) = admin(
-        &stack,
-        "DELETE",
-        &format!("/admin/installations/{key}/recording"),
-        "",
-    );
+    let (status, answer) = switch("DELETE", "");
     assert_eq!(
         (status, &answer["stopped"]["files"]),
         (200, &session["files"])
     );
-    assert_eq!(
-        admin(
-            &stack,
-            "GET",
-            &format!("/admin/installations/{key}/recording"),
-            ""
-        )
-        .0,
-        404
-    );
-    assert_eq!(
-        admin(
-            &stack,
-            "DELETE",
-            &format!("/admin/installations/{key}/recording"),
-            ""
-        )
-        .0,
-        404
-    );
+    assert_eq!(switch("GET", "").0, 404);
+    assert_eq!(switch("DELETE", "").0, 404);
     let (_, other) = admin(
         &stack,
         "GET",
