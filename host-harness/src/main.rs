@@ -172,6 +172,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Record an installation's component calls as scenario files on a running server
+    /// (docs/behaviour.md#12): start a session, show it, or stop it; prints the session.
+    Record {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// start | show | stop
+        #[arg(value_enum)]
+        action: RecordAction,
+        /// The installation's client key.
+        client_key: String,
+        /// With `start`: bytes of files the session may write (the server's default: 16 MiB).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// With `start`: replace emails, account ids and display names by pseudonyms.
+        #[arg(long)]
+        pseudonymise: bool,
+        /// The server's `admin_token`, if it has one.
+        #[arg(long, env = "JIRA_SYNC_ADMIN_TOKEN")]
+        token: Option<String>,
+    },
     /// Resolve, unresolve, assign or unassign a group through a running server's admin API.
     Group {
         /// The server's base URL.
@@ -351,6 +372,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => anyhow::bail!("the server's answer has no problem count: {answer}"),
             }
         }
+        Command::Record {
+            server,
+            action,
+            client_key,
+            max_bytes,
+            pseudonymise,
+            token,
+        } => {
+            let admin = Admin::new(server, token);
+            let path = format!(
+                "/admin/installations/{}/recording",
+                jira_sync_plugin::qsh::encode(&client_key)
+            );
+            let answer = match action {
+                RecordAction::Start => {
+                    let mut body = serde_json::json!({"pseudonymise": pseudonymise});
+                    if let Some(max_bytes) = max_bytes {
+                        body["max_bytes"] = max_bytes.into();
+                    }
+                    admin.call("PUT", &path, &body.to_string())?
+                }
+                RecordAction::Show => admin.call("GET", &path, "")?,
+                RecordAction::Stop => admin.call("DELETE", &path, "")?,
+            };
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
         Command::Bench {
             iterations,
             component,
@@ -484,6 +532,28 @@ fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> any
 }
 
 /// The admin API of a running server, for `group`.
+/// `request` with the admin token, when there is one.
+fn authorized<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match authorization {
+        Some(value) => request.header("Authorization", value),
+        None => request,
+    }
+}
+
+/// What `record` does with an installation's recording session.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RecordAction {
+    /// Start (or restart in a new directory) recording.
+    Start,
+    /// Show the session.
+    Show,
+    /// Stop recording.
+    Stop,
+}
+
 struct Admin {
     server: String,
     token: Option<String>,
@@ -507,18 +577,12 @@ impl Admin {
     fn call(&self, method: &str, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.server);
         let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut response = if method == "GET" {
-            let mut request = self.agent.get(&url);
-            if let Some(value) = &authorization {
-                request = request.header("Authorization", value);
-            }
-            request.call()
-        } else {
-            let mut request = self.agent.post(&url);
-            if let Some(value) = &authorization {
-                request = request.header("Authorization", value);
-            }
-            request.send(body.as_bytes())
+        let auth = authorization.as_deref();
+        let mut response = match method {
+            "GET" => authorized(self.agent.get(&url), auth).call(),
+            "DELETE" => authorized(self.agent.delete(&url), auth).call(),
+            "PUT" => authorized(self.agent.put(&url), auth).send(body.as_bytes()),
+            _ => authorized(self.agent.post(&url), auth).send(body.as_bytes()),
         }
         .with_context(|| format!("reach {}", self.server))?;
         let status = response.status();

@@ -284,6 +284,95 @@ fn check_prints_the_report_and_fails_while_a_mapping_is_broken() {
     assert_eq!(answer["projects"][0]["project_id"], "10000");
 }
 
+#[test]
+fn record_switches_a_session_and_replay_fails_when_a_file_no_longer_matches() {
+    use std::sync::Arc;
+
+    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
+    use jira_sync_host::server::{Server, ServerConfig};
+    use jira_sync_host::sim::{SimWorld, Simulator};
+    use jira_sync_host::{Runtime, demo};
+
+    let dir = std::env::temp_dir().join(format!("jira-sync-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = SimWorld::demo();
+    let sim = Simulator::start(world.clone()).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    store
+        .add_installation(&demo::installation(&world, &sim.base_url()))
+        .unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        admin_token: Some("t0ken".into()),
+        recordings_dir: Some(dir.join("recordings")),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(
+        &config,
+        Arc::new(Runtime::bundled().unwrap()),
+        store,
+        Arc::new(RealHttp::new(HttpLimits::default())),
+        None,
+    )
+    .unwrap();
+    let record = |args: &[&str]| {
+        let out = host()
+            .args(["record", "--server", &server.url(), "--token", "t0ken"])
+            .args(args)
+            .arg(&world.installation.client_key)
+            .output()
+            .unwrap();
+        let answer = serde_json::from_slice::<serde_json::Value>(&out.stdout).ok();
+        (out.status.success(), answer, out.stderr)
+    };
+    let (ok, started, _) = record(&["start", "--max-bytes", "100000", "--pseudonymise"]);
+    assert!(ok);
+    let started = started.unwrap();
+    assert_eq!(started["recording"]["pseudonymise"], true);
+    assert_eq!(started["recording"]["max_bytes"], 100_000);
+    // One call to record: the mapping check.
+    let check = host()
+        .args(["check", "--server", &server.url(), "--token", "t0ken"])
+        .arg(&world.installation.client_key)
+        .output()
+        .unwrap();
+    assert!(!check.status.success(), "the demo's mapping is broken");
+    let (ok, shown, _) = record(&["show"]);
+    assert!(ok);
+    assert_eq!(shown.unwrap()["recording"]["files"], 1);
+    let (ok, stopped, _) = record(&["stop"]);
+    assert!(ok);
+    let stopped = stopped.unwrap();
+    let (ok, _, stderr) = record(&["show"]);
+    assert!(!ok, "no session after stop");
+    assert!(String::from_utf8_lossy(&stderr).contains("404"));
+    drop(server);
+
+    let directory = std::path::PathBuf::from(stopped["stopped"]["directory"].as_str().unwrap());
+    let file = directory.join("000001-check_mappings.json");
+    let replay = |path: &std::path::Path| host().arg("replay").arg(path).output().unwrap();
+    let replayed = replay(&file);
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    // Jira's answer changed: the replay no longer matches, and says where.
+    let mut scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    scenario["http"][0]["status"] = 500.into();
+    let changed = dir.join("changed.json");
+    std::fs::write(&changed, scenario.to_string()).unwrap();
+    let replayed = replay(&changed);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!replayed.status.success());
+    let stderr = String::from_utf8_lossy(&replayed.stderr);
+    assert!(
+        stderr.contains("the replay differs from the recording"),
+        "{stderr}"
+    );
+}
+
 /// A `serve` process of the test's: its URL (read from its "serving on" line) and its stderr,
 /// drained into a buffer by a thread of its own (a full pipe would block its logging). Killed on
 /// drop if the test did not stop it.
