@@ -531,7 +531,6 @@ fn sim(listen: &str, world: Option<PathBuf>, webhook_url: Option<String>) -> any
     termination.wait()
 }
 
-/// The admin API of a running server, for `group`.
 /// `request` with the admin token, when there is one.
 fn authorized<B>(
     request: ureq::RequestBuilder<B>,
@@ -554,6 +553,7 @@ enum RecordAction {
     Stop,
 }
 
+/// The admin API of a running server, for `group`, `check` and `record`.
 struct Admin {
     server: String,
     token: Option<String>,

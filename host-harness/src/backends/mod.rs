@@ -67,7 +67,7 @@ pub use real_http::{HttpLimits, RealHttp};
 #[cfg(feature = "redis")]
 pub use redis_cache::RedisCache;
 #[cfg(feature = "replay")]
-pub use scripted::{HttpStub, MAX_SCRIPTED_BODY, ScriptedHttp};
+pub use scripted::{HttpStub, MAX_SCRIPTED_BODY, Query, ScriptedHttp};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{Enqueued, Finished, NewJob, Next, OauthLease, OutboxEntry, QueuedJob, Store};

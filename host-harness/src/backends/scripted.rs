@@ -25,8 +25,8 @@ pub struct HttpStub {
     /// The path to match, exactly.
     pub path: String,
     /// The query parameters to match, in any order.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Query::is_empty")]
+    pub query: Query,
     /// The answer's status (default 200).
     #[serde(default = "ok")]
     pub status: u16,
@@ -40,9 +40,57 @@ pub struct HttpStub {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repeat: bool,
     /// Answer with this transport error instead: "timeout", "connection", "too-large", or an
-    /// error as traces write it ("connection: refused", "response-too-large: 1024").
+    /// error as traces write it ("connection: refused", "response-too-large: 1024",
+    /// "invalid-request: why").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A stub's query parameters: an object, or a list of `[name, value]` pairs where a name
+/// repeats (e.g. `workflowName` once per workflow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Query {
+    /// Each name once.
+    Map(BTreeMap<String, String>),
+    /// Names that may repeat.
+    Pairs(Vec<(String, String)>),
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query::Map(BTreeMap::new())
+    }
+}
+
+impl Query {
+    /// The parameters of a URL: an object unless a name repeats.
+    pub fn of(pairs: Vec<(String, String)>) -> Self {
+        let names: std::collections::BTreeSet<&str> =
+            pairs.iter().map(|(name, _)| name.as_str()).collect();
+        if names.len() == pairs.len() {
+            Query::Map(pairs.into_iter().collect())
+        } else {
+            Query::Pairs(pairs)
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Query::Map(map) => map.is_empty(),
+            Query::Pairs(pairs) => pairs.is_empty(),
+        }
+    }
+
+    /// The parameters, sorted.
+    fn sorted(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = match self {
+            Query::Map(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Query::Pairs(pairs) => pairs.clone(),
+        };
+        pairs.sort();
+        pairs
+    }
 }
 
 fn get() -> String {
@@ -90,18 +138,12 @@ impl ScriptedHttp {
         if !stub.method.eq_ignore_ascii_case(method) || stub.path != url.path() {
             return false;
         }
-        let mut wanted: Vec<(String, String)> = stub
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let mut got: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        wanted.sort();
         got.sort();
-        wanted == got
+        stub.query.sorted() == got
     }
 }
 
@@ -170,10 +212,66 @@ fn scripted_error(error: &str) -> HttpError {
     if let Some(Ok(limit)) = error.strip_prefix("response-too-large: ").map(str::parse) {
         return HttpError::ResponseTooLarge(limit);
     }
+    if let Some(why) = error.strip_prefix("invalid-request: ") {
+        return HttpError::InvalidRequest(why.to_owned());
+    }
     match error {
         "timeout" => HttpError::Timeout,
         "connection" => HttpError::Connection("connection refused".into()),
         "too-large" => HttpError::ResponseTooLarge(MAX_SCRIPTED_BODY),
         other => HttpError::Connection(format!("scripted error `{other}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stub(query: &str) -> HttpStub {
+        serde_json::from_str(&format!(
+            r#"{{"path": "/rest/api/3/workflow/search", "query": {query}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn answered(stub: HttpStub, url: &str) -> bool {
+        let http = ScriptedHttp::new(vec![stub]);
+        let request = OutboundRequest {
+            method: "GET",
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        };
+        http.answer(&request).is_ok()
+    }
+
+    #[test]
+    fn a_query_whose_name_repeats_is_matched_as_pairs_in_any_order() {
+        let url = "https://a.net/rest/api/3/workflow/search?workflowName=A&expand=x&workflowName=B";
+        let pairs = stub(r#"[["workflowName", "B"], ["expand", "x"], ["workflowName", "A"]]"#);
+        assert!(answered(pairs, url));
+        let one = stub(r#"[["workflowName", "A"], ["expand", "x"]]"#);
+        assert!(!answered(one, url), "every repeated value counts");
+        assert!(answered(
+            stub(r#"{"expand": "x", "workflowName": "A"}"#),
+            "https://a.net/rest/api/3/workflow/search?workflowName=A&expand=x"
+        ));
+    }
+
+    #[test]
+    fn a_url_is_written_as_an_object_unless_a_name_repeats() {
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(matches!(
+            Query::of(pairs(&[("a", "1"), ("b", "2")])),
+            Query::Map(_)
+        ));
+        assert!(matches!(
+            Query::of(pairs(&[("a", "1"), ("a", "2")])),
+            Query::Pairs(_)
+        ));
     }
 }

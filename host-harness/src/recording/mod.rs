@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::backends::{GroupStatus, HttpStub};
+use crate::backends::{GroupStatus, HttpStub, Query};
 use crate::imports::record::body_value;
 use crate::installation::{CredentialSpec, InstallationSpec};
 use crate::replay::scenario::{
@@ -25,79 +25,107 @@ use crate::wit::exports::jira_sync::plugin::{outbound, webhook};
 use capture::{Capture, Exchange};
 pub use resign::PLACEHOLDER_SECRET;
 
-/// Response headers a scenario leaves out: they carry the site's session, not Jira's answer.
-const DROPPED_RESPONSE_HEADERS: [&str; 1] = ["set-cookie"];
-/// Request headers a scenario leaves out: the transport's framing of a body the scenario may
-/// write differently (as JSON, or with pseudonyms).
-const DROPPED_REQUEST_HEADERS: [&str; 2] = ["content-length", "transfer-encoding"];
+/// The webhook headers a scenario keeps: those the component reads, and Jira's retry count and
+/// the content type for the reader. The others (cookies, proxies' credentials and client
+/// addresses, the transport's framing) are not the component's business and stay out.
+const KEPT_REQUEST_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-hub-signature",
+    "x-atlassian-webhook-identifier",
+    "x-atlassian-webhook-retry",
+    "content-type",
+];
+/// Jira's response headers a scenario keeps: those the component reads (rate limits), and the
+/// content type. The others (cookies, the caller's account id, tracing ids) stay out.
+const KEPT_RESPONSE_HEADERS: [&str; 3] = ["retry-after", "ratelimit-reason", "content-type"];
 
-/// The step that asks `webhook.accept` for `request` again.
-pub fn accept_step(request: &webhook::Request) -> Step {
-    Step::Accept(Box::new(WebhookStep {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        query: request.query.clone(),
-        headers: request
-            .headers
-            .iter()
-            .filter(|(name, _)| !named(name, &DROPPED_REQUEST_HEADERS))
-            .cloned()
-            .collect(),
-        body: written_body(&request.body),
-        sign: Sign::No,
-    }))
+/// What a recorded call was asked: the step that asks it again, and the inbound body as it was
+/// received (the bytes its proof was made over, which the step may write differently).
+pub struct Asked {
+    step: Step,
+    received: Vec<u8>,
 }
 
-/// The step that runs `job` again.
-pub fn process_step(job: &webhook::Job) -> Step {
-    Step::Process(JobStep {
-        client_key: None,
-        delivery_id: job.delivery_id.clone(),
-        body: written_body(&job.body),
-    })
-}
+impl Asked {
+    fn step(step: Step) -> Self {
+        Asked {
+            step,
+            received: Vec::new(),
+        }
+    }
 
-/// The step that pushes a group's status again.
-pub fn status_step(request: &outbound::StatusRequest) -> Step {
-    Step::SyncStatusOutbound(StatusStep {
-        issue_key: request.issue_key.clone(),
-        resolved: request.resolved,
-        dry_run: request.dry_run,
-        source: request.source.into(),
-        client_key: None,
-    })
-}
+    /// `webhook.accept` for `request`.
+    pub fn accept(request: &webhook::Request) -> Self {
+        Asked {
+            step: Step::Accept(Box::new(WebhookStep {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                query: request.query.clone(),
+                headers: request
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| named(name, &KEPT_REQUEST_HEADERS))
+                    .cloned()
+                    .collect(),
+                body: written_body(&request.body),
+                sign: Sign::No,
+            })),
+            received: request.body.clone(),
+        }
+    }
 
-/// The step that pushes a group's assignee again.
-pub fn assignee_step(request: &outbound::AssigneeRequest) -> Step {
-    let (emails, unassign) = match &request.target {
-        outbound::AssigneeTarget::Emails(emails) => (emails.clone(), false),
-        outbound::AssigneeTarget::Unassign => (Vec::new(), true),
-    };
-    Step::SyncAssigneeOutbound(AssigneeStep {
-        issue_key: request.issue_key.clone(),
-        emails,
-        unassign,
-        source: request.source.into(),
-        client_key: None,
-    })
-}
+    /// `webhook.process` for `job`.
+    pub fn process(job: &webhook::Job) -> Self {
+        Asked::step(Step::Process(JobStep {
+            client_key: None,
+            delivery_id: job.delivery_id.clone(),
+            body: written_body(&job.body),
+        }))
+    }
 
-/// The step that checks the installation's mappings again.
-pub fn check_step() -> Step {
-    Step::CheckMappings(CheckStep::default())
+    /// `outbound.sync-status` for `request`.
+    pub fn sync_status(request: &outbound::StatusRequest) -> Self {
+        Asked::step(Step::SyncStatusOutbound(StatusStep {
+            issue_key: request.issue_key.clone(),
+            resolved: request.resolved,
+            dry_run: request.dry_run,
+            source: request.source.into(),
+            client_key: None,
+        }))
+    }
+
+    /// `outbound.sync-assignee` for `request`.
+    pub fn sync_assignee(request: &outbound::AssigneeRequest) -> Self {
+        let (emails, unassign) = match &request.target {
+            outbound::AssigneeTarget::Emails(emails) => (emails.clone(), false),
+            outbound::AssigneeTarget::Unassign => (Vec::new(), true),
+        };
+        Asked::step(Step::SyncAssigneeOutbound(AssigneeStep {
+            issue_key: request.issue_key.clone(),
+            emails,
+            unassign,
+            source: request.source.into(),
+            client_key: None,
+        }))
+    }
+
+    /// `mapping-check.check` of the call's installation.
+    pub fn check_mappings() -> Self {
+        Asked::step(Step::CheckMappings(CheckStep::default()))
+    }
 }
 
 /// The scenario of one recorded call of installation `spec` (as the server keeps it): what
-/// `capture` saw, the `step` that asks for the call, and the call's `trace` as the outcome replay
-/// must reproduce. `pseudonymise` replaces emails, account ids and display names.
+/// `capture` saw, what the call was `asked`, and the call's `trace` as the outcome replay must
+/// reproduce. `pseudonymise` replaces emails, account ids and display names.
 pub fn scenario(
     capture: &Capture,
     spec: &InstallationSpec,
-    step: Step,
+    asked: Asked,
     trace: &Value,
     pseudonymise: bool,
 ) -> anyhow::Result<Value> {
+    let Asked { step, received } = asked;
     let client_key = &spec.client_key;
     let ours = |ck: &String| ck == client_key;
     let seen = capture.seen();
@@ -150,10 +178,6 @@ pub fn scenario(
         }),
     };
     drop(seen);
-    let recorded_body = match &scenario.steps[0] {
-        Step::Accept(hook) => body_bytes(&hook.body),
-        _ => Vec::new(),
-    };
     let mut scenario = if pseudonymise {
         with_pseudonyms(scenario)?
     } else {
@@ -161,13 +185,7 @@ pub fn scenario(
     };
     if let Step::Accept(hook) = &mut scenario.steps[0] {
         let written = body_bytes(&hook.body);
-        resign::credential(
-            spec,
-            &hook.path,
-            &mut hook.headers,
-            &recorded_body,
-            &written,
-        );
+        resign::credential(spec, &hook.path, &mut hook.headers, &received, &written);
     }
     Ok(serde_json::to_value(&scenario)?)
 }
@@ -247,11 +265,13 @@ fn ids(deliveries: &[(String, String)], client_key: &str) -> Vec<String> {
     ids
 }
 
-/// A body as a scenario writes it: JSON when it is a JSON object or array, else the text as it
-/// is (an empty body is the empty string: a scenario's missing body would send `null`).
+/// A body as a scenario writes it: JSON, to be read, when a JSON object or array written back
+/// gives the same bytes; else the text as it is, so that the bytes replayed are the bytes
+/// received (their size counts against limits, and an admin webhook's proof covers them). An
+/// empty body is the empty string (a scenario's missing body would send `null`).
 fn written_body(body: &[u8]) -> Value {
     match body_value(body) {
-        json @ (Value::Object(_) | Value::Array(_)) => json,
+        json @ (Value::Object(_) | Value::Array(_)) if json.to_string().as_bytes() == body => json,
         _ => Value::String(String::from_utf8_lossy(body).into_owned()),
     }
 }
@@ -266,11 +286,13 @@ fn stub(exchange: &Exchange) -> HttpStub {
     let (path, query) = match Url::parse(&exchange.url) {
         Ok(url) => (
             url.path().to_owned(),
-            url.query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
+            Query::of(
+                url.query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
         ),
-        Err(_) => (exchange.url.clone(), BTreeMap::new()),
+        Err(_) => (exchange.url.clone(), Query::default()),
     };
     let (status, headers, body, error) = match &exchange.answer {
         Ok(response) => (
@@ -278,7 +300,7 @@ fn stub(exchange: &Exchange) -> HttpStub {
             response
                 .headers
                 .iter()
-                .filter(|(name, _)| !named(name, &DROPPED_RESPONSE_HEADERS))
+                .filter(|(name, _)| named(name, &KEPT_RESPONSE_HEADERS))
                 .cloned()
                 .collect(),
             match written_body(&response.body) {

@@ -1,29 +1,63 @@
 //! Pseudonyms for the personal data of a recorded scenario: emails, Jira account ids and
 //! display names are replaced, everywhere in the file, by stable stand-ins (the same value
-//! always gets the same one, an email whatever its case), so that the replay still joins what
-//! the recording joined.
+//! always gets the same one, an email whatever its case, and a value percent-encoded in a URL or
+//! a cache key gets the encoded stand-in), so that the replay still joins what the recording
+//! joined. Linear in the file's size: one pass per kind of value, whatever their number.
 
+use std::collections::BTreeSet;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use jira_sync_plugin::qsh;
 use serde_json::{Map, Value};
 
-/// Keys whose string values are a person's: collected first, then replaced wherever they occur.
+/// Keys whose string values are a person's.
 const ACCOUNT_KEYS: [&str; 2] = ["accountId", "assignee_account_id"];
 const NAME_KEYS: [&str; 1] = ["displayName"];
 const EMAIL_KEYS: [&str; 2] = ["emailAddress", "email"];
+/// Top-level maps whose keys are data (an email, a cache key) rather than field names.
+const KEYED_BY_DATA: [&str; 2] = ["users", "cache"];
+/// The part of a scenario whose values are settings: replaced only where a whole value is a
+/// person's (an admin webhook's account email), never inside another value.
+const SETTINGS: &str = "installation";
 
 /// Replaces the personal data in `document` (a whole scenario).
 pub fn apply(document: &mut Value) {
     let mut found = Found::default();
     found.collect(document);
-    let replacements = found.replacements();
-    rewrite(document, &replacements);
+    let replacer = Replacer::new(&found);
+    let Value::Object(fields) = document else {
+        return;
+    };
+    for (key, value) in fields.iter_mut() {
+        if key == SETTINGS {
+            replacer.whole_values(value);
+        } else {
+            replacer.rewrite(value, KEYED_BY_DATA.contains(&key.as_str()));
+        }
+    }
+}
+
+/// Values in the order they were first found.
+#[derive(Default)]
+struct Ordered {
+    seen: BTreeSet<String>,
+    values: Vec<String>,
+}
+
+impl Ordered {
+    fn push(&mut self, value: String) {
+        if self.seen.insert(value.clone()) {
+            self.values.push(value);
+        }
+    }
 }
 
 #[derive(Default)]
 struct Found {
     /// Lower-cased emails.
-    emails: Vec<String>,
-    accounts: Vec<String>,
-    names: Vec<String>,
+    emails: Ordered,
+    accounts: Ordered,
+    names: Ordered,
 }
 
 impl Found {
@@ -51,22 +85,33 @@ impl Found {
                     if let Value::String(text) = value {
                         self.note(key, text);
                     }
-                    if looks_like_email(key) {
-                        push(&mut self.emails, key.to_ascii_lowercase());
-                    }
+                    self.emails_in(key);
                     self.collect(value);
                 }
             }
             Value::Array(items) => items.iter().for_each(|item| self.collect(item)),
             Value::String(text) => {
-                // Emails inside text (log fields, cache values, query strings).
-                for word in text.split(|c: char| !(c.is_alphanumeric() || "@.+-_".contains(c))) {
-                    if looks_like_email(word) {
-                        push(&mut self.emails, word.to_ascii_lowercase());
-                    }
+                // A body or cache value kept as text may be JSON with people in it.
+                if text.starts_with(['{', '['])
+                    && let Ok(json) = serde_json::from_str::<Value>(text)
+                {
+                    self.collect(&json);
                 }
+                self.emails_in(text);
             }
             _ => {}
+        }
+    }
+
+    /// Emails inside text (log fields, cache keys, query strings).
+    fn emails_in(&mut self, text: &str) {
+        if !text.contains('@') {
+            return;
+        }
+        for word in text.split(|c: char| !(c.is_alphanumeric() || "@.+-_".contains(c))) {
+            if looks_like_email(word) {
+                self.emails.push(word.to_ascii_lowercase());
+            }
         }
     }
 
@@ -75,43 +120,12 @@ impl Found {
             return;
         }
         if ACCOUNT_KEYS.contains(&key) || key.eq_ignore_ascii_case("accountid") {
-            push(&mut self.accounts, text.to_owned());
+            self.accounts.push(text.to_owned());
         } else if NAME_KEYS.contains(&key) {
-            push(&mut self.names, text.to_owned());
+            self.names.push(text.to_owned());
         } else if EMAIL_KEYS.contains(&key) && looks_like_email(text) {
-            push(&mut self.emails, text.to_ascii_lowercase());
+            self.emails.push(text.to_ascii_lowercase());
         }
-    }
-
-    /// Each value and its pseudonym, longest first, so that no value is replaced inside a
-    /// longer one that contains it.
-    fn replacements(&self) -> Vec<(String, String, bool)> {
-        let mut all: Vec<(String, String, bool)> = Vec::new();
-        for (i, email) in self.emails.iter().enumerate() {
-            all.push((
-                email.clone(),
-                format!("person-{}@example.invalid", i + 1),
-                true,
-            ));
-        }
-        for (i, account) in self.accounts.iter().enumerate() {
-            all.push((
-                account.clone(),
-                format!("pseudonym-account-{}", i + 1),
-                false,
-            ));
-        }
-        for (i, name) in self.names.iter().enumerate() {
-            all.push((name.clone(), format!("Person {}", i + 1), false));
-        }
-        all.sort_by_key(|(value, _, _)| std::cmp::Reverse(value.len()));
-        all
-    }
-}
-
-fn push(list: &mut Vec<String>, value: String) {
-    if !list.contains(&value) {
-        list.push(value);
     }
 }
 
@@ -126,105 +140,229 @@ fn looks_like_email(text: &str) -> bool {
         && !domain.contains('@')
 }
 
-fn rewrite(value: &mut Value, replacements: &[(String, String, bool)]) {
-    match value {
-        Value::Object(fields) => {
-            let old = std::mem::take(fields);
-            let mut new = Map::new();
-            for (key, mut value) in old {
-                rewrite(&mut value, replacements);
-                new.insert(replace(&key, replacements), value);
+/// One kind of value and its stand-ins, found in one pass over a text.
+struct Patterns {
+    automaton: Option<AhoCorasick>,
+    replacements: Vec<String>,
+}
+
+impl Patterns {
+    /// `pairs` of (value, stand-in); each value also matches percent-encoded, and, when
+    /// `quoted`, only as a whole JSON string (`"value"`).
+    fn new(pairs: Vec<(String, String)>, any_case: bool, quoted: bool) -> Self {
+        let mut patterns = Vec::new();
+        let mut replacements = Vec::new();
+        for (value, stand_in) in pairs {
+            let mut add = |value: String, stand_in: String| {
+                if quoted {
+                    patterns.push(Value::String(value).to_string());
+                    replacements.push(Value::String(stand_in).to_string());
+                } else {
+                    patterns.push(value);
+                    replacements.push(stand_in);
+                }
+            };
+            let encoded = qsh::encode(&value);
+            if encoded != value {
+                add(encoded, qsh::encode(&stand_in));
             }
-            *fields = new;
+            add(value, stand_in);
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| rewrite(item, replacements)),
-        Value::String(text) => *text = replace(text, replacements),
-        _ => {}
+        let automaton = (!patterns.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(any_case)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&patterns)
+                .expect("literal patterns of a scenario's size build")
+        });
+        Patterns {
+            automaton,
+            replacements,
+        }
+    }
+
+    fn replace(&self, text: &str) -> Option<String> {
+        let automaton = self.automaton.as_ref()?;
+        automaton
+            .is_match(text)
+            .then(|| automaton.replace_all(text, &self.replacements))
     }
 }
 
-/// `text` with every value replaced by its pseudonym (emails matched whatever their case).
-fn replace(text: &str, replacements: &[(String, String, bool)]) -> String {
-    let mut text = text.to_owned();
-    for (value, pseudonym, any_case) in replacements {
-        text = if *any_case {
-            replace_any_case(&text, value, pseudonym)
-        } else {
-            text.replace(value.as_str(), pseudonym)
+struct Replacer {
+    emails: Patterns,
+    accounts: Patterns,
+    /// Names as whole JSON strings inside text kept as JSON.
+    quoted_names: Patterns,
+    /// Names as whole values.
+    names: Vec<(String, String)>,
+    /// Every value and its stand-in, for whole values.
+    whole: Vec<(String, String)>,
+}
+
+impl Replacer {
+    fn new(found: &Found) -> Self {
+        let numbered = |values: &Ordered, stand_in: &dyn Fn(usize) -> String| {
+            values
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, value)| (value.clone(), stand_in(i + 1)))
+                .collect::<Vec<_>>()
         };
+        let emails = numbered(&found.emails, &|n| format!("person-{n}@example.invalid"));
+        let accounts = numbered(&found.accounts, &|n| format!("pseudonym-account-{n}"));
+        let names = numbered(&found.names, &|n| format!("Person {n}"));
+        let whole = emails
+            .iter()
+            .chain(&accounts)
+            .chain(&names)
+            .cloned()
+            .collect();
+        Replacer {
+            emails: Patterns::new(emails, true, false),
+            accounts: Patterns::new(accounts, false, false),
+            quoted_names: Patterns::new(names.clone(), false, true),
+            names,
+            whole,
+        }
     }
-    text
-}
 
-fn replace_any_case(text: &str, lower: &str, with: &str) -> String {
-    // ASCII lower-casing keeps every byte where it was, so positions carry over.
-    let folded = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (at, _) in folded.match_indices(lower) {
-        out.push_str(&text[last..at]);
-        out.push_str(with);
-        last = at + lower.len();
+    /// `text` with every email and account id replaced, and names where they are a whole JSON
+    /// string of it.
+    fn text(&self, text: &str) -> String {
+        if let Some((_, stand_in)) = self.names.iter().find(|(name, _)| name == text) {
+            return stand_in.clone();
+        }
+        let mut text = text.to_owned();
+        for patterns in [&self.emails, &self.accounts, &self.quoted_names] {
+            if let Some(replaced) = patterns.replace(&text) {
+                text = replaced;
+            }
+        }
+        text
     }
-    out.push_str(&text[last..]);
-    out
+
+    fn rewrite(&self, value: &mut Value, keys_too: bool) {
+        match value {
+            Value::Object(fields) => {
+                let old = std::mem::take(fields);
+                let mut new = Map::new();
+                for (key, mut value) in old {
+                    self.rewrite(&mut value, false);
+                    let key = if keys_too { self.text(&key) } else { key };
+                    new.insert(key, value);
+                }
+                *fields = new;
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.rewrite(item, false)),
+            Value::String(text) => *text = self.text(text),
+            _ => {}
+        }
+    }
+
+    fn whole_values(&self, value: &mut Value) {
+        match value {
+            Value::Object(fields) => fields.values_mut().for_each(|v| self.whole_values(v)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.whole_values(v)),
+            Value::String(text) => {
+                let found = self
+                    .whole
+                    .iter()
+                    .find(|(value, _)| value.eq_ignore_ascii_case(text));
+                if let Some((_, stand_in)) = found {
+                    *text = stand_in.clone();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use serde_json::json;
 
-    /// The pseudonyms given, to look them up.
-    fn table(document: &Value) -> BTreeMap<String, String> {
-        let mut found = Found::default();
-        found.collect(document);
-        found
-            .replacements()
-            .into_iter()
-            .map(|(value, pseudonym, _)| (value, pseudonym))
-            .collect()
-    }
-
     #[test]
-    fn every_occurrence_gets_the_same_pseudonym_whatever_its_case() {
+    fn every_occurrence_gets_the_same_pseudonym_whatever_its_case_or_encoding() {
         let mut document = json!({
+            "installation": {"client_key": "jira:1", "shared_secret": "recorded-placeholder-secret",
+                             "credentials": {"email": "Ops@Example.com"}},
             "users": {"ada@example.com": 7},
-            "http": [{"query": {"accountId": "5f1a"},
+            "http": [{"path": "/rest/api/3/user/search", "query": {"query": "ada@example.com"},
+                      "body": "[{\"accountId\":\"557058:ab-cd\",\"displayName\":\"Ada Byron\"}]"},
+                     {"query": {"accountId": "5f1a"},
                       "body": {"accountId": "5f1a", "email": "Ada@Example.com",
                                "displayName": "Ada Byron"}}],
             "steps": [{"webhook": {"body": {"changelog": {"items": [
                 {"field": "assignee", "to": "5f1a", "toString": "Ada Byron"},
                 {"fieldId": "assignee", "from": "70121:gone", "fromString": "Old Owner"}]}}}}],
-            "cache": {"jira:1\u{0}email:5f1a": "{\"email\":\"ADA@example.com\"}"},
-            "keep": ["Done", "10101", "APP-123"]
+            "cache": {
+                "1:j:jira-sync/v1/j/GET https://a.net/rest/api/3/user/search?query=ada%40example.com": "[]",
+                "1:j:jira-sync/v1/j/hidden-email/557058%3Aab-cd": "{\"email\":\"ADA@example.com\"}"
+            },
+            "recorded": {"steps": [{"http": [{"url": "https://a.net/rest/api/3/user/search?query=ada%40example.com"}],
+                                    "logs": [{"fields": {"project": "Ada Byron's team"}}]}]},
+            "keep": ["Done", "10101", "APP-123", "recorded-placeholder-secret"]
         });
-        let table = table(&document);
         apply(&mut document);
         let text = document.to_string();
         for personal in [
             "ada@example.com",
-            "Ada@Example.com",
+            "ada%40example.com",
+            "ops@example.com",
             "5f1a",
-            "Ada Byron",
+            "557058:ab-cd",
+            "557058%3Aab-cd",
             "70121:gone",
             "Old Owner",
         ] {
-            assert!(!text.contains(personal), "{personal} left in {text}");
+            assert!(
+                !text
+                    .to_ascii_lowercase()
+                    .contains(&personal.to_ascii_lowercase()),
+                "{personal} left in {text}"
+            );
         }
-        let email = &table["ada@example.com"];
-        assert_eq!(document["users"][email], 7);
-        assert_eq!(document["http"][0]["body"]["email"], json!(email));
-        let account = &table["5f1a"];
-        assert_eq!(document["http"][0]["query"]["accountId"], json!(account));
+        let ada = "person-1@example.invalid";
+        assert_eq!(document["users"][ada], 7);
+        assert_eq!(document["http"][1]["body"]["email"], json!(ada));
+        assert_eq!(
+            document["recorded"]["steps"][0]["http"][0]["url"],
+            json!("https://a.net/rest/api/3/user/search?query=person-1%40example.invalid")
+        );
+        let account = document["http"][1]["query"]["accountId"].clone();
         assert_eq!(
             document["steps"][0]["webhook"]["body"]["changelog"]["items"][0]["to"],
-            json!(account)
+            account
         );
-        assert_eq!(document["keep"], json!(["Done", "10101", "APP-123"]));
+        assert_eq!(
+            document["installation"]["credentials"]["email"],
+            json!("person-2@example.invalid")
+        );
+        assert_eq!(
+            document["installation"]["shared_secret"],
+            json!("recorded-placeholder-secret")
+        );
+        // A name is replaced where it is a whole value, not inside other text.
+        assert_eq!(
+            document["steps"][0]["webhook"]["body"]["changelog"]["items"][0]["toString"],
+            json!("Person 1")
+        );
+        assert!(
+            document["http"][0]["body"]
+                .as_str()
+                .unwrap()
+                .contains("\"Person 1\"")
+        );
+        assert_eq!(
+            document["recorded"]["steps"][0]["logs"][0]["fields"]["project"],
+            json!("Ada Byron's team")
+        );
+        assert_eq!(
+            document["keep"],
+            json!(["Done", "10101", "APP-123", "recorded-placeholder-secret"])
+        );
     }
 }

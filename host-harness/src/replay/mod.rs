@@ -54,6 +54,10 @@ impl World {
     ) -> Self {
         let platform = Arc::new(MemoryPlatform::default());
         for spec in std::iter::once(&scenario.installation).chain(&scenario.other_installations) {
+            // An uninstalled site's calls find no installation, as on the server.
+            if spec.uninstalled {
+                continue;
+            }
             platform.add_installation(Installation::from(spec));
             platform.set_limits(&spec.client_key, spec.limits);
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Context, check, outbox, record_call, recording::Start};
 use crate::backends::{BackendError, BackendResult, Group, OutboxEntry};
 use crate::installation::InstallationSpec;
-use crate::recording;
+use crate::recording::Asked;
 use crate::replay::trace;
 
 /// An answer: status and JSON body.
@@ -192,7 +192,7 @@ async fn check_mappings(context: &Context, client_key: &str) -> Answer {
     let call = context
         .call_recorded(
             || Some(client_key.to_owned()),
-            recording::check_step,
+            Asked::check_mappings,
             trace::check_mappings,
             async |backends| context.runtime.check_mappings(backends, client_key).await,
         )
@@ -270,6 +270,7 @@ async fn recording_switch(
             }
             let session = recordings
                 .start(client_key, &start, outbox::now())
+                .await
                 .map_err(|(status, why)| (status, json!({"error": why})))?;
             Ok((200, json!({"recording": session})))
         }
@@ -279,6 +280,7 @@ async fn recording_switch(
             .ok_or_else(not_recording),
         Switch::Off => recordings
             .stop(client_key)
+            .await
             .map(|session| (200, json!({"stopped": session})))
             .ok_or_else(not_recording),
     }

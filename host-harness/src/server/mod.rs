@@ -44,6 +44,7 @@ use crate::backends::{
 };
 use crate::imports::record::{CallRecord, body_value};
 use crate::install::{ConnectKeys, ForgeKeys};
+use crate::recording::Asked;
 use crate::replay::trace;
 use crate::runtime::Runtime;
 use crate::wit::exports::jira_sync::plugin::webhook;
@@ -88,7 +89,7 @@ struct Context {
     /// The queue's in-memory side.
     queue: queue::Queue,
     /// The installations being recorded (docs/behaviour.md#12).
-    recordings: recording::Recordings,
+    recordings: Arc<recording::Recordings>,
     metrics: Metrics,
     /// Connect's and Forge's handshakes, and the keys they are verified with.
     handshakes: handshake::Handshakes,
@@ -194,7 +195,7 @@ impl Server {
             background: Arc::new(Semaphore::new((config.workers * 3 / 4).max(1))),
             tenants: Tenants::new(config.workers_per_tenant()),
             queue,
-            recordings: recording::Recordings::new(config.recordings_path()),
+            recordings: Arc::new(recording::Recordings::new(config.recordings_path())),
             metrics: Metrics::new(),
             handshakes: handshake::Handshakes {
                 public_url: config
@@ -527,7 +528,7 @@ async fn handle_webhook(context: &Arc<Context>, request: &webhook::Request) -> w
     let call = context
         .call_recorded(
             || crate::runtime::webhook_tenant(request),
-            || crate::recording::accept_step(request),
+            || Asked::accept(request),
             trace::accept,
             async |backends| context.runtime.accept(backends, request).await,
         )

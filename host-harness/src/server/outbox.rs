@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Context, record_call};
 use crate::backends::{Clock as _, Next, OutboxEntry, SystemClock};
-use crate::recording;
+use crate::recording::Asked;
 use crate::replay::trace;
 use crate::wit::exports::jira_sync::plugin::outbound;
 
@@ -62,7 +62,7 @@ async fn push(context: &Context, entry: &OutboxEntry) -> Value {
         let call = context
             .call_recorded(
                 || Some(request.client_key.clone()),
-                || recording::status_step(&request),
+                || Asked::sync_status(&request),
                 trace::sync_status,
                 async |backends| context.runtime.sync_status(backends, &request).await,
             )
@@ -96,7 +96,7 @@ async fn push(context: &Context, entry: &OutboxEntry) -> Value {
         let call = context
             .call_recorded(
                 || Some(request.client_key.clone()),
-                || recording::assignee_step(&request),
+                || Asked::sync_assignee(&request),
                 trace::sync_assignee,
                 async |backends| context.runtime.sync_assignee(backends, &request).await,
             )

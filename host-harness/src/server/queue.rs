@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::outbox::{backoff, now};
 use super::{Context, record_call};
 use crate::backends::{BackendError, Enqueued, Finished, NewJob, Next, QueuedJob};
-use crate::recording;
+use crate::recording::Asked;
 use crate::replay::trace;
 use crate::runtime::CallError;
 use crate::wit::exports::jira_sync::plugin::webhook;
@@ -291,7 +291,7 @@ async fn run(context: &Context, job: &QueuedJob, held: u64) {
     // predecessor's jobs at start): it stands for the delivery's claim.
     let process = context.call_recorded(
         || Some(request.client_key.clone()),
-        || recording::process_step(&request),
+        || Asked::process(&request),
         trace::process,
         async |backends| context.runtime.process_leased(backends, &request).await,
     );

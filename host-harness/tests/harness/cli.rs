@@ -339,10 +339,11 @@ fn record_switches_a_session_and_replay_fails_when_a_file_no_longer_matches() {
     assert!(!check.status.success(), "the demo's mapping is broken");
     let (ok, shown, _) = record(&["show"]);
     assert!(ok);
-    assert_eq!(shown.unwrap()["recording"]["files"], 1);
+    assert_eq!(shown.unwrap()["recording"]["full"], false);
     let (ok, stopped, _) = record(&["stop"]);
     assert!(ok);
     let stopped = stopped.unwrap();
+    assert_eq!(stopped["stopped"]["files"], 1);
     let (ok, _, stderr) = record(&["show"]);
     assert!(!ok, "no session after stop");
     assert!(String::from_utf8_lossy(&stderr).contains("404"));
