@@ -119,6 +119,19 @@ impl ServeProcess {
         Ok(())
     }
 
+    /// Records every call of installation `client_key` (docs/behaviour.md#12), up to 1 GiB.
+    fn record(&self, client_key: &str) -> anyhow::Result<()> {
+        let path = format!("/admin/installations/{client_key}/recording");
+        let status = ureq::put(&format!("{}{path}", self.url))
+            .send(json!({"max_bytes": 1u64 << 30}).to_string().as_bytes())
+            .with_context(|| format!("PUT {path}"))?
+            .status();
+        if !status.is_success() {
+            bail!("PUT {path}: {status}");
+        }
+        Ok(())
+    }
+
     /// Component calls that did a webhook's work so far (`process`, or the old server's
     /// synchronous `webhook`), from `/metrics`.
     fn work_done(&self) -> u64 {
@@ -263,6 +276,9 @@ pub struct Cluster {
     /// A `redis://` URL every server shares as the guest's cache (under a fresh key prefix,
     /// deleted at the end); `None`: each server caches in its own memory.
     pub cache: Option<String>,
+    /// Every server records every call as a scenario file (docs/behaviour.md#12), to measure
+    /// what recording costs.
+    pub record: bool,
 }
 
 /// `load webhooks`: `count` signed webhooks with full effects over `connections` connections,
@@ -309,6 +325,13 @@ pub fn webhooks(
     };
     for server in set_up_through {
         set_up(server, installations, issues)?;
+    }
+    if cluster.record {
+        for server in &fleet {
+            for k in 0..installations {
+                server.record(&format!("load-{k}"))?;
+            }
+        }
     }
     let webhooks: Vec<Webhook> = (0..count)
         .map(|i| {
@@ -394,6 +417,7 @@ pub fn webhooks(
         "servers": servers,
         "database": if schema.is_some() { "postgres" } else { "sqlite" },
         "cache": if prefix.is_some() { "redis" } else { "memory" },
+        "recording": cluster.record,
         "webhooks": count,
         "connections": connections,
         "answered_200": ok,

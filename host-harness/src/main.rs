@@ -53,6 +53,9 @@ enum LoadKind {
         /// webhooks show the assignee's email, so they make no Jira call and read no cache.
         #[arg(long)]
         cache: Option<String>,
+        /// Record every call as a scenario file (docs/behaviour.md#12), to measure its cost.
+        #[arg(long)]
+        record: bool,
     },
     /// Outbound syncs issued at once against a slow simulated Jira.
     Syncs {
@@ -276,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     servers,
                     database,
                     cache,
+                    record,
                 } => load::webhooks(
                     &binary,
                     count,
@@ -284,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         servers,
                         database,
                         cache,
+                        record,
                     },
                 )?,
                 LoadKind::Syncs {
