@@ -477,7 +477,7 @@ fn the_cpu_budget_counts_cpu_not_waiting_for_a_core() {
     use jira_sync_host::bench::Fixture;
     use std::sync::atomic::{AtomicBool, Ordering};
     // A webhook costs well under a millisecond of guest CPU; 5 ms holds however busy the machine
-    // is. Measured as wall time, calls descheduled behind the spinners broke it.
+    // is. Measured as wall time, calls descheduled behind the spinners broke it (see below).
     let fixture = Arc::new(Fixture::new());
     fixture.platform.set_limits(
         "jira:1c4",
@@ -523,8 +523,12 @@ fn the_cpu_budget_counts_cpu_not_waiting_for_a_core() {
     for spinner in spinners {
         spinner.join().unwrap();
     }
+    // Measured as wall time, about one call in six is preempted mid-call and waits behind five
+    // other threads for far longer than 5 ms. Counted as CPU, a rare call still passes the
+    // budget on a loaded debug build (page faults of a fresh instance are its thread's CPU
+    // time): 1 of 240 was seen once in many runs. Two in 240 tells the two apart.
     assert!(
-        failures.is_empty(),
+        failures.len() <= 2,
         "{} of 240 failed: {:?}",
         failures.len(),
         &failures[..failures.len().min(3)]

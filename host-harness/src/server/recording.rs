@@ -65,6 +65,9 @@ struct Session {
     /// Calls recorded whose file is still being written.
     #[serde(skip)]
     writing: usize,
+    /// The number of the session's next file (a file that failed keeps its number).
+    #[serde(skip)]
+    next: u64,
 }
 
 /// The server's recording sessions, by client key.
@@ -134,6 +137,7 @@ impl Recordings {
             full: false,
             failed: 0,
             writing: 0,
+            next: 1,
         };
         let state = json!(session);
         if self
@@ -252,11 +256,17 @@ impl Recordings {
             // Reserved under the lock, so that calls written at once never pass the bound.
             session.bytes += text.len() as u64;
             session.files += 1;
-            directory.join(format!("{:06}-{kind}.json", session.files))
+            session.next += 1;
+            directory.join(format!("{:06}-{kind}.json", session.next - 1))
         };
         if let Err(e) = private_file(&path, text.as_bytes()) {
-            if let Some(session) = self.sessions().get_mut(&client_key) {
+            let mut sessions = self.sessions();
+            if let Some(session) = sessions
+                .get_mut(&client_key)
+                .filter(|s| s.directory == directory)
+            {
                 session.bytes -= text.len() as u64;
+                session.files -= 1;
                 session.failed += 1;
             }
             tracing::warn!(target: "jira_sync::recording", path = %path.display(), "write: {e}");
