@@ -154,41 +154,82 @@ fn a_copied_binary_runs_the_demo_outside_the_checkout() {
     assert_eq!(report["summary"]["group"]["assignee"], 7);
 }
 
+/// The simulator's demo site installed on a server of the test's (configured from `config` but
+/// for its address), with its state in a directory removed on drop.
+struct DemoSite {
+    world: jira_sync_host::sim::SimWorld,
+    sim: jira_sync_host::sim::Simulator,
+    store: std::sync::Arc<jira_sync_host::backends::SqliteStore>,
+    server: Option<jira_sync_host::server::Server>,
+    dir: std::path::PathBuf,
+}
+
+impl DemoSite {
+    fn start(name: &str, config: jira_sync_host::server::ServerConfig) -> Self {
+        use std::sync::Arc;
+
+        use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
+        use jira_sync_host::server::{Server, ServerConfig};
+        use jira_sync_host::sim::{SimWorld, Simulator};
+        use jira_sync_host::{Runtime, demo};
+
+        let dir = std::env::temp_dir().join(format!("jira-sync-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let world = SimWorld::demo();
+        let sim = Simulator::start(world.clone()).unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+        store
+            .add_installation(&demo::installation(&world, &sim.base_url()))
+            .unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            ..config
+        };
+        let server = Server::start(
+            &config,
+            Arc::new(Runtime::bundled().unwrap()),
+            store.clone(),
+            Arc::new(RealHttp::new(HttpLimits::default())),
+            None,
+        )
+        .unwrap();
+        DemoSite {
+            world,
+            sim,
+            store,
+            server: Some(server),
+            dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().unwrap().url()
+    }
+
+    /// Stops the server (its state stays until drop).
+    fn stop(&mut self) {
+        self.server = None;
+    }
+}
+
+impl Drop for DemoSite {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn group_waits_for_its_pushes_and_fails_when_one_fails() {
-    use std::sync::Arc;
+    use jira_sync_host::sim::Fault;
 
-    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
-    use jira_sync_host::server::{Server, ServerConfig};
-    use jira_sync_host::sim::{Fault, SimWorld, Simulator};
-    use jira_sync_host::{Runtime, demo};
-
-    let dir = std::env::temp_dir().join(format!("jira-sync-group-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let world = SimWorld::demo();
-    let sim = Simulator::start(world.clone()).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
-    store
-        .add_installation(&demo::installation(&world, &sim.base_url()))
+    let site = DemoSite::start("group", jira_sync_host::server::ServerConfig::default());
+    site.store
+        .link(&site.world.installation.client_key, "APP-123", &[1])
         .unwrap();
-    store
-        .link(&world.installation.client_key, "APP-123", &[1])
-        .unwrap();
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        ..ServerConfig::default()
-    };
-    let server = Server::start(
-        &config,
-        Arc::new(Runtime::bundled().unwrap()),
-        store,
-        Arc::new(RealHttp::new(HttpLimits::default())),
-        None,
-    )
-    .unwrap();
     let group = |action: &str| {
         host()
-            .args(["group", "--server", &server.url(), action, "1"])
+            .args(["group", "--server", &site.url(), action, "1"])
             .output()
             .unwrap()
     };
@@ -198,15 +239,13 @@ fn group_waits_for_its_pushes_and_fails_when_one_fails() {
         "{}",
         String::from_utf8_lossy(&resolved.stderr)
     );
-    sim.inject(Fault {
+    site.sim.inject(Fault {
         method: "GET".into(),
         path_contains: "/rest/api/2/issue/APP-123".into(),
         status: 401,
         ..Fault::default()
     });
     let refused = group("unresolve");
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("pushes failed"),
@@ -217,36 +256,21 @@ fn group_waits_for_its_pushes_and_fails_when_one_fails() {
 
 #[test]
 fn check_prints_the_report_and_fails_while_a_mapping_is_broken() {
-    use std::sync::Arc;
+    use jira_sync_host::demo;
+    use jira_sync_host::server::ServerConfig;
 
-    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
-    use jira_sync_host::server::{Server, ServerConfig};
-    use jira_sync_host::sim::{SimWorld, Simulator};
-    use jira_sync_host::{Runtime, demo};
-
-    let dir = std::env::temp_dir().join(format!("jira-sync-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let world = SimWorld::demo();
-    let sim = Simulator::start(world.clone()).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
-    let mut spec = demo::installation(&world, &sim.base_url());
-    store.add_installation(&spec).unwrap();
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        admin_token: Some("t0ken".into()),
-        ..ServerConfig::default()
-    };
-    let server = Server::start(
-        &config,
-        Arc::new(Runtime::bundled().unwrap()),
-        store.clone(),
-        Arc::new(RealHttp::new(HttpLimits::default())),
-        None,
-    )
-    .unwrap();
+    let site = DemoSite::start(
+        "check",
+        ServerConfig {
+            admin_token: Some("t0ken".into()),
+            ..ServerConfig::default()
+        },
+    );
+    let world = &site.world;
+    let mut spec = demo::installation(world, &site.sim.base_url());
     let check = |json: bool| {
         let mut command = host();
-        command.args(["check", "--server", &server.url(), "--token", "t0ken"]);
+        command.args(["check", "--server", &site.url(), "--token", "t0ken"]);
         if json {
             command.arg("--json");
         }
@@ -270,10 +294,8 @@ fn check_prints_the_report_and_fails_while_a_mapping_is_broken() {
     assert!(text.contains("UNREACHABLE from 10101"), "{text}");
 
     spec.sync_status_forward.remove(demo::BROKEN_PROJECT);
-    store.add_installation(&spec).unwrap();
+    site.store.add_installation(&spec).unwrap();
     let sound = check(true);
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         sound.status.success(),
         "{}",
@@ -286,40 +308,24 @@ fn check_prints_the_report_and_fails_while_a_mapping_is_broken() {
 
 #[test]
 fn record_switches_a_session_and_replay_fails_when_a_file_no_longer_matches() {
-    use std::sync::Arc;
+    use jira_sync_host::server::ServerConfig;
 
-    use jira_sync_host::backends::{HttpLimits, RealHttp, SqliteStore};
-    use jira_sync_host::server::{Server, ServerConfig};
-    use jira_sync_host::sim::{SimWorld, Simulator};
-    use jira_sync_host::{Runtime, demo};
-
-    let dir = std::env::temp_dir().join(format!("jira-sync-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let world = SimWorld::demo();
-    let sim = Simulator::start(world.clone()).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
-    store
-        .add_installation(&demo::installation(&world, &sim.base_url()))
-        .unwrap();
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        admin_token: Some("t0ken".into()),
-        recordings_dir: Some(dir.join("recordings")),
-        ..ServerConfig::default()
-    };
-    let server = Server::start(
-        &config,
-        Arc::new(Runtime::bundled().unwrap()),
-        store,
-        Arc::new(RealHttp::new(HttpLimits::default())),
-        None,
-    )
-    .unwrap();
+    let dir = std::env::temp_dir().join(format!("jira-sync-recordings-{}", std::process::id()));
+    let mut site = DemoSite::start(
+        "record",
+        ServerConfig {
+            admin_token: Some("t0ken".into()),
+            recordings_dir: Some(dir.clone()),
+            ..ServerConfig::default()
+        },
+    );
+    let client_key = site.world.installation.client_key.clone();
+    let url = site.url();
     let record = |args: &[&str]| {
         let out = host()
-            .args(["record", "--server", &server.url(), "--token", "t0ken"])
+            .args(["record", "--server", &url, "--token", "t0ken"])
             .args(args)
-            .arg(&world.installation.client_key)
+            .arg(&client_key)
             .output()
             .unwrap();
         let answer = serde_json::from_slice::<serde_json::Value>(&out.stdout).ok();
@@ -332,8 +338,8 @@ fn record_switches_a_session_and_replay_fails_when_a_file_no_longer_matches() {
     assert_eq!(started["recording"]["max_bytes"], 100_000);
     // One call to record: the mapping check.
     let check = host()
-        .args(["check", "--server", &server.url(), "--token", "t0ken"])
-        .arg(&world.installation.client_key)
+        .args(["check", "--server", &url, "--token", "t0ken"])
+        .arg(&client_key)
         .output()
         .unwrap();
     assert!(!check.status.success(), "the demo's mapping is broken");
@@ -347,7 +353,7 @@ fn record_switches_a_session_and_replay_fails_when_a_file_no_longer_matches() {
     let (ok, _, stderr) = record(&["show"]);
     assert!(!ok, "no session after stop");
     assert!(String::from_utf8_lossy(&stderr).contains("404"));
-    drop(server);
+    site.stop();
 
     let directory = std::path::PathBuf::from(stopped["stopped"]["directory"].as_str().unwrap());
     let file = directory.join("000001-check_mappings.json");
