@@ -261,6 +261,7 @@ fn ids(deliveries: &[(String, String)], client_key: &str) -> Vec<String> {
         .filter(|(ck, _)| ck == client_key)
         .map(|(_, id)| id.clone())
         .collect();
+    ids.sort();
     ids.dedup();
     ids
 }

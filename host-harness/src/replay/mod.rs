@@ -96,7 +96,7 @@ impl World {
                 });
             }
         }
-        // Memory never fails; a scenario that names no links or groups commits nothing else.
+        // Handled deliveries and watermarks, set as a commit sets them (memory never fails).
         let _ = platform.commit_now(&effects);
         for id in &scenario.deliveries_in_progress {
             // A delivery also listed as handled stays handled.

@@ -81,7 +81,7 @@ pub struct Recordings {
 }
 
 /// A recorded call, handed to the blocking pool to be written.
-struct Recorded {
+struct Pending {
     client_key: String,
     /// The session's directory when the call started: a session restarted since gets nothing.
     directory: PathBuf,
@@ -185,7 +185,7 @@ impl Recordings {
     }
 
     /// Hands a recorded call to the blocking pool, to be built and written there.
-    fn write_later(self: &Arc<Self>, mut call: Recorded) {
+    fn write_later(self: &Arc<Self>, mut call: Pending) {
         {
             let mut sessions = self.sessions();
             let Some(session) = sessions.get_mut(&call.client_key) else {
@@ -207,8 +207,8 @@ impl Recordings {
 
     /// Builds and writes one recorded call's scenario. Failures are logged and counted, never
     /// the call's.
-    fn write(&self, call: Recorded) {
-        let Recorded {
+    fn write(&self, call: Pending) {
+        let Pending {
             client_key,
             directory,
             pseudonymise,
@@ -312,7 +312,7 @@ impl Context {
         let spec = self.store.installation_spec(&client_key).await;
         let capture = Capture::new(&self.backends);
         let call = run(capture.backends()).await;
-        self.recordings.write_later(Recorded {
+        self.recordings.write_later(Pending {
             client_key,
             directory: PathBuf::new(),
             pseudonymise: false,
