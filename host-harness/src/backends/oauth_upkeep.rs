@@ -96,8 +96,9 @@ impl SqliteStore {
             params![client_key, json],
         )
         .map_err(failed("save OAuth tokens"))?;
-        tx.commit().map_err(failed("commit OAuth tokens"))?;
-        Ok(true)
+        let committed = tx.commit().map_err(failed("commit OAuth tokens"));
+        self.forget_spec(&conn, client_key);
+        committed.map(|()| true)
     }
 
     /// See [`super::Store::release_oauth`].

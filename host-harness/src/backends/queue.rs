@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::sqlite::{exec, failed};
+use super::sqlite::{exec, failed, one};
 use super::store::{Enqueued, Finished, NewJob, Next, QueuedJob};
 use super::{BackendResult, SqliteStore};
 
@@ -157,7 +157,7 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(failed("begin claim of jobs"))?;
         let ids: Vec<i64> = tx
-            .prepare(
+            .prepare_cached(
                 "SELECT id FROM (
                     SELECT id, ROW_NUMBER() OVER (PARTITION BY client_key ORDER BY id) AS turn
                     FROM jobs
@@ -172,20 +172,21 @@ impl SqliteStore {
             .map_err(failed("find due jobs"))?;
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
-            tx.execute(
+            exec(
+                &tx,
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2
                  WHERE id = ?1",
                 params![id, lease_until as i64],
             )
             .map_err(failed("claim job"))?;
-            if let Some(claimed) = tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
-                    params![id],
-                    job,
-                )
-                .optional()
-                .map_err(failed("read job"))?
+            if let Some(claimed) = one(
+                &tx,
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                params![id],
+                job,
+            )
+            .optional()
+            .map_err(failed("read job"))?
             {
                 jobs.push(claimed);
             }

@@ -2,7 +2,7 @@
 //! log (handled webhook ids and their claims, per-field watermarks), so that a restart loses
 //! nothing. Every failed statement is a [`BackendError`]; a call's writes are one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -34,6 +34,20 @@ mod schema {
 /// The platform and the delivery log in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Installations as last read, parsed. Every component call reads its installation, and
+    /// reading and parsing the stored JSON each time was a tenth of the server's time under
+    /// load (BENCHMARKS.md).
+    specs: Mutex<Specs>,
+}
+
+/// [`SqliteStore`]'s parsed installations. This store forgets an entry whenever it writes it,
+/// holding the connection, and a miss reads and fills under the connection too, so it can never
+/// put back what a write replaced; another connection's commit (another server on the file)
+/// changes the file's data version, which empties them all.
+#[derive(Default)]
+struct Specs {
+    data_version: i64,
+    parsed: HashMap<String, InstallationSpec>,
 }
 
 /// Runs `sql` through the connection's statement cache: a hot statement is parsed once.
@@ -72,11 +86,22 @@ impl SqliteStore {
             .with_context(|| format!("migrate database {}", path.display()))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            specs: Mutex::default(),
         })
     }
 
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn specs(&self) -> MutexGuard<'_, Specs> {
+        self.specs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops `client_key`'s parsed installation; called by every write of it, with the
+    /// connection (`_held`) still held, so that no read in between can cache the old one.
+    pub(super) fn forget_spec(&self, _held: &Connection, client_key: &str) {
+        self.specs().parsed.remove(client_key);
     }
 
     /// Adds an installation, or replaces the one with the same client key.
@@ -99,7 +124,9 @@ impl SqliteStore {
             params![spec.client_key],
         )
         .map_err(failed("free OAuth upkeep"))?;
-        tx.commit().map_err(failed("commit add installation"))
+        let committed = tx.commit().map_err(failed("commit add installation"));
+        self.forget_spec(&conn, &spec.client_key);
+        committed
     }
 
     /// Links `groups` to `issue_key`; unknown groups start unresolved and unassigned.
@@ -212,7 +239,29 @@ pub(super) fn parse_spec(client_key: &str, json: &str) -> BackendResult<Installa
 impl SqliteStore {
     /// See [`Store::installation_spec`].
     pub fn installation_spec(&self, client_key: &str) -> BackendResult<Option<InstallationSpec>> {
-        read_spec(&self.conn(), client_key)
+        let conn = self.conn();
+        let data_version = one(&conn, "PRAGMA data_version", [], |row| row.get(0))
+            .map_err(failed("read the data version"))?;
+        {
+            let mut specs = self.specs();
+            if specs.data_version != data_version {
+                *specs = Specs {
+                    data_version,
+                    parsed: HashMap::new(),
+                };
+            }
+            if let Some(spec) = specs.parsed.get(client_key) {
+                return Ok(Some(spec.clone()));
+            }
+        }
+        let spec = read_spec(&conn, client_key)?;
+        // An unknown key is not remembered: anyone can name one in a webhook.
+        if let Some(spec) = &spec {
+            self.specs()
+                .parsed
+                .insert(client_key.to_owned(), spec.clone());
+        }
+        Ok(spec)
     }
 }
 
@@ -757,6 +806,50 @@ pub(super) mod tests {
             std::env::temp_dir().join(format!("jira-sync-sqlite-{name}-{}.db", std::process::id()));
         let store = SqliteStore::open(&path).unwrap();
         Temp(path, store)
+    }
+
+    #[test]
+    fn a_read_installation_follows_every_write_of_it() {
+        let t = temp("specs");
+        let spec =
+            |json: serde_json::Value| -> InstallationSpec { serde_json::from_value(json).unwrap() };
+        let oauth = |access: &str| {
+            spec(serde_json::json!({
+                "client_key": "cloud-1", "base_url": "https://api.atlassian.com/ex/jira/cloud-1",
+                "app_key": "app", "credentials": {"kind": "oauth", "client_id": "id",
+                    "client_secret": "cs", "refresh_token": "rt-0", "access_token": access}
+            }))
+        };
+        let authorization = || {
+            t.1.installation_spec("cloud-1")
+                .unwrap()
+                .and_then(|spec| spec.outbound_authorization())
+        };
+        assert_eq!(t.1.installation_spec("cloud-1").unwrap().map(drop), None);
+        t.1.add_installation(&oauth("at-1")).unwrap();
+        assert_eq!(authorization().as_deref(), Some("Bearer at-1"), "read");
+        assert_eq!(
+            authorization().as_deref(),
+            Some("Bearer at-1"),
+            "read again"
+        );
+        t.1.add_installation(&oauth("at-2")).unwrap();
+        assert_eq!(authorization().as_deref(), Some("Bearer at-2"), "replaced");
+        let mut current = t.1.installation_spec("cloud-1").unwrap().unwrap();
+        let mut next = current.oauth_tokens().unwrap();
+        next.access_token = Some("at-3".into());
+        next.refresh_token = Some("rt-1".into());
+        assert!(
+            t.1.save_oauth_tokens("cloud-1", Some("rt-0"), &next)
+                .unwrap()
+        );
+        assert_eq!(authorization().as_deref(), Some("Bearer at-3"), "refreshed");
+        current.uninstalled = true;
+        t.1.add_installation(&current).unwrap();
+        assert!(
+            t.1.installation("cloud-1").unwrap().is_none(),
+            "uninstalled at once"
+        );
     }
 
     #[test]

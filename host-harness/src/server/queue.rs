@@ -88,6 +88,11 @@ impl Queue {
         now.saturating_add(self.lease.as_secs().max(1))
     }
 
+    /// The least room worth a claim of waiting jobs when the dispatcher is woken.
+    fn refill_batch(&self) -> usize {
+        (self.max_pending / 4).max(1)
+    }
+
     /// Jobs started and not yet finished.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
@@ -358,21 +363,25 @@ pub(super) async fn dispatch(context: Arc<Context>) {
     let queue = &context.queue;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
+        let woken = tokio::select! {
             _ = tick.tick() => {
                 if let Ok((depth, oldest)) = context.store.queue_backlog(now()).await {
                     context.metrics.queue(depth, oldest);
                 }
+                false
             }
-            () = queue.wake.notified() => {}
-        }
+            () = queue.wake.notified() => true,
+        };
         if queue.stopping.load(Ordering::SeqCst) {
             return;
         }
         let room = queue
             .max_pending
             .saturating_sub(queue.pending.load(Ordering::SeqCst));
-        if room == 0 {
+        // Waiting jobs are taken in batches: each claim reads every waiting job to take the
+        // installations in turn, so taking one as each job finished made a backlog's cost grow
+        // with its square. The tick takes what is due however little room there is.
+        if room == 0 || (woken && room < queue.refill_batch()) {
             continue;
         }
         let now = now();
