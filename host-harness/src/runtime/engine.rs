@@ -16,6 +16,9 @@ use crate::limits::MAX_MEMORY_BYTES;
 /// ([`Allocation::Pooling`]). Each slot reserves (not commits) about 4 GiB of address space.
 pub const POOL_SLOTS: u32 = 256;
 
+/// Bytes of each table slot kept resident and zeroed on reuse: a page.
+const TABLE_KEEP_RESIDENT: usize = 4096;
+
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
@@ -54,7 +57,10 @@ pub fn engine_with(allocation: Allocation) -> anyhow::Result<Engine> {
             .total_stacks(slots)
             .max_memory_size(MAX_MEMORY_BYTES)
             .linear_memory_keep_resident(8 << 20)
-            .table_keep_resident(1 << 16)
+            // One page: the component's tables fit in one, which is then simply zeroed. More
+            // made wasmtime scan each table's pages for writes (one `PAGEMAP_SCAN` ioctl per
+            // table, two per instance) to spare zeroing a page (BENCHMARKS.md).
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
             .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
