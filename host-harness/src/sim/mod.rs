@@ -20,6 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use http_io::Answer;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -143,13 +145,14 @@ impl Shared {
     }
 }
 
-/// A running simulator; stops and joins its threads on drop.
+/// A running simulator; stops its server and joins its sender on drop.
 pub struct Simulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
+    /// Serves the site's HTTP (`http_io`).
+    runtime: Option<tokio::runtime::Runtime>,
     outbox: Option<Sender<Webhook>>,
-    threads: Vec<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
 }
 
 impl Simulator {
@@ -162,13 +165,15 @@ impl Simulator {
     pub fn start_on(listen: &str, world: SimWorld) -> anyhow::Result<Self> {
         let listener = crate::listen::listen(listen)
             .map_err(|e| anyhow::anyhow!("start the simulator on {listen}: {e}"))?;
-        let server = tiny_http::Server::from_listener(listener, None)
+        let addr = listener
+            .local_addr()
             .map_err(|e| anyhow::anyhow!("start the simulator on {listen}: {e}"))?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| anyhow::anyhow!("the simulator has no IP address"))?;
-        let server = Arc::new(server);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jira-simulator")
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::anyhow!("start the simulator's runtime: {e}"))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 world,
@@ -188,28 +193,19 @@ impl Simulator {
             stop: AtomicBool::new(false),
         });
         let (outbox, inbox) = mpsc::channel();
-        let (later, replies) = mpsc::channel();
-        let mut threads = Vec::new();
-        for _ in 0..2 {
-            let server = server.clone();
-            let shared = shared.clone();
-            let outbox = outbox.clone();
-            let later = later.clone();
-            threads.push(thread::spawn(move || {
-                serve(&server, &shared, &outbox, &later)
-            }));
-        }
-        // Slow answers wait here, not on a serving thread: a thousand requests can be in
-        // their delay at once.
-        threads.push(thread::spawn(move || reply_later(&replies)));
+        let answer = {
+            let (shared, outbox) = (shared.clone(), outbox.clone());
+            Arc::new(move |incoming| answer(&shared, &outbox, incoming))
+        };
+        runtime.spawn(http_io::serve(listener, answer));
         let sender_shared = shared.clone();
-        threads.push(thread::spawn(move || deliver(&sender_shared, inbox)));
+        let sender = thread::spawn(move || deliver(&sender_shared, inbox));
         Ok(Simulator {
             addr,
             shared,
-            server,
+            runtime: Some(runtime),
             outbox: Some(outbox),
-            threads,
+            sender: Some(sender),
         })
     }
 
@@ -333,149 +329,81 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.outbox = None;
-        self.server.unblock();
-        self.server.unblock();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        // Not waiting for the connections: a simulator may be dropped inside an async test,
+        // where blocking on a runtime's shutdown is refused. The server's tasks, and with them
+        // the last handles on the webhook queue, go as the runtime's threads stop.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.join();
         }
     }
 }
 
-/// An answer (and the webhooks it triggers) that waits for its time.
-struct Later {
-    due: Instant,
-    send: Box<dyn FnOnce() + Send>,
-}
-
-impl PartialEq for Later {
-    fn eq(&self, other: &Self) -> bool {
-        self.due == other.due
+/// The simulator's answer to one request, and what it sets off.
+fn answer(shared: &Arc<Shared>, outbox: &Sender<Webhook>, incoming: http_io::Incoming) -> Answer {
+    // The key servers stand for Atlassian, not for the site: no JWT, fault, latency or exchange
+    // record.
+    if let Some((status, content_type, body)) = install::serve(&incoming.method, &incoming.path) {
+        return Answer {
+            status,
+            headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
+            body: body.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+            then: None,
+        };
     }
-}
-impl Eq for Later {}
-impl PartialOrd for Later {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+    let call = jira_api::Call {
+        method: &incoming.method,
+        path: &incoming.path,
+        query: &incoming.query,
+        headers: &incoming.headers,
+        body: &incoming.body,
+        now_ms: now_ms(),
+    };
+    let control = incoming.path.starts_with("/_sim/");
+    let latency = if control {
+        Duration::ZERO
+    } else {
+        *shared.latency.lock().unwrap_or_else(|p| p.into_inner())
+    };
+    let mut state = shared.lock();
+    let answer = if control {
+        jira_api::control(&mut state, &call, &shared.next_id)
+    } else {
+        jira_api::handle(&mut state, &call, &shared.next_id)
+    };
+    // Only the app's requests are exchanges; control calls stand for people and tests.
+    if !control {
+        state.exchanges.push(SimExchange {
+            at_ms: shared.elapsed_ms(),
+            method: incoming.method.clone(),
+            path: incoming.path.clone(),
+            query: incoming.query.clone(),
+            status: answer.status,
+            auth_error: answer.auth_error.clone(),
+            fault: answer.fault.then_some(answer.status),
+        });
     }
-}
-impl Ord for Later {
-    // Reversed: the heap's top is the earliest.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.due.cmp(&self.due)
-    }
-}
-
-/// Sends each delayed answer at its time, until the serving threads are gone.
-fn reply_later(replies: &Receiver<Later>) {
-    let mut waiting = std::collections::BinaryHeap::new();
-    loop {
-        let next = match waiting.peek() {
-            Some(Later { due, .. }) => {
-                replies.recv_timeout(due.saturating_duration_since(Instant::now()))
-            }
-            None => replies
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-        };
-        match next {
-            Ok(later) => waiting.push(later),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) if waiting.is_empty() => return,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Some(Later { due, .. }) = waiting.peek() {
-                    thread::sleep(due.saturating_duration_since(Instant::now()));
-                }
-            }
-        }
-        while waiting
-            .peek()
-            .is_some_and(|later: &Later| later.due <= Instant::now())
-        {
-            if let Some(later) = waiting.pop() {
-                (later.send)();
-            }
-        }
-    }
-}
-
-fn serve(
-    server: &tiny_http::Server,
-    shared: &Arc<Shared>,
-    outbox: &Sender<Webhook>,
-    later: &Sender<Later>,
-) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        let Ok(mut request) = server.recv() else {
-            return;
-        };
-        let incoming = http_io::read(&mut request, 1024 * 1024);
-        // The key servers stand for Atlassian, not for the site: no JWT, fault, latency or
-        // exchange record.
-        if let Some((status, content_type, body)) = install::serve(&incoming.method, &incoming.path)
-        {
-            let headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
-            http_io::reply(request, status, headers, body.as_bytes().to_vec());
-            continue;
-        }
-        let call = jira_api::Call {
-            method: &incoming.method,
-            path: &incoming.path,
-            query: &incoming.query,
-            headers: &incoming.headers,
-            body: &incoming.body,
-            now_ms: now_ms(),
-        };
-        let control = incoming.path.starts_with("/_sim/");
-        let latency = if control {
-            Duration::ZERO
-        } else {
-            *shared.latency.lock().unwrap_or_else(|p| p.into_inner())
-        };
-        let (status, response_headers, response_body, delay, webhooks) = {
-            let mut state = shared.lock();
-            let answer = if control {
-                jira_api::control(&mut state, &call, &shared.next_id)
-            } else {
-                jira_api::handle(&mut state, &call, &shared.next_id)
-            };
-            // Only the app's requests are exchanges; control calls stand for people and tests.
-            if !control {
-                state.exchanges.push(SimExchange {
-                    at_ms: shared.elapsed_ms(),
-                    method: incoming.method.clone(),
-                    path: incoming.path.clone(),
-                    query: incoming.query.clone(),
-                    status: answer.status,
-                    auth_error: answer.auth_error.clone(),
-                    fault: answer.fault.then_some(answer.status),
-                });
-            }
-            (
-                answer.status,
-                answer.headers,
-                answer.body,
-                answer.delay,
-                answer.webhooks,
-            )
-        };
-        // Jira sends the webhooks of a change as it answers the request that made it.
+    drop(state);
+    // Jira sends the webhooks of a change as it answers the request that made it.
+    let webhooks = answer.webhooks;
+    let then = (!webhooks.is_empty()).then(|| {
         let (shared, outbox) = (shared.clone(), outbox.clone());
-        let send = move || {
+        Box::new(move || {
             for webhook in webhooks {
                 *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                 let _ = outbox.send(webhook);
             }
-            http_io::reply(request, status, response_headers, response_body);
-        };
-        let delay = delay + latency;
-        if delay.is_zero() {
-            send();
-        } else {
-            let _ = later.send(Later {
-                due: Instant::now() + delay,
-                send: Box::new(send),
-            });
-        }
+        }) as Box<dyn FnOnce() + Send>
+    });
+    Answer {
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
+        delay: answer.delay + latency,
+        then,
     }
 }
 

@@ -116,7 +116,10 @@ fn serve_stops_cleanly_on_sigterm() {
     let mut line = String::new();
     while !line.contains("serving on ") {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve ended before serving");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve ended before serving"
+        );
     }
     assert!(line.contains("serving on http://127.0.0.1:"), "{line}");
     let killed = Command::new("kill")
