@@ -503,3 +503,59 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::sync::Barrier;
+
+    /// Many clients connect at once and keep their connections open, as an HTTP client's pool
+    /// does: each is answered. (The simulator's old HTTP library left a connection that came
+    /// in a burst waiting until another closed, which here is never.)
+    #[test]
+    fn connections_that_arrive_at_once_and_stay_open_are_each_answered() {
+        let sim = Simulator::start(SimWorld::demo()).unwrap();
+        sim.set_latency(Duration::from_millis(300));
+        let (clients, rounds) = (48, 4);
+        // The old library lost a connection in about two bursts of three: four of them.
+        for _ in 0..rounds {
+            burst(sim.addr, clients);
+        }
+        assert_eq!(sim.exchanges().len(), clients * rounds);
+    }
+
+    /// `clients` connections at once, each asking once; all held open until all are answered.
+    fn burst(addr: SocketAddr, clients: usize) {
+        let (connected, answered) = (
+            Arc::new(Barrier::new(clients)),
+            Arc::new(Barrier::new(clients)),
+        );
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let (connected, answered) = (connected.clone(), answered.clone());
+                thread::spawn(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    connected.wait();
+                    stream
+                        .write_all(b"GET /rest/api/3/myself HTTP/1.1\r\nHost: jira\r\n\r\n")
+                        .unwrap();
+                    let mut status = String::new();
+                    let read = BufReader::new(&stream).read_line(&mut status);
+                    // Every connection stays open until every client has its answer.
+                    answered.wait();
+                    read.map(|_| status)
+                })
+            })
+            .collect();
+        for thread in threads {
+            let status = thread.join().unwrap().expect("an answer within 10 s");
+            // Unsigned, so refused: what matters is that it was answered.
+            assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        }
+    }
+}
