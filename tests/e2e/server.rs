@@ -170,6 +170,46 @@ fn stalled_clients_do_not_freeze_the_server() {
 }
 
 #[test]
+fn a_body_over_the_bound_is_refused_413_and_leaves_the_server_serving() {
+    let (server, _db) = hostile_server("too-large", 250, ServerConfig::default());
+    let address = server.url().trim_start_matches("http://").to_owned();
+    // Announced too large, none of it sent: refused at once, not after the body deadline
+    // (10 s here, twice the read timeout below).
+    let mut announced = TcpStream::connect(&address).unwrap();
+    announced
+        .write_all(
+            format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    announced
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    let read = announced.read(&mut answer).unwrap_or(0);
+    assert_eq!(String::from_utf8_lossy(&answer[..read]), "HTTP/1.1 413");
+    // Chunked, with no length announced: refused once the bound is passed.
+    let mut chunked = TcpStream::connect(&address).unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut request =
+        format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
+    for _ in 0..64 {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    // The server may close before all of it is written.
+    let _ = chunked.write_all(&request);
+    assert_eq!(status_line(&mut chunked), "HTTP/1.1 413");
+    assert_eq!(
+        command(&server, "assign").0,
+        200,
+        "a normal webhook is served"
+    );
+}
+
+#[test]
 fn a_full_server_answers_503_with_retry_after() {
     let (server, _db) = hostile_server(
         "busy",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -132,6 +132,11 @@ async fn handle(
     if let Some(answer) = immediate(&context, &path) {
         return Ok(reply(answer));
     }
+    // A body announced larger than the bound is refused before any of it is read, rather
+    // than after the client sent the bound's worth or the deadline passed.
+    if body.size_hint().lower() > bounds.max_body as u64 {
+        return Ok(reply(too_large()));
+    }
     let body = match tokio::time::timeout(
         bounds.body_timeout,
         Limited::new(body, bounds.max_body).collect(),
@@ -145,10 +150,7 @@ async fn handle(
             )));
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Ok(reply(Reply::json(
-                413,
-                json!({"error": "request body too large"}),
-            )));
+            return Ok(reply(too_large()));
         }
         Ok(Err(_)) => {
             return Ok(reply(Reply::json(
@@ -200,6 +202,10 @@ async fn handle(
     };
     drop(admitted);
     Ok(reply(answer))
+}
+
+fn too_large() -> Reply {
+    Reply::json(413, json!({"error": "request body too large"}))
 }
 
 fn reply(answer: Reply) -> Response<Full<Bytes>> {
